@@ -1,0 +1,16 @@
+"""calibrate: temperature scaling and precision-targeted decision thresholds.
+
+>>> import calibrate
+>>> cal = calibrate.fit(val_logits, val_labels, precision=0.9, confidence=0.95)
+>>> cal.predict(test_logits)          # class ids, -1 = abstain
+>>> cal.save("thresholds.json"); cal = calibrate.load("thresholds.json")
+
+Importing this package never imports torch, scikit-learn or matplotlib.
+"""
+
+from .artifact import Calibrator, load
+from .errors import CalibrateError
+from .fitting import fit
+
+__version__ = "0.1.0"
+__all__ = ["fit", "load", "Calibrator", "CalibrateError"]

@@ -1,0 +1,160 @@
+"""``calibrate.fit``: temperature, thresholds for both rules, and the summary.
+
+This module only wires the pure pieces together: :mod:`.scores` (task, input
+kind, logits), :mod:`.temperature`, :mod:`.rules` (scores in comparison
+space), :mod:`.thresholds` with :mod:`.guarantee`, and :mod:`.metrics`.
+"""
+
+import numpy as np
+
+from . import metrics, rules, thresholds as _thr
+from . import scores as _scores
+from .artifact import RULES, Calibrator, to_probability
+from .errors import invalid
+from .temperature import fit_temperature
+
+
+def _check_params(precision, confidence, rule, classes):
+    if isinstance(precision, bool) or not isinstance(precision, (int, float)) or not 0 < precision < 1:
+        raise invalid("precision", "a number strictly between 0 and 1", repr(precision))
+    if confidence is not None and (isinstance(confidence, bool)
+                                   or not isinstance(confidence, (int, float))
+                                   or not 0 < confidence < 1):
+        raise invalid("confidence", "a number strictly between 0 and 1, or None", repr(confidence))
+    if rule not in RULES:
+        raise invalid("rule", "per-class or global", repr(rule))
+
+
+def _class_names(classes, task, n_cls):
+    want = 2 if task == "binary" else n_cls
+    if classes is None:
+        return [str(i) for i in range(want)]
+    names = [str(c) for c in classes]
+    if len(names) != want:
+        raise invalid("classes", f"{want} class names for {task} scores", f"{len(names)}")
+    if len(set(names)) != len(names):
+        raise invalid("classes", "distinct class names", "duplicates")
+    return names
+
+
+def _decision_rows(z, y, task, temperature):
+    """Per decision unit: (class it would predict, score, correct, support per class)."""
+    if task == "multiclass":
+        k, logp = rules.top_scores(z, temperature)
+        support = np.bincount(y, minlength=z.shape[1])
+        return k, logp, k == y, support
+    s = rules.sigmoid_scores(z, temperature)
+    if task == "binary":
+        return np.zeros(len(s), np.int64), s, y == 1, np.array([int(y.sum())])
+    c = z.shape[1]
+    cls = np.broadcast_to(np.arange(c), s.shape).ravel()
+    return cls, s.ravel(), (y == 1).ravel(), y.sum(axis=0)
+
+
+def fit(scores, labels, precision=0.9, confidence=0.95, rule="per-class", task="auto",
+        input_kind="auto", classes=None, simultaneous=False):
+    """Fit a temperature and precision-targeted thresholds on held-out data.
+
+    Parameters
+    ----------
+    scores : array (N, C), (N,) or (N, 1); numpy, torch tensor or memmap
+        Logits, probabilities or log-probabilities (``input_kind``).
+    labels : array
+        Class ids (N,) for multiclass, 0/1 (N,) for binary, 0/1 (N, C) for
+        multilabel.
+    precision : float in (0, 1)
+        Precision each class (``per-class``) or all predictions (``global``)
+        must reach.
+    confidence : float in (0, 1) or None
+        Probability that the target holds on new data from the same
+        distribution (Clopper-Pearson bounds with fixed-sequence testing,
+        see :mod:`calibrate.guarantee`); None for the plain held-out estimate.
+    rule : "per-class" or "global"
+        The rule ``predict`` uses by default; both are fitted and stored.
+    task : "auto", "multiclass", "binary" or "multilabel"
+    input_kind : "auto", "logits", "probabilities" or "log-probabilities"
+    classes : list of names, optional
+    simultaneous : bool
+        Make the per-class guarantee hold for all classes at once
+        (Bonferroni: each class tested at (1 - confidence) / C).
+
+    Returns
+    -------
+    Calibrator
+    """
+    _check_params(precision, confidence, rule, classes)
+    z, y, task, kind = _scores.prepare(scores, labels, task, input_kind)
+    n_cls = _scores.n_classes(z if task != "binary" else z.reshape(-1, 1), task)
+    names = _class_names(classes, task, n_cls)
+    temp = fit_temperature(z, y, task)
+    T = temp.temperature
+
+    cls, sc, correct, support = _decision_rows(z, y, task, T)
+    alpha = None
+    if confidence is not None:
+        alpha = (1 - confidence) / n_cls if simultaneous else 1 - confidence
+    per = _thr.search_per_class(cls, sc, correct, n_cls, precision, confidence, alpha)
+    glob = _thr.search(sc, correct, precision, confidence,
+                       None if confidence is None else 1 - confidence)
+
+    summary = _summary(z, y, task, kind, temp, names, per, glob, support, sc, correct)
+    return Calibrator(
+        task=task, classes=names, input_kind=kind, temperature=T, rule=rule,
+        decision_thresholds={"per_class": [t.value for t in per], "global": glob.value},
+        target={"precision": float(precision),
+                "confidence": None if confidence is None else float(confidence),
+                "simultaneous": bool(simultaneous)},
+        summary=summary)
+
+
+def _row(t, support, n_units, task):
+    return {
+        "threshold": to_probability(t.value, task),
+        "precision": t.precision,
+        "recall": (t.n_correct / support) if support else None,
+        "support": int(support),
+        "predicted": t.n_predicted,
+        "coverage": t.n_predicted / n_units if n_units else None,
+        "lower_bound": t.lower_bound,
+        "status": t.status,
+    }
+
+
+def _calibration(z, y, task, T):
+    """NLL and 15-bin ECE at temperature T (see :data:`metrics.NAMES`)."""
+    if task == "multiclass":
+        k, logp = rules.top_scores(z, T)
+        e = metrics.ece(np.exp(logp), k == y)
+    else:
+        e = metrics.ece(rules.sigmoid_proba(z, T), y)
+    return metrics.nll(z, y, task, T), e
+
+
+def _summary(z, y, task, kind, temp, names, per, glob, support, sc, correct):
+    T = temp.temperature
+    nll_b, ece_b = _calibration(z, y, task, 1.0 if np.ndim(T) == 0 else np.ones_like(T))
+    nll_a, ece_a = _calibration(z, y, task, T)
+    n_units = len(sc)
+    per_rows = []
+    scored = names[1:] if task == "binary" else names
+    for name, t, s in zip(scored, per, support):
+        row = {"class": name}
+        row.update(_row(t, s, n_units, task))
+        per_rows.append(row)
+    g = _row(glob, int(np.sum(support)), n_units, task)
+    temperature = {"value": T if np.ndim(T) == 0 else [float(v) for v in T],
+                   "status": temp.status, "passes": temp.n_passes,
+                   "converged": temp.converged}
+    if temp.shared_temperature is not None:
+        temperature["shared_value"] = temp.shared_temperature
+    return {
+        "n": int(z.shape[0]),
+        "task": task,
+        "input_kind": kind,
+        "temperature": temperature,
+        "nll": {"before": nll_b, "after": nll_a},
+        "ece": {"before": ece_b, "after": ece_a},
+        "metrics": dict(metrics.NAMES),
+        "per_class": per_rows,
+        "global": g,
+    }

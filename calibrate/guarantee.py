@@ -1,0 +1,80 @@
+"""Exact binomial bounds and fixed-sequence testing for a precision target.
+
+A threshold's held-out precision is an estimate; choosing the loosest
+threshold whose estimate reaches the target overshoots on new data about half
+of the time.  Following Learn then Test (Angelopoulos, Bates, Candes, Jordan &
+Lei, "Learn then Test: Calibrating Predictive Algorithms to Achieve Risk
+Control", 2021), each candidate threshold j carries the null hypothesis
+``H_j: precision(j) < target``.  With n_j predictions of which k_j are correct,
+the exact binomial p-value is::
+
+    p_j = P(Binomial(n_j, target) >= k_j)
+
+and ``p_j <= alpha`` exactly when the one-sided Clopper-Pearson lower bound
+(Clopper & Pearson, Biometrika 1934) ``Beta.ppf(alpha; k_j, n_j - k_j + 1)``
+reaches the target.  Testing the hypotheses in a fixed order, strict to loose,
+and stopping at the first one not rejected controls the family-wise error at
+``alpha``: with probability at least ``1 - alpha`` the chosen threshold has
+true precision >= target.
+
+The order may depend on the scores but not on the labels, so the sequence
+starts at the strictest threshold with at least ``START_PREDICTIONS``
+predictions (or with all of them, when a class has fewer): stricter thresholds
+cannot reach small p-values and would stop the sequence before it began.  The
+contract's simulation (10 classes, 4000 rows, target 0.9, confidence 0.95)
+found 3.5% violations and 88% of the best possible recall with this start.
+"""
+
+import math
+
+import numpy as np
+from scipy import stats
+
+#: Predictions at the first threshold tested (see the module docstring).
+START_PREDICTIONS = 100
+
+
+def lower_bound(n_correct, n, confidence):
+    """One-sided Clopper-Pearson lower bound on a binomial proportion.
+
+    Returns ``Beta.ppf(1 - confidence; k, n - k + 1)`` elementwise (0 where k = 0).
+    """
+    k = np.asarray(n_correct, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lb = stats.beta.ppf(1.0 - confidence, k, n - k + 1)
+    return np.where(k > 0, lb, 0.0)
+
+
+def p_values(n_correct, n, target):
+    """Exact p-values of ``H: precision < target``: P(Binomial(n, target) >= k)."""
+    return stats.binom.sf(np.asarray(n_correct) - 1, np.asarray(n), target)
+
+
+def min_certifiable(target, alpha):
+    """Fewest predictions that can certify ``target`` at level alpha (all correct)."""
+    return max(1, math.ceil(math.log(alpha) / math.log(target))) if target > 0 else 1
+
+
+def start_index(n_predicted, start_predictions=START_PREDICTIONS):
+    """Where the sequence starts: first threshold with enough predictions.
+
+    ``n_predicted`` is increasing (strict to loose).  The start depends on the
+    scores only, which keeps the fixed-sequence guarantee valid.
+    """
+    want = min(start_predictions, int(n_predicted[-1]))
+    return int(np.searchsorted(n_predicted, want, side="left"))
+
+
+def fixed_sequence(pvalues, alpha, start):
+    """Index of the loosest hypothesis rejected by fixed-sequence testing.
+
+    Tests ``pvalues[start], pvalues[start + 1], ...`` in order at level
+    ``alpha`` and stops at the first p-value above it.  Returns None when the
+    first one is not rejected.
+    """
+    tail = np.asarray(pvalues[start:]) > alpha
+    if tail.size == 0 or tail[0]:
+        return None
+    first_fail = int(np.argmax(tail)) if tail.any() else tail.size
+    return start + first_fail - 1

@@ -1,0 +1,222 @@
+"""Reading score and label files, and writing outputs without half-written files.
+
+Supported inputs: ``.npy`` (memory-mapped, never unpickled), ``.npz`` (named
+arrays: scores under ``logits``, ``scores`` or ``probs``/``probabilities``,
+labels under ``labels``), ``.pt`` (a tensor, or a dict of tensors under the
+same names; ``torch.load(weights_only=True)``) and ``.csv`` (numbers, an
+optional header line).  Every failure is a :class:`CalibrateError` naming the
+file.
+"""
+
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from .errors import CalibrateError, invalid
+
+SCORE_KEYS = ("logits", "scores", "probs", "probabilities", "log_probs")
+LABEL_KEYS = ("labels", "targets", "y")
+INPUT_SUFFIXES = (".npy", ".npz", ".pt", ".pth", ".csv")
+OUTPUT_SUFFIXES = (".npy", ".csv", ".jsonl")
+
+
+def atomic_write(path, data):
+    """Write bytes (or call ``data(fh)``) to a temporary file beside ``path``,
+    then rename it over ``path``: readers never see a partial file and a
+    failure leaves any existing file as it was."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".calibrate-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if callable(data):
+                data(fh)
+            else:
+                fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _suffix(path):
+    return os.path.splitext(os.fspath(path))[1].lower()
+
+
+def _where(path, role):
+    return f"{role} file '{os.fspath(path)}'"
+
+
+def load_arrays(path, role="scores"):
+    """All arrays in a file, as a dict ``name -> ndarray`` (one array: ``{"": a}``)."""
+    where = _where(path, role)
+    suffix = _suffix(path)
+    if suffix not in INPUT_SUFFIXES:
+        raise invalid(where, "a .npy, .npz, .pt or .csv file", f"'{suffix or 'no extension'}'")
+    if not os.path.isfile(path):
+        raise invalid(where, "an existing file", "nothing at that path")
+    try:
+        if suffix == ".npy":
+            return {"": np.load(path, mmap_mode="r", allow_pickle=False)}
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        if suffix in (".pt", ".pth"):
+            return _load_torch(path, where)
+        return {"": _load_csv(path, where)}
+    except CalibrateError:
+        raise
+    except ValueError as exc:
+        msg = str(exc)
+        if "allow_pickle" in msg or "Object arrays" in msg:
+            raise invalid(where, "a numeric array", "an object array (not unpickled)")
+        raise invalid(where, "a readable array", f"an unreadable file ({msg.splitlines()[0]})")
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise invalid(where, "a readable array", f"an unreadable file ({exc})")
+
+
+def _load_torch(path, where):
+    try:
+        import torch
+    except ImportError:
+        raise invalid(where, "torch installed to read .pt files (pip install 'calibrate[torch]')",
+                      "no torch")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for refused or broken files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise invalid(where, "tensors loadable with weights_only=True", f"{first}")
+    if isinstance(obj, torch.Tensor):
+        return {"": obj.detach().cpu().numpy()}
+    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return {str(k): v.detach().cpu().numpy() for k, v in obj.items()}
+    raise invalid(where, "a tensor or a dict of tensors", type(obj).__name__)
+
+
+def _load_csv(path, where):
+    with open(path, "r", encoding="utf-8", errors="replace") as fh:
+        first = fh.readline()
+    skip = 0
+    try:
+        [float(v) for v in first.strip().split(",") if v.strip()]
+    except ValueError:
+        skip = 1  # a header line
+    try:
+        a = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=1, dtype=np.float64)
+    except ValueError as exc:
+        raise invalid(where, "comma-separated numbers", f"{str(exc).splitlines()[0]}")
+    if a.ndim == 2 and a.shape[1] == 1:
+        a = a[:, 0]
+    return a
+
+
+def load_scores(path):
+    """Scores from a file, and labels too when the file holds them (.npz/.pt dict)."""
+    arrays = load_arrays(path, "scores")
+    if "" in arrays:
+        return arrays[""], None
+    key = next((k for k in SCORE_KEYS if k in arrays), None)
+    if key is None:
+        raise invalid(_where(path, "scores"), "an array named " + ", ".join(SCORE_KEYS),
+                      "arrays " + (", ".join(sorted(arrays)) or "none"))
+    lab = next((arrays[k] for k in LABEL_KEYS if k in arrays), None)
+    return arrays[key], lab
+
+
+def load_labels(path):
+    """Labels from a file (.npz/.pt dicts: the array named ``labels``)."""
+    arrays = load_arrays(path, "labels")
+    if "" in arrays:
+        return arrays[""]
+    key = next((k for k in LABEL_KEYS if k in arrays), None)
+    if key is None:
+        raise invalid(_where(path, "labels"), "an array named " + ", ".join(LABEL_KEYS),
+                      "arrays " + (", ".join(sorted(arrays)) or "none"))
+    return arrays[key]
+
+
+def load_class_names(path):
+    """One class name per non-empty line."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return [line.strip() for line in fh if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise invalid(f"classes file '{os.fspath(path)}'", "a UTF-8 text file, one name a line",
+                      str(exc))
+
+
+def check_output_suffix(path, allowed=OUTPUT_SUFFIXES):
+    """Refuse an output path whose extension names no format we write."""
+    suffix = _suffix(path)
+    if suffix not in allowed:
+        raise invalid(f"output '{os.fspath(path)}'", "a " + ", ".join(allowed[:-1])
+                      + " or " + allowed[-1] + " file", f"'{suffix or 'no extension'}'")
+    return suffix
+
+
+def _prediction_writer(suffix, decisions, classes, abstain):
+    d = np.asarray(decisions)
+    if suffix == ".npy":
+        return lambda fh: np.save(fh, d, allow_pickle=False)
+    multilabel = d.ndim == 2
+    if suffix == ".csv":
+        def lines():
+            if multilabel:
+                yield ",".join(_csv_field(c) for c in classes)
+                for r in d:
+                    yield ",".join("1" if v else "0" for v in r)
+            else:
+                yield "prediction,label"
+                for v in d:
+                    yield f"{int(v)},{_csv_field(classes[v]) if v != abstain else ''}"
+    else:
+        def lines():
+            for r in d:
+                if multilabel:
+                    yield json.dumps({"labels": [classes[j] for j in np.flatnonzero(r)]})
+                else:
+                    v = int(r)
+                    yield json.dumps({"prediction": v,
+                                      "label": classes[v] if v != abstain else None})
+
+    def write(fh):
+        for line in lines():
+            fh.write((line + "\n").encode("utf-8"))
+    return write
+
+
+def write_predictions(path, decisions, classes, abstain=-1):
+    """Write decisions by extension: .npy (the array), .csv or .jsonl.
+
+    csv/jsonl rows carry the class id and name (multiclass/binary; empty name
+    for an abstention), or one 0/1 column per class (multilabel).
+    """
+    suffix = check_output_suffix(path)
+    atomic_write(path, _prediction_writer(suffix, decisions, classes, abstain))
+
+
+def write_predictions_to(fh, suffix, decisions, classes, abstain=-1):
+    """:func:`write_predictions` into an open binary stream (e.g. stdout)."""
+    _prediction_writer(suffix, decisions, classes, abstain)(fh)
+
+
+def write_array(path, array):
+    """Write a float array by extension (.npy or .csv)."""
+    suffix = check_output_suffix(path, (".npy", ".csv"))
+    a = np.asarray(array)
+    if suffix == ".npy":
+        atomic_write(path, lambda fh: np.save(fh, a, allow_pickle=False))
+    else:
+        atomic_write(path, lambda fh: np.savetxt(fh, a.reshape(len(a), -1),
+                                                 delimiter=",", fmt="%.9g"))
+
+
+def _csv_field(name):
+    s = str(name)
+    return '"' + s.replace('"', '""') + '"' if any(ch in s for ch in ',"\n') else s

@@ -1,0 +1,89 @@
+"""Decision rules: scores in the space thresholds compare in, and decisions.
+
+=========== ============================== ==========================================
+task        score compared                 decision
+=========== ============================== ==========================================
+multiclass  log p_k, k = argmax z          k if log p_k >= tau_k else -1 (abstain)
+binary      z / T (calibrated logit)       1 if z / T >= tau else 0
+multilabel  z_k / T_k per class            every k with z_k / T_k >= tau_k
+=========== ============================== ==========================================
+
+Comparing log-probabilities and logits instead of probabilities keeps
+float32 saturation (p rounding to 1.0) from creating false ties.  For the
+argmax class, log p_k = -log1p(sum_{c != k} exp((z_c - z_k) / T)); summing only
+the other classes keeps tiny tails visible (p_k = 1 - 1e-30 stays distinct from
+p_k = 1 - 1e-20).  Every function works on row chunks.
+"""
+
+import numpy as np
+from scipy import special
+
+from . import _chunks
+
+
+def top_scores(logits, temperature):
+    """Argmax class (ties: lowest index) and its calibrated log-probability.
+
+    Returns ``(k, log_p)``: int64 (N,) and float64 (N,).
+    """
+    z = logits
+    n, c = z.shape
+    b = 1.0 / float(temperature)
+    k = np.empty(n, np.int64)
+    logp = np.empty(n, np.float64)
+
+    def chunk(s):
+        zc = np.asarray(z[s])
+        kc = zc.argmax(axis=1)
+        e = np.exp((zc - zc[np.arange(len(kc)), kc][:, None]) * b)
+        e[np.arange(len(kc)), kc] = 0  # the argmax term is exactly 1: leave it out
+        k[s] = kc
+        logp[s] = -np.log1p(e.sum(axis=1).astype(np.float64))
+
+    _chunks.map_rows(chunk, n, c)
+    return k, logp
+
+
+def sigmoid_scores(logits, temperature):
+    """Calibrated logits z / T as float64 ((N,) binary, (N, C) multilabel)."""
+    z = np.asarray(logits)
+    t = np.asarray(temperature, dtype=np.float64)
+    return z.astype(np.float64) / t
+
+
+def softmax_proba(logits, temperature):
+    """softmax(z / T) row by row; float32 logits give float32 probabilities."""
+    z = logits
+    n, c = z.shape
+    out = np.empty(z.shape, z.dtype if z.dtype.kind == "f" else np.float64)
+    b = 1.0 / float(temperature)
+
+    def chunk(s):
+        out[s] = special.softmax(np.asarray(z[s]) * b, axis=1)
+
+    _chunks.map_rows(chunk, n, c)
+    return out
+
+
+def sigmoid_proba(logits, temperature):
+    """sigmoid(z / T); float32 logits give float32 probabilities."""
+    z = np.asarray(logits)
+    t = np.asarray(temperature, dtype=np.float64)
+    dt = z.dtype if z.dtype.kind == "f" else np.float64
+    return special.expit(z / t.astype(dt)).astype(dt, copy=False)
+
+
+def threshold_array(values):
+    """Thresholds as floats, with None (never predict) as +inf."""
+    return np.array([np.inf if v is None else v for v in values], dtype=np.float64)
+
+
+def decide_multiclass(k, logp, thresholds):
+    """k where log p_k clears class k's threshold, else -1."""
+    tau = threshold_array(thresholds)
+    return np.where(logp >= tau[k], k, -1)
+
+
+def decide_sigmoid(scores, thresholds):
+    """Boolean decisions for calibrated logits against per-column thresholds."""
+    return scores >= threshold_array(thresholds)

@@ -1,0 +1,253 @@
+"""What the scores are: the task, the input kind, and the logits behind them.
+
+Models hand over logits, softmax probabilities or log-probabilities, and the
+three are easy to confuse (``CrossEntropyLoss`` wants logits; ``softmax``
+outputs fed back as logits are a silent bug).  This module decides which one
+an array holds, from its values or from the user, and recovers logits without
+losing range:
+
+* softmax probabilities: ``z = log(max(p, tiny))`` -- log-probabilities are
+  logits up to a per-row constant, which softmax ignores;
+* sigmoid probabilities: ``z = log(p) - log1p(-p)`` with ``p`` clipped to
+  ``(tiny, 1 - eps)``;
+* two softmax columns of a binary model: ``d = z1 - z0``, because
+  ``softmax([z0, z1])_1 = sigmoid(z1 - z0)``.
+
+A softmax output is never used as if it were a logit.
+"""
+
+import sys
+import warnings
+
+import numpy as np
+from scipy import special
+
+from . import _chunks
+from .errors import invalid
+
+TASKS = ("multiclass", "binary", "multilabel")
+INPUT_KINDS = ("logits", "probabilities", "log-probabilities")
+
+# Rounded or float32 probabilities do not sum to exactly 1.
+_SUM_TOL = 1e-3
+
+
+class InputKindWarning(UserWarning):
+    """Scores were read as probabilities although they could be logits."""
+
+
+def as_array(x, name):
+    """Return ``x`` as a numpy array without copying, accepting torch tensors.
+
+    torch is never imported here: a tensor is recognised by its type's module.
+    """
+    if type(x).__module__.startswith("torch"):
+        x = x.detach().cpu().numpy()
+    elif hasattr(x, "__array__") or isinstance(x, (list, tuple)):
+        x = np.asarray(x)
+    else:
+        raise invalid(name, "an array", type(x).__name__)
+    if x.dtype.kind not in "biuf":
+        raise invalid(name, "a numeric array", f"dtype {x.dtype}")
+    return x
+
+
+def is_sigmoid(task):
+    return task in ("binary", "multilabel")
+
+
+def resolve_task(scores, labels, task="auto"):
+    """The task for ``scores`` and ``labels`` (see DESIGN.md, ``--task auto``).
+
+    Labels of shape (N, C) with C > 1 mean multilabel; one score per row means
+    binary; anything else is multiclass.  Two score columns stay multiclass
+    unless the user says ``binary``.
+    """
+    if task not in ("auto",) + TASKS:
+        raise invalid("task", "one of auto, " + ", ".join(TASKS), repr(task))
+    if task != "auto":
+        return task
+    if labels is not None and labels.ndim == 2 and labels.shape[1] > 1:
+        return "multilabel"
+    if scores.ndim == 1 or (scores.ndim == 2 and scores.shape[1] == 1):
+        return "binary"
+    return "multiclass"
+
+
+def check_shape(scores, task, name="scores"):
+    """Raise unless ``scores`` has a shape the task accepts."""
+    if scores.size == 0 or scores.shape[0] == 0:
+        raise invalid(name, "at least one row", "an empty array")
+    if task == "binary":
+        if scores.ndim == 1 or (scores.ndim == 2 and scores.shape[1] in (1, 2)):
+            return
+        raise invalid(name, "binary scores of shape (N,), (N, 1) or (N, 2)",
+                      f"shape {scores.shape}")
+    if scores.ndim != 2 or scores.shape[1] < 2:
+        raise invalid(name, f"{task} scores of shape (N, C) with C >= 2",
+                      f"shape {scores.shape}")
+
+
+def n_classes(scores, task):
+    """Number of scored classes: C, or 1 for binary (the positive class)."""
+    return 1 if task == "binary" else scores.shape[1]
+
+
+def _row_stats(scores):
+    """One pass: finiteness, global min and max, and row-sum / logsumexp spread."""
+    x = scores if scores.ndim == 2 else scores.reshape(-1, 1)
+    n, c = x.shape
+
+    def chunk(s):
+        b = np.asarray(x[s])
+        nan = posinf = neginf = False
+        if not np.isfinite(b).all():
+            nan, posinf, neginf = np.isnan(b).any(), np.isposinf(b).any(), np.isneginf(b).any()
+            if nan:
+                return True, posinf, neginf, np.nan, np.nan, np.inf, np.inf
+        lo, hi = b.min(), b.max()
+        # Only compute what a detection could use: row sums for values in
+        # [0, 1], logsumexp for values <= 0.
+        sum_err = lse_err = np.inf
+        if c > 1 and lo >= 0 and hi <= 1:
+            sum_err = np.max(np.abs(b.sum(axis=1, dtype=np.float64) - 1.0))
+        if c > 1 and hi <= _SUM_TOL:
+            with np.errstate(all="ignore"):
+                lse_err = np.max(np.abs(special.logsumexp(b.astype(np.float64), axis=1)))
+        return nan, posinf, neginf, lo, hi, sum_err, lse_err
+
+    parts = _chunks.map_rows(chunk, n, c)
+    return dict(
+        nan=any(p[0] for p in parts), posinf=any(p[1] for p in parts),
+        neginf=any(p[2] for p in parts),
+        min=min(p[3] for p in parts), max=max(p[4] for p in parts),
+        sum_err=max(p[5] for p in parts), lse_err=max(p[6] for p in parts))
+
+
+def detect_input_kind(scores, task, input_kind="auto", name="scores"):
+    """Decide whether ``scores`` are logits, probabilities or log-probabilities.
+
+    Softmax tasks (multiclass, and binary given as two columns): rows in
+    [0, 1] that sum to 1 are probabilities; rows <= 0 whose logsumexp is 0 are
+    log-probabilities; anything else is logits.  Sigmoid tasks: values all in
+    [0, 1] are read as probabilities, with a warning naming the override.
+    Also refuses NaN and infinite scores (``-inf`` only makes sense as a
+    log-probability of 0).
+    """
+    if input_kind not in ("auto",) + INPUT_KINDS:
+        raise invalid("input", "one of auto, " + ", ".join(INPUT_KINDS),
+                      repr(input_kind))
+    st = _row_stats(scores)
+    if st["nan"]:
+        raise invalid(name, "finite scores", "NaN")
+    if st["posinf"]:
+        raise invalid(name, "finite scores", "+inf")
+    softmax = not is_sigmoid(task) or (scores.ndim == 2 and scores.shape[1] == 2)
+    in_unit = st["min"] >= 0 and st["max"] <= 1
+    if input_kind == "auto":
+        if softmax and in_unit and st["sum_err"] <= _SUM_TOL:
+            input_kind = "probabilities"
+        elif softmax and st["max"] <= _SUM_TOL and st["lse_err"] <= _SUM_TOL:
+            input_kind = "log-probabilities"
+        elif not softmax and in_unit:
+            input_kind = "probabilities"
+            warnings.warn(
+                f"{name}: all values lie in [0, 1], read as sigmoid probabilities; "
+                "pass --input logits (input='logits') if they are logits",
+                InputKindWarning, stacklevel=3)
+        else:
+            input_kind = "logits"
+    if st["neginf"] and input_kind != "log-probabilities":
+        raise invalid(name, "finite scores", "-inf")
+    if input_kind == "probabilities" and not in_unit:
+        raise invalid(name, "probabilities in [0, 1]",
+                      f"values from {st['min']:.6g} to {st['max']:.6g}")
+    if input_kind == "log-probabilities" and st["max"] > _SUM_TOL:
+        raise invalid(name, "log-probabilities <= 0", f"a maximum of {st['max']:.6g}")
+    return input_kind
+
+
+def _float(x):
+    """Floating copy-free view where possible; float32 stays float32."""
+    return x if x.dtype.kind == "f" else x.astype(np.float64)
+
+
+def to_logits(scores, task, input_kind):
+    """Logits for ``task`` from validated ``scores`` of ``input_kind``.
+
+    Returns (N, C) for multiclass and multilabel, (N,) for binary.  Logits are
+    returned as they are (no copy); other kinds are converted chunk by chunk.
+    """
+    x = _float(np.asarray(scores) if not isinstance(scores, np.memmap) else scores)
+    dt = x.dtype
+    tiny = np.finfo(dt).tiny
+    if task == "binary" and x.ndim == 2 and x.shape[1] == 2:
+        # Two softmax columns: the binary logit is the log-odds z1 - z0.
+        if input_kind == "probabilities":
+            lp = np.log(np.maximum(x, tiny))
+            return lp[:, 1] - lp[:, 0]
+        return x[:, 1] - x[:, 0]  # logits and log-probabilities alike
+    if task == "binary":
+        x = x.reshape(-1)
+    if input_kind == "logits":
+        return x
+    if not is_sigmoid(task):
+        # log-probabilities are logits already; probabilities need a log.
+        if input_kind == "log-probabilities":
+            return np.maximum(x, np.log(tiny)).astype(dt, copy=False)
+        return np.log(np.maximum(x, tiny))
+    if input_kind == "log-probabilities":
+        lp = np.maximum(x, np.log(tiny))
+        with np.errstate(divide="ignore"):
+            return (lp - np.log(-np.expm1(np.minimum(lp, np.log1p(-np.finfo(dt).eps))))).astype(dt, copy=False)
+    p = np.clip(x, tiny, 1 - np.finfo(dt).eps)
+    return (np.log(p) - np.log1p(-p)).astype(dt, copy=False)
+
+
+def check_labels(labels, task, n_rows, n_cls, name="labels"):
+    """Validate labels for ``task`` and return them as int64 (0/1 or class ids)."""
+    y = labels
+    if y.size == 0:
+        raise invalid(name, "at least one label", "an empty array")
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all():
+            raise invalid(name, "integer labels", "NaN or inf")
+        if not np.array_equal(y, np.round(y)):
+            raise invalid(name, "integer labels", "non-integer values")
+    if task == "multilabel":
+        if y.ndim != 2 or y.shape[1] != n_cls:
+            raise invalid(name, f"multilabel 0/1 labels of shape (N, {n_cls})",
+                          f"shape {y.shape}")
+    else:
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.reshape(-1)
+        if y.ndim != 1:
+            raise invalid(name, f"{task} labels of shape (N,)", f"shape {y.shape}")
+    if y.shape[0] != n_rows:
+        raise invalid(name, f"{n_rows} labels, one per score row", f"{y.shape[0]}")
+    y = y.astype(np.int64)
+    hi = 2 if is_sigmoid(task) else n_cls
+    lo_v, hi_v = int(y.min()), int(y.max())
+    if lo_v < 0 or hi_v >= hi:
+        what = "0/1 labels" if is_sigmoid(task) else f"class ids in [0, {n_cls})"
+        bad = lo_v if lo_v < 0 else hi_v
+        raise invalid(name, what, f"the value {bad}")
+    return y
+
+
+def prepare(scores, labels, task="auto", input_kind="auto",
+            scores_name="scores", labels_name="labels"):
+    """Validate, decide the task and input kind, and recover logits.
+
+    Returns ``(logits, labels, task, input_kind)``; ``labels`` may be None
+    (apply), in which case only the scores are checked.
+    """
+    s = as_array(scores, scores_name)
+    y = None if labels is None else as_array(labels, labels_name)
+    task = resolve_task(s, y, task)
+    check_shape(s, task, scores_name)
+    kind = detect_input_kind(s, task, input_kind, scores_name)
+    z = to_logits(s, task, kind)
+    if y is not None:
+        y = check_labels(y, task, s.shape[0], n_classes(s, task), labels_name)
+    return z, y, task, kind

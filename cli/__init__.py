@@ -1,0 +1,1 @@
+"""The ``calibrate`` command line (installed as the package ``calibrate_cli``)."""

@@ -1,0 +1,255 @@
+"""``calibrate`` command line: parse, call the library, format.  No math here."""
+
+import json
+import sys
+import warnings
+
+import click
+
+import calibrate
+from calibrate import io
+from calibrate.errors import CalibrateError
+
+TASK_CHOICES = ["auto", "multiclass", "binary", "multilabel"]
+INPUT_CHOICES = ["auto", "logits", "probabilities", "log-probabilities"]
+RULE_CHOICES = ["per-class", "global"]
+#: Above this many classes the human summary shows counts and the worst classes.
+COMPACT_ABOVE = 20
+WORST_SHOWN = 10
+
+
+class Confidence(click.ParamType):
+    """A probability strictly between 0 and 1, or ``none``."""
+    name = "confidence"
+
+    def convert(self, value, param, ctx):
+        if value is None or (isinstance(value, str) and value.lower() == "none"):
+            return None
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"expected a number in (0, 1) or 'none', found {value!r}", param, ctx)
+        if not 0 < v < 1:
+            self.fail(f"expected a number in (0, 1) or 'none', found {value!r}", param, ctx)
+        return v
+
+
+class Group(click.Group):
+    """Usage errors in one line (``Error: ...``, exit 2); data errors exit 1."""
+
+    def main(self, args=None, prog_name=None, **kwargs):
+        kwargs.pop("standalone_mode", None)
+        try:
+            rv = super().main(args=args, prog_name=prog_name, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            hint = ""
+            if exc.ctx is not None:
+                hint = f" (see '{exc.ctx.command_path} --help')"
+            click.echo(f"Error: {exc.format_message()}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"Error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except CalibrateError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+        except click.exceptions.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(calibrate.__version__, prog_name="calibrate")
+def cli():
+    """Temperature scaling and precision-targeted thresholds for classifiers.
+
+    \b
+    calibrate fit val_logits.npy --labels val_labels.npy -o thresholds.json
+    calibrate apply thresholds.json test_logits.npy -o decisions.npy
+    """
+
+
+def _echo_warnings(caught):
+    for w in caught:
+        click.echo(f"warning: {w.message}", err=True)
+
+
+def _load_scores_and_labels(scores_path, labels_path):
+    scores, labels = io.load_scores(scores_path)
+    if labels_path is not None:
+        labels = io.load_labels(labels_path)
+    elif labels is None:
+        raise click.UsageError(
+            f"Missing option '--labels': '{scores_path}' holds no array named labels")
+    return scores, labels
+
+
+@cli.command()
+@click.argument("scores", type=click.Path(dir_okay=False))
+@click.option("--labels", "labels_path", type=click.Path(dir_okay=False),
+              help="True labels (.npy, .npz, .pt, .csv); optional when SCORES is an .npz "
+                   "or .pt dict holding 'labels'.")
+@click.option("-o", "--output", default="thresholds.json", show_default=True,
+              type=click.Path(dir_okay=False), help="Threshold file to write.")
+@click.option("--precision", default=0.9, show_default=True,
+              type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Precision target.")
+@click.option("--confidence", default="0.95", show_default=True, type=Confidence(),
+              help="Probability that the target holds on new data, or 'none' for the "
+                   "plain held-out estimate.")
+@click.option("--simultaneous", is_flag=True,
+              help="Make the guarantee hold for all classes at once (default: per class).")
+@click.option("--rule", default="per-class", show_default=True, type=click.Choice(RULE_CHOICES),
+              help="Rule that apply uses by default (both are stored).")
+@click.option("--task", default="auto", show_default=True, type=click.Choice(TASK_CHOICES))
+@click.option("--input", "input_kind", default="auto", show_default=True,
+              type=click.Choice(INPUT_CHOICES), help="What SCORES hold.")
+@click.option("--classes", "classes_path", type=click.Path(dir_okay=False),
+              help="Text file with one class name per line.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def fit(scores, labels_path, output, precision, confidence, simultaneous, rule, task,
+        input_kind, classes_path, as_json):
+    """Fit a temperature and thresholds on held-out SCORES and write a threshold file."""
+    s, y = _load_scores_and_labels(scores, labels_path)
+    classes = io.load_class_names(classes_path) if classes_path else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cal = calibrate.fit(s, y, precision=precision, confidence=confidence, rule=rule,
+                            task=task, input_kind=input_kind, classes=classes,
+                            simultaneous=simultaneous)
+    _echo_warnings(caught)
+    cal.save(output)
+    if as_json:
+        click.echo(json.dumps(cal.to_dict()["summary"] | {"output": output}, indent=2))
+    else:
+        click.echo(format_summary(cal, input_forced=input_kind != "auto",
+                                  task_forced=task != "auto"))
+        click.echo(f"wrote {output}")
+
+
+@cli.command()
+@click.argument("thresholds", type=click.Path(dir_okay=False))
+@click.argument("scores", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Decisions file: .npy (array), .csv or .jsonl. Default: JSON lines on stdout.")
+@click.option("--rule", type=click.Choice(RULE_CHOICES),
+              help="Override the rule stored in the file.")
+@click.option("--input", "input_kind", type=click.Choice(INPUT_CHOICES[1:]),
+              help="What SCORES hold (default: as when the file was fitted).")
+@click.option("--probabilities", "proba_path", type=click.Path(dir_okay=False),
+              help="Also write calibrated probabilities (.npy or .csv).")
+def apply(thresholds, scores, output, rule, input_kind, proba_path):
+    """Apply a THRESHOLDS file to SCORES: decisions, -1 where it abstains."""
+    cal = calibrate.load(thresholds)
+    s, _ = io.load_scores(scores)
+    # Refuse bad output names before any work is done.
+    if output is not None:
+        io.check_output_suffix(output)
+    if proba_path is not None:
+        io.check_output_suffix(proba_path, (".npy", ".csv"))
+    decisions = cal.predict(s, rule=rule, input_kind=input_kind)
+    proba = cal.predict_proba(s, input_kind=input_kind) if proba_path else None
+    if output is None:
+        io.write_predictions_to(click.get_binary_stream("stdout"), ".jsonl", decisions,
+                                cal.classes)
+    else:
+        io.write_predictions(output, decisions, cal.classes)
+    if proba is not None:
+        io.write_array(proba_path, proba)
+    if output is not None:
+        click.echo(format_apply(cal, decisions, rule or cal.rule, output, proba_path), err=False)
+
+
+def _fmt(v, pct=False):
+    if v is None:
+        return "-"
+    return f"{100 * v:.2f}%" if pct else f"{v:.4g}"
+
+
+def format_summary(cal, input_forced=False, task_forced=False):
+    """The human summary printed by ``calibrate fit``."""
+    s = cal.summary
+    t = s["temperature"]
+    tv = t["value"]
+    lines = [
+        f"task: {s['task']} ({'given' if task_forced else 'detected'})   "
+        f"input: {s['input_kind']} ({'given' if input_forced else 'detected'})   "
+        f"rows: {s['n']}   classes: {len(cal.classes)}",
+    ]
+    if isinstance(tv, list):
+        shared = sum(1 for x in t["status"] if x == "shared")
+        lines.append(f"temperature: one per class, {min(tv):.4g} to {max(tv):.4g}"
+                     + (f" ({shared} classes share T = {t['shared_value']:.4g}: too few positives)"
+                        if shared else ""))
+        capped = sum(1 for x in t["status"] if x == "capped")
+        if capped:
+            lines.append(f"  {capped} classes are separable: T capped at the minimum")
+    else:
+        note = ("  (capped: the held-out data are separable)" if t["status"] == "capped" else "")
+        lines.append(f"temperature: {tv:.4g}{note}")
+    lines += [
+        f"{'':22}{'before':>10}{'after':>10}",
+        f"{'NLL':22}{s['nll']['before']:>10.4f}{s['nll']['after']:>10.4f}",
+        f"{'ECE (15 bins)':22}{_fmt(s['ece']['before'], True):>10}{_fmt(s['ece']['after'], True):>10}",
+    ]
+    tg = cal.target
+    if tg["confidence"] is None:
+        how = "plain held-out estimate (no confidence bound)"
+    else:
+        how = (f"{100 * tg['confidence']:g}% confidence "
+               f"{'for all classes at once' if tg['simultaneous'] else 'per class'} "
+               "(Clopper-Pearson, fixed-sequence testing)")
+    lines.append(f"target: precision >= {tg['precision']:g}, {how}")
+    lines.append(f"rule used by apply: {cal.rule}")
+    header = (f"{'class':<14}{'threshold':>10}{'precision':>10}{'recall':>8}{'support':>9}"
+              f"{'predicted':>10}{'lower bd':>9}  status")
+
+    def row(name, r):
+        return (f"{str(name)[:13]:<14}{_fmt(r['threshold']):>10}{_fmt(r['precision']):>10}"
+                f"{_fmt(r['recall']):>8}{r['support']:>9}{r['predicted']:>10}"
+                f"{_fmt(r['lower_bound']):>9}  {r['status']}")
+
+    rows = s["per_class"]
+    lines.append("")
+    if len(rows) > COMPACT_ABOVE:
+        counts = {}
+        for r in rows:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        lines.append(f"per-class thresholds: {len(rows)} classes; "
+                     + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+        worst = sorted(rows, key=lambda r: (r["recall"] or 0.0, r["class"]))[:WORST_SHOWN]
+        lines.append(f"the {len(worst)} classes with the lowest recall:")
+        lines.append(header)
+        lines += [row(r["class"], r) for r in worst]
+    else:
+        lines.append(header)
+        lines += [row(r["class"], r) for r in rows]
+    g = s["global"]
+    lines.append(row("(global)", g) + f"   coverage {_fmt(g['coverage'], True)}")
+    return "\n".join(lines)
+
+
+def format_apply(cal, decisions, rule, output, proba_path):
+    import numpy as np
+    d = np.asarray(decisions)
+    if cal.task == "multilabel":
+        msg = (f"wrote {d.shape[0]} rows to {output} ({rule} rule): "
+               f"{int(d.sum())} labels predicted, {int((~d.any(axis=1)).sum())} rows with none")
+    elif cal.task == "binary":
+        msg = (f"wrote {d.size} decisions to {output} ({rule} rule): "
+               f"{int((d == 1).sum())} positive, {int((d == 0).sum())} negative")
+    else:
+        msg = (f"wrote {d.size} decisions to {output} ({rule} rule): "
+               f"{int((d >= 0).sum())} predicted, {int((d < 0).sum())} abstained")
+    if proba_path:
+        msg += f"; probabilities to {proba_path}"
+    return msg
+
+
+def main():
+    cli()
+
+
+if __name__ == "__main__":
+    main()
