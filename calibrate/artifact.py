@@ -198,6 +198,10 @@ class Calibrator:
                    target=dict(d["target"]), summary=d.get("summary", {}))
 
 
+def _no_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def load(path):
     """Read a threshold file written by :meth:`Calibrator.save`."""
     name = os.fspath(path)
@@ -207,7 +211,7 @@ def load(path):
     except OSError as exc:
         raise invalid(f"threshold file '{name}'", "a readable file", exc.strerror or str(exc))
     try:
-        d = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        d = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
         raise invalid(f"threshold file '{name}'", "valid JSON", f"a parse error ({exc})")
     return Calibrator.from_dict(d, f"threshold file '{name}'")

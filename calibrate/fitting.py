@@ -6,6 +6,7 @@ space), :mod:`.thresholds` with :mod:`.guarantee`, and :mod:`.metrics`.
 """
 
 import numpy as np
+from scipy import special
 
 from . import metrics, rules, thresholds as _thr
 from . import scores as _scores
@@ -93,9 +94,13 @@ def fit(scores, labels, precision=0.9, confidence=0.95, rule="per-class", task="
     alpha = None
     if confidence is not None:
         alpha = (1 - confidence) / n_cls if simultaneous else 1 - confidence
-    per = _thr.search_per_class(cls, sc, correct, n_cls, precision, confidence, alpha)
+    # The model's own calibrated probability of being right picks where the
+    # confidence sequence starts (scores only, plus the one fitted T).
+    expected = np.exp(sc) if task == "multiclass" else special.expit(sc)
+    per = _thr.search_per_class(cls, sc, correct, n_cls, precision, confidence, alpha,
+                                expected)
     glob = _thr.search(sc, correct, precision, confidence,
-                       None if confidence is None else 1 - confidence)
+                       None if confidence is None else 1 - confidence, expected)
 
     summary = _summary(z, y, task, kind, temp, names, per, glob, support, sc, correct)
     return Calibrator(

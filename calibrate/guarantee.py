@@ -17,12 +17,22 @@ and stopping at the first one not rejected controls the family-wise error at
 ``alpha``: with probability at least ``1 - alpha`` the chosen threshold has
 true precision >= target.
 
-The order may depend on the scores but not on the labels, so the sequence
-starts at the strictest threshold with at least ``START_PREDICTIONS``
-predictions (or with all of them, when a class has fewer): stricter thresholds
-cannot reach small p-values and would stop the sequence before it began.  The
-contract's simulation (10 classes, 4000 rows, target 0.9, confidence 0.95)
-found 3.5% violations and 88% of the best possible recall with this start.
+The order may depend on the scores but not on the labels.  Where the
+sequence starts decides how much recall the guarantee costs: the strictest
+thresholds have too few predictions to reach a small p-value and would stop
+the sequence before it began.  Two starts are offered, both fixed before the
+labels are looked at:
+
+* with calibrated probabilities of being right for each row (the model's
+  own, after temperature scaling), the start is the threshold whose
+  *expected* p-value -- computed from the expected number of correct
+  predictions, sum of those probabilities -- is smallest: where the model
+  itself says certification is most likely.  It uses the labels only through
+  the one fitted temperature.
+* without them, the strictest threshold with at least ``START_PREDICTIONS``
+  predictions (or all of them, when a class has fewer); the contract's
+  simulation (10 classes, 4000 rows, target 0.9, confidence 0.95) found 3.5%
+  violations and 88% of the best possible recall with this start.
 """
 
 import math
@@ -56,14 +66,31 @@ def min_certifiable(target, alpha):
     return max(1, math.ceil(math.log(alpha) / math.log(target))) if target > 0 else 1
 
 
-def start_index(n_predicted, start_predictions=START_PREDICTIONS):
-    """Where the sequence starts: first threshold with enough predictions.
+def start_index(n_predicted, expected_correct=None, target=None, alpha=None,
+                start_predictions=START_PREDICTIONS):
+    """Where the sequence starts (see the module docstring).
 
-    ``n_predicted`` is increasing (strict to loose).  The start depends on the
-    scores only, which keeps the fixed-sequence guarantee valid.
+    ``n_predicted`` is increasing (strict to loose).  With
+    ``expected_correct`` (the cumulative sum of calibrated probabilities of
+    being right, aligned with ``n_predicted``) the start minimises the
+    expected p-value among thresholds with enough predictions to be
+    certifiable at all; otherwise it is the first threshold with
+    ``start_predictions`` predictions.
     """
-    want = min(start_predictions, int(n_predicted[-1]))
-    return int(np.searchsorted(n_predicted, want, side="left"))
+    n_predicted = np.asarray(n_predicted)
+    if expected_correct is None:
+        want = min(start_predictions, int(n_predicted[-1]))
+        return int(np.searchsorted(n_predicted, want, side="left"))
+    first = int(np.searchsorted(n_predicted, min_certifiable(target, alpha), side="left"))
+    if first >= len(n_predicted):
+        return len(n_predicted) - 1
+    e = np.asarray(expected_correct, dtype=np.float64)[first:]
+    n = n_predicted[first:]
+    # Continuous version of P(Binomial(n, target) >= k) at k = e: the
+    # regularized incomplete beta function, smooth in e.
+    with np.errstate(all="ignore"):
+        expected_p = stats.beta.cdf(target, np.maximum(e, 1e-12), np.maximum(n - e + 1, 1e-12))
+    return first + int(np.argmin(expected_p))
 
 
 def fixed_sequence(pvalues, alpha, start):

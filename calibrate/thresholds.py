@@ -50,17 +50,21 @@ class Threshold:
         return self.value == ACCEPT_ALL
 
 
-def candidates(scores, correct):
+def candidates(scores, correct, expected=None):
     """Distinct scores in decreasing order, with cumulative predictions and hits.
 
-    Returns ``(values, n, k)``: at threshold ``values[j]`` the rule accepts
-    ``n[j]`` rows, ``k[j]`` of them correct.
+    Returns ``(values, n, k, e)``: at threshold ``values[j]`` the rule accepts
+    ``n[j]`` rows, ``k[j]`` of them correct, and ``e[j]`` is the sum of their
+    ``expected`` probabilities of being correct (None without them).
     """
     order = np.argsort(scores, kind="stable")[::-1]
     s = np.asarray(scores)[order]
     hits = np.cumsum(np.asarray(correct)[order], dtype=np.int64)
     ends = np.flatnonzero(np.append(s[1:] != s[:-1], True))
-    return s[ends], ends + 1, hits[ends]
+    e = None
+    if expected is not None:
+        e = np.cumsum(np.asarray(expected, dtype=np.float64)[order])[ends]
+    return s[ends], ends + 1, hits[ends], e
 
 
 def _midpoint(hi, lo):
@@ -69,18 +73,20 @@ def _midpoint(hi, lo):
     return float(mid if lo < mid <= hi else hi)
 
 
-def search(scores, correct, precision, confidence=None, alpha=None):
+def search(scores, correct, precision, confidence=None, alpha=None, expected=None):
     """Loosest threshold on ``scores`` whose precision reaches ``precision``.
 
     ``correct`` marks the rows whose prediction would be right.  Without
     ``confidence`` the held-out precision k/n must reach the target; with it,
     the threshold is certified at level ``alpha`` (default 1 - confidence;
-    pass ``alpha`` smaller for simultaneous guarantees).  Returns a
+    pass ``alpha`` smaller for simultaneous guarantees).  ``expected``, the
+    calibrated probability that each row's prediction is right, chooses where
+    the fixed sequence starts (:func:`.guarantee.start_index`).  Returns a
     :class:`Threshold`.
     """
     if len(scores) == 0:
         return Threshold(None, 0, 0, None, None, "no-predictions")
-    values, n, k = candidates(scores, correct)
+    values, n, k, e = candidates(scores, correct, expected)
     plain = np.flatnonzero(k / n >= precision)
     if confidence is None:
         if plain.size == 0:
@@ -91,7 +97,7 @@ def search(scores, correct, precision, confidence=None, alpha=None):
         return Threshold(None, 0, 0, None, None, "unreachable")
     if n[-1] < guarantee.min_certifiable(precision, alpha):
         return Threshold(None, 0, 0, None, None, "too-few")
-    start = guarantee.start_index(n)
+    start = guarantee.start_index(n, e, precision, alpha)
     j = guarantee.fixed_sequence(guarantee.p_values(k, n, precision), alpha, start)
     if j is None:
         return Threshold(None, 0, 0, None, None, "uncertified")
@@ -107,7 +113,7 @@ def _at(values, n, k, j, conf, status):
 
 
 def search_per_class(classes, scores, correct, n_classes, precision,
-                     confidence=None, alpha=None):
+                     confidence=None, alpha=None, expected=None):
     """:func:`search` for each class on the rows predicted as that class.
 
     ``classes[i]`` is the class row i would be predicted as (for multilabel,
@@ -120,7 +126,8 @@ def search_per_class(classes, scores, correct, n_classes, precision,
     out = []
     for c in range(n_classes):
         rows = order[bounds[c]:bounds[c + 1]]
-        out.append(search(scores[rows], correct[rows], precision, confidence, alpha))
+        out.append(search(scores[rows], correct[rows], precision, confidence, alpha,
+                          None if expected is None else expected[rows]))
     return out
 
 

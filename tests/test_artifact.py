@@ -1,0 +1,106 @@
+"""The threshold file: bit-exact floats, exact reproduction, refusals."""
+
+import json
+
+import numpy as np
+import pytest
+
+import calibrate
+from calibrate import CalibrateError
+from calibrate.artifact import Calibrator
+from conftest import make_binary, make_multiclass, make_multilabel
+
+
+@pytest.mark.parametrize("make", [make_multiclass, make_binary, make_multilabel])
+def test_round_trip_is_exact(tmp_path, make):
+    z, y = make(n=2000, seed=11)
+    cal = calibrate.fit(z, y, confidence=0.9)
+    path = tmp_path / "t.json"
+    cal.save(path)
+    back = calibrate.load(path)
+    assert np.array_equal(np.asarray(back.temperature), np.asarray(cal.temperature))
+    assert back.decision_thresholds == cal.decision_thresholds   # bit for bit
+    assert back.thresholds == cal.thresholds
+    assert np.array_equal(back.predict(z), cal.predict(z))
+    assert back.to_dict() == json.loads(path.read_text())
+
+
+def test_applying_the_file_reproduces_fitted_decisions(tmp_path):
+    z, y = make_multiclass(n=3000, seed=12)
+    cal = calibrate.fit(z, y, confidence=None)
+    cal.save(tmp_path / "t.json")
+    d = calibrate.load(tmp_path / "t.json").predict(z)
+    for c, row in enumerate(cal.summary["per_class"]):
+        # the decisions on the held-out set are exactly those the summary counted
+        assert int((d == c).sum()) == row["predicted"]
+        if row["predicted"]:
+            assert (y[d == c] == c).mean() == pytest.approx(row["precision"])
+            assert row["precision"] >= 0.9
+
+
+def test_file_fields(tmp_path):
+    z, y = make_multiclass(n=1000, seed=13)
+    cal = calibrate.fit(z, y, classes=[f"c{i}" for i in range(10)])
+    cal.save(tmp_path / "t.json")
+    d = json.loads((tmp_path / "t.json").read_text(encoding="utf-8"))
+    assert d["schema_version"] == 1
+    assert d["task"] == "multiclass" and d["input_kind"] == "logits"
+    assert d["classes"][3] == "c3" and d["abstain_label"] == -1
+    assert d["decision_thresholds"]["space"] == "log-probability"
+    assert d["target"] == {"precision": 0.9, "confidence": 0.95, "simultaneous": False}
+    for p, lp in zip(d["thresholds"]["per_class"], d["decision_thresholds"]["per_class"]):
+        assert (p is None) == (lp is None)
+        if p is not None:
+            assert p == pytest.approx(np.exp(lp))
+
+
+def _write(tmp_path, d):
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(d) if not isinstance(d, str) else d)
+    return path
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d.update(schema_version=99), "expected schema_version 1, found schema_version 99"),
+    (lambda d: d.pop("schema_version"), "expected a 'schema_version' field"),
+    (lambda d: d.pop("task"), "expected a 'task' field, found none"),
+    (lambda d: d.pop("temperature"), "expected a 'temperature' field"),
+    (lambda d: d.update(task="regression"), "expected task multiclass"),
+    (lambda d: d["decision_thresholds"]["per_class"].pop(), "expected 10 per-class thresholds"),
+    (lambda d: d.update(temperature=-1.0), "positive temperatures"),
+    (lambda d: d["decision_thresholds"].update({"global": "high"}), "numbers or null"),
+])
+def test_malformed_files_refused(tmp_path, mutate, message):
+    z, y = make_multiclass(n=500, seed=14)
+    d = calibrate.fit(z, y).to_dict()
+    mutate(d)
+    with pytest.raises(CalibrateError, match="threshold file") as e:
+        calibrate.load(_write(tmp_path, d))
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize("text", ["{", "", '{"schema_version": NaN}', "\xff"])
+def test_broken_json_refused(tmp_path, text):
+    path = tmp_path / "t.json"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(CalibrateError, match="expected valid JSON"):
+        calibrate.load(path)
+
+
+def test_class_count_mismatch_refused():
+    z, y = make_multiclass(n=500, seed=15)
+    cal = calibrate.fit(z, y)
+    with pytest.raises(CalibrateError, match="expected 10 score columns, as in the threshold file, found 5"):
+        cal.predict(z[:, :5])
+
+
+def test_save_is_atomic_and_leaves_nothing_behind(tmp_path):
+    z, y = make_multiclass(n=500, seed=16)
+    cal = calibrate.fit(z, y)
+    cal.save(tmp_path / "t.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.json"]
+
+
+def test_from_dict_rejects_non_object():
+    with pytest.raises(CalibrateError, match="expected a JSON object, found list"):
+        Calibrator.from_dict([1, 2])
