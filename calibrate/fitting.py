@@ -125,20 +125,24 @@ def _row(t, support, n_units, task):
     }
 
 
-def _calibration(z, y, task, T):
-    """NLL and 15-bin ECE at temperature T (see :data:`metrics.NAMES`)."""
+def _ece_before_after(z, y, task, sc, correct):
+    """15-bin ECE at T = 1 and at the fitted T (see :data:`metrics.NAMES`).
+
+    ``sc`` / ``correct`` are the fitted-T decision scores, reused; only the
+    T = 1 side costs a pass.
+    """
     if task == "multiclass":
-        k, logp = rules.top_scores(z, T)
-        e = metrics.ece(np.exp(logp), k == y)
-    else:
-        e = metrics.ece(rules.sigmoid_proba(z, T), y)
-    return metrics.nll(z, y, task, T), e
+        k1, logp1 = rules.top_scores(z, 1.0)
+        return metrics.ece(np.exp(logp1), k1 == y), metrics.ece(np.exp(sc), correct)
+    p1 = special.expit(np.asarray(z, dtype=np.float64))
+    return metrics.ece(p1, y), metrics.ece(special.expit(sc), correct)
 
 
 def _summary(z, y, task, kind, temp, names, per, glob, support, sc, correct):
     T = temp.temperature
-    nll_b, ece_b = _calibration(z, y, task, 1.0 if np.ndim(T) == 0 else np.ones_like(T))
-    nll_a, ece_a = _calibration(z, y, task, T)
+    ece_b, ece_a = _ece_before_after(z, y, task, sc, correct)
+    # multilabel: the mean over classes of each class's binary cross entropy
+    nll_b, nll_a = float(np.mean(temp.nll_before)), float(np.mean(temp.nll_after))
     n_units = len(sc)
     per_rows = []
     scored = names[1:] if task == "binary" else names

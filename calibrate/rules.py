@@ -32,13 +32,19 @@ def top_scores(logits, temperature):
     k = np.empty(n, np.int64)
     logp = np.empty(n, np.float64)
 
+    dt = z.dtype if z.dtype.kind == "f" else np.dtype(np.float64)
+
     def chunk(s):
         zc = np.asarray(z[s])
+        r = zc.shape[0]
         kc = zc.argmax(axis=1)
-        e = np.exp((zc - zc[np.arange(len(kc)), kc][:, None]) * b)
-        e[np.arange(len(kc)), kc] = 0  # the argmax term is exactly 1: leave it out
+        e = _chunks.scratch((r, c), dt, 1)
+        np.subtract(zc, zc[np.arange(r), kc][:, None], out=e)
+        np.multiply(e, b, out=e)
+        np.exp(e, out=e)
+        e[np.arange(r), kc] = 0  # the argmax term is exactly 1: leave it out
         k[s] = kc
-        logp[s] = -np.log1p(e.sum(axis=1).astype(np.float64))
+        logp[s] = -np.log1p(_chunks.row_sums(e))
 
     _chunks.map_rows(chunk, n, c)
     return k, logp

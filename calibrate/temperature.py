@@ -62,25 +62,34 @@ class TemperatureResult:
     gradient: object = field(default=None, repr=False)
 
 
-def softmax_stats(z, y, beta):
-    """Sums over rows of NLL, NLL', NLL'' at ``beta``, and NLL'(0), in one pass."""
+def softmax_stats(z, y, beta, with_g0=True):
+    """Means over rows of NLL, NLL', NLL'' at ``beta``, and NLL'(0), in one pass.
+
+    Works on max-shifted logits u = z - max(z) <= 0, so exp never overflows
+    and the moments are centred; float32 data stays float32 inside a chunk,
+    row results are accumulated in float64.
+    """
     n, c = z.shape
     b = float(beta)  # a Python float keeps float32 data float32 (NEP 50)
+    dt = z.dtype if z.dtype.kind == "f" else np.dtype(np.float64)
 
     def chunk(s):
         zc = np.asarray(z[s])
         yc = y[s]
-        u = zc - zc.max(axis=1, keepdims=True)          # <= 0, max-shifted
-        uy = np.take_along_axis(u, yc[:, None], axis=1)[:, 0].astype(np.float64)
-        e = np.exp(u * b)
-        tot = e.sum(axis=1).astype(np.float64)
+        r = zc.shape[0]
+        u = _chunks.scratch((r, c), dt, 0)
+        e = _chunks.scratch((r, c), dt, 1)
+        np.subtract(zc, zc.max(axis=1, keepdims=True), out=u)
+        uy = u[np.arange(r), yc].astype(np.float64)
+        np.multiply(u, b, out=e)
+        np.exp(e, out=e)
+        tot = _chunks.row_sums(e)
+        m1 = np.einsum("ij,ij->i", e, u).astype(np.float64) / tot      # E_p[u]
         np.multiply(e, u, out=e)
-        m1 = e.sum(axis=1).astype(np.float64) / tot     # E_p[u]
-        np.multiply(e, u, out=e)
-        m2 = e.sum(axis=1).astype(np.float64) / tot     # E_p[u^2]
+        m2 = np.einsum("ij,ij->i", e, u).astype(np.float64) / tot      # E_p[u^2]
         nll = np.log(tot) - b * uy
-        g0 = u.mean(axis=1, dtype=np.float64) - uy       # gradient at beta = 0
-        return (nll.sum(), (m1 - uy).sum(), np.maximum(m2 - m1 * m1, 0).sum(), g0.sum())
+        g0 = (_chunks.row_sums(u) / c - uy).sum() if with_g0 else 0.0  # NLL'(0)
+        return (nll.sum(), (m1 - uy).sum(), np.maximum(m2 - m1 * m1, 0).sum(), g0)
 
     f, g, h, g0 = _chunks.sum_rows(chunk, n, c)
     return f / n, g / n, h / n, g0 / n
@@ -163,8 +172,14 @@ def fit_softmax_temperature(logits, labels):
     """
     z = logits
     y = np.asarray(labels)
-    beta, f, f1, capped, passes, conv, g = _newton(
-        lambda b: softmax_stats(z, y, b[0]), 1)
+    first = [True]
+
+    def evaluate(b):
+        out = softmax_stats(z, y, b[0], with_g0=first[0])  # NLL'(0) is needed once
+        first[0] = False
+        return out
+
+    beta, f, f1, capped, passes, conv, g = _newton(evaluate, 1)
     return TemperatureResult(
         temperature=float(1.0 / beta[0]), nll_before=float(f1[0]), nll_after=float(f[0]),
         status="capped" if capped[0] else "fitted", n_passes=passes, converged=conv,
