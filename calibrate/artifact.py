@@ -99,24 +99,24 @@ class Calibrator:
         d = self.decision_thresholds
         return d["per_class"] if rule == "per-class" else [d["global"]] * self.n_scored
 
-    def predict(self, scores, rule=None, input_kind=None):
+    def predict(self, scores, rule=None, input_kind=None, *, name="scores"):
         """Decisions for ``scores``.
 
         multiclass: int64 class ids, -1 = abstain; binary: int64 0/1;
         multilabel: bool (N, C).
         """
         tau = self._rule_thresholds(rule)
-        z = self.logits(scores, input_kind)
+        z = self.logits(scores, input_kind, name)
         if self.task == "multiclass":
             k, logp = rules.top_scores(z, self.temperature)
             return rules.decide_multiclass(k, logp, tau)
         dec = rules.decide_sigmoid(rules.sigmoid_scores(z, self.temperature), tau)
         return dec.astype(np.int64) if self.task == "binary" else dec
 
-    def predict_proba(self, scores, input_kind=None):
+    def predict_proba(self, scores, input_kind=None, *, name="scores"):
         """Calibrated probabilities: softmax(z/T) (N, C), or sigmoid(z/T)
         ((N,) for binary: the positive class; (N, C) for multilabel)."""
-        z = self.logits(scores, input_kind)
+        z = self.logits(scores, input_kind, name)
         if self.task == "multiclass":
             return rules.softmax_proba(z, self.temperature)
         return rules.sigmoid_proba(z, self.temperature)

@@ -26,15 +26,15 @@ def _check_params(precision, confidence, rule, classes):
         raise invalid("rule", "per-class or global", repr(rule))
 
 
-def _class_names(classes, task, n_cls):
+def _class_names(classes, task, n_cls, where="classes"):
     want = 2 if task == "binary" else n_cls
     if classes is None:
         return [str(i) for i in range(want)]
     names = [str(c) for c in classes]
     if len(names) != want:
-        raise invalid("classes", f"{want} class names for {task} scores", f"{len(names)}")
+        raise invalid(where, f"{want} class names for {task} scores", f"{len(names)}")
     if len(set(names)) != len(names):
-        raise invalid("classes", "distinct class names", "duplicates")
+        raise invalid(where, "distinct class names", "duplicates")
     return names
 
 
@@ -53,7 +53,8 @@ def _decision_rows(z, y, task, temperature):
 
 
 def fit(scores, labels, precision=0.9, confidence=0.95, rule="per-class", task="auto",
-        input_kind="auto", classes=None, simultaneous=False):
+        input_kind="auto", classes=None, simultaneous=False, *, scores_name="scores",
+        labels_name="labels", classes_name="classes"):
     """Fit a temperature and precision-targeted thresholds on held-out data.
 
     Parameters
@@ -78,17 +79,24 @@ def fit(scores, labels, precision=0.9, confidence=0.95, rule="per-class", task="
     simultaneous : bool
         Make the per-class guarantee hold for all classes at once
         (Bonferroni: each class tested at (1 - confidence) / C).
+    scores_name, labels_name, classes_name : str
+        How error messages name the inputs (the CLI passes the file names).
 
     Returns
     -------
     Calibrator
     """
     _check_params(precision, confidence, rule, classes)
-    z, y, task, kind = _scores.prepare(scores, labels, task, input_kind)
+    z, y, task, kind = _scores.prepare(scores, labels, task, input_kind,
+                                       scores_name, labels_name)
     n_cls = _scores.n_classes(z if task != "binary" else z.reshape(-1, 1), task)
-    names = _class_names(classes, task, n_cls)
+    names = _class_names(classes, task, n_cls, classes_name)
     temp = fit_temperature(z, y, task)
     T = temp.temperature
+    if _scores.is_tensor(z) and task != "multiclass":
+        # GPU scores: the temperature passes ran there.  Sigmoid decision
+        # units are the (N, C) scores themselves, so they come back now.
+        z = z.detach().cpu().numpy()
 
     cls, sc, correct, support = _decision_rows(z, y, task, T)
     alpha = None

@@ -25,10 +25,10 @@ labels are looked at:
 
 * with calibrated probabilities of being right for each row (the model's
   own, after temperature scaling), the start is the threshold whose
-  *expected* p-value -- computed from the expected number of correct
-  predictions, sum of those probabilities -- is smallest: where the model
-  itself says certification is most likely.  It uses the labels only through
-  the one fitted temperature.
+  *expected* lower bound -- the Clopper-Pearson bound at the expected number
+  of correct predictions, the sum of those probabilities -- is highest:
+  where the model itself promises the most certifiable precision.  It uses
+  the labels only through the one fitted temperature, and not the target.
 * without them, the strictest threshold with at least ``START_PREDICTIONS``
   predictions (or all of them, when a class has fewer); the contract's
   simulation (10 classes, 4000 rows, target 0.9, confidence 0.95) found 3.5%
@@ -66,31 +66,30 @@ def min_certifiable(target, alpha):
     return max(1, math.ceil(math.log(alpha) / math.log(target))) if target > 0 else 1
 
 
-def start_index(n_predicted, expected_correct=None, target=None, alpha=None,
+def start_index(n_predicted, expected_correct=None, alpha=None,
                 start_predictions=START_PREDICTIONS):
     """Where the sequence starts (see the module docstring).
 
     ``n_predicted`` is increasing (strict to loose).  With
     ``expected_correct`` (the cumulative sum of calibrated probabilities of
-    being right, aligned with ``n_predicted``) the start minimises the
-    expected p-value among thresholds with enough predictions to be
-    certifiable at all; otherwise it is the first threshold with
-    ``start_predictions`` predictions.
+    being right, aligned with ``n_predicted``) the start is the threshold
+    whose expected Clopper-Pearson lower bound at level ``alpha`` is highest:
+    where the model itself promises the most certifiable precision.
+    Otherwise it is the first threshold with ``start_predictions``
+    predictions (or the loosest, when there are fewer).
+
+    Neither start depends on the precision target, so a higher target never
+    loosens the chosen threshold: each p-value only grows with the target.
     """
     n_predicted = np.asarray(n_predicted)
     if expected_correct is None:
         want = min(start_predictions, int(n_predicted[-1]))
         return int(np.searchsorted(n_predicted, want, side="left"))
-    first = int(np.searchsorted(n_predicted, min_certifiable(target, alpha), side="left"))
-    if first >= len(n_predicted):
-        return len(n_predicted) - 1
-    e = np.asarray(expected_correct, dtype=np.float64)[first:]
-    n = n_predicted[first:]
-    # Continuous version of P(Binomial(n, target) >= k) at k = e: the
-    # regularized incomplete beta function, smooth in e.
+    e = np.asarray(expected_correct, dtype=np.float64)
+    # Continuous Clopper-Pearson bound at k = e (the beta quantile is smooth in k).
     with np.errstate(all="ignore"):
-        expected_p = stats.beta.cdf(target, np.maximum(e, 1e-12), np.maximum(n - e + 1, 1e-12))
-    return first + int(np.argmin(expected_p))
+        lb = stats.beta.ppf(alpha, np.maximum(e, 1e-12), np.maximum(n_predicted - e + 1, 1e-12))
+    return int(np.argmax(np.nan_to_num(lb, nan=-1.0)))
 
 
 def fixed_sequence(pvalues, alpha, start):

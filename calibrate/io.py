@@ -16,6 +16,7 @@ import zipfile
 import numpy as np
 
 from .errors import CalibrateError, invalid
+from .rows import NpyRows, ShardedRows, expand
 
 SCORE_KEYS = ("logits", "scores", "probs", "probabilities", "log_probs")
 LABEL_KEYS = ("labels", "targets", "y")
@@ -28,9 +29,11 @@ def atomic_write(path, data):
     then rename it over ``path``: readers never see a partial file and a
     failure leaves any existing file as it was."""
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    folder = check_writable(path)
     fd, tmp = tempfile.mkstemp(prefix=".calibrate-", suffix=".tmp", dir=folder)
     try:
+        # mkstemp makes the file 0600; outputs should get the usual umask mode.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             if callable(data):
                 data(fh)
@@ -43,6 +46,25 @@ def atomic_write(path, data):
         except OSError:
             pass
         raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def check_writable(path, role="output"):
+    """The folder an output goes to; refuse a missing or read-only one up front."""
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if not os.path.isdir(folder):
+        raise invalid(f"{role} '{os.fspath(path)}'", "an existing folder", f"no folder '{folder}'")
+    if not os.access(folder, os.W_OK):
+        raise invalid(f"{role} '{os.fspath(path)}'", "a writable folder",
+                      f"no write permission on '{folder}'")
+    if os.path.isdir(path):
+        raise invalid(f"{role} '{os.fspath(path)}'", "a file path", "a folder")
+    return folder
 
 
 def _suffix(path):
@@ -63,7 +85,7 @@ def load_arrays(path, role="scores"):
         raise invalid(where, "an existing file", "nothing at that path")
     try:
         if suffix == ".npy":
-            return {"": np.load(path, mmap_mode="r", allow_pickle=False)}
+            return {"": NpyRows(path, where)}
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
                 return {k: z[k] for k in z.files}
@@ -90,13 +112,24 @@ def _load_torch(path, where):
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for refused or broken files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise invalid(where, "tensors loadable with weights_only=True", f"{first}")
+        raise invalid(where, "tensors loadable with weights_only=True (never unpickled)",
+                      _torch_reason(exc))
     if isinstance(obj, torch.Tensor):
         return {"": obj.detach().cpu().numpy()}
     if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return {str(k): v.detach().cpu().numpy() for k, v in obj.items()}
     raise invalid(where, "a tensor or a dict of tensors", type(obj).__name__)
+
+
+def _torch_reason(exc):
+    """The informative line of torch's refusal (the unsupported global), if any."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for ln in lines:
+        if "Unsupported global" in ln or "Unsupported operand" in ln:
+            return ln.rstrip(".") + " (refused)"
+    if lines and lines[0].startswith("Weights only load failed"):
+        return "objects that are not tensors (refused)"
+    return lines[0] if lines else type(exc).__name__
 
 
 def _load_csv(path, where):
@@ -129,11 +162,48 @@ def load_scores(path):
     return arrays[key], lab
 
 
+def _is_many(spec):
+    return isinstance(spec, (list, tuple)) or any(ch in os.fspath(spec) for ch in "*?[")
+
+
+def read_scores(spec):
+    """Scores (and labels, if the file holds them) from a path, a glob or a list.
+
+    Several files are shards: ``.npy`` files whose rows are read end to end in
+    sorted order (for a glob) or the given order (for a list), never
+    concatenated in memory.
+    """
+    if not _is_many(spec):
+        return load_scores(spec)
+    paths = expand(spec if isinstance(spec, (list, tuple)) else [spec])
+    if len(paths) == 1:
+        return load_scores(paths[0])
+    bad = [p for p in paths if _suffix(p) != ".npy"]
+    if bad:
+        raise invalid(f"scores file '{bad[0]}'", "only .npy files when giving several shards",
+                      f"'{_suffix(bad[0]) or 'no extension'}'")
+    parts = []
+    for p in paths:
+        if not os.path.isfile(p):
+            raise invalid(_where(p, "scores"), "an existing file", "nothing at that path")
+        parts.append(NpyRows(p, _where(p, "scores")))
+    return ShardedRows(parts, f"scores shards ({len(parts)} files)"), None
+
+
+def read_labels(spec):
+    """Labels from a path, a glob or a list (shards concatenated: labels are small)."""
+    if not _is_many(spec):
+        return load_labels(spec)
+    paths = expand(spec if isinstance(spec, (list, tuple)) else [spec])
+    parts = [np.asarray(load_labels(p)) for p in paths]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 def load_labels(path):
     """Labels from a file (.npz/.pt dicts: the array named ``labels``)."""
     arrays = load_arrays(path, "labels")
     if "" in arrays:
-        return arrays[""]
+        return np.asarray(arrays[""])
     key = next((k for k in LABEL_KEYS if k in arrays), None)
     if key is None:
         raise invalid(_where(path, "labels"), "an array named " + ", ".join(LABEL_KEYS),

@@ -24,8 +24,13 @@ from . import _chunks
 def top_scores(logits, temperature):
     """Argmax class (ties: lowest index) and its calibrated log-probability.
 
-    Returns ``(k, log_p)``: int64 (N,) and float64 (N,).
+    Returns ``(k, log_p)``: int64 (N,) and float64 (N,).  A torch tensor
+    (a GPU tensor kept on its device by ``fit``) is scored on its device;
+    only these two arrays come back.
     """
+    if type(logits).__module__.startswith("torch"):
+        from . import _torch_kernels
+        return _torch_kernels.top_scores(logits, temperature)
     z = logits
     n, c = z.shape
     b = 1.0 / float(temperature)

@@ -16,7 +16,7 @@ losing range:
 A softmax output is never used as if it were a logit.
 """
 
-import sys
+import os
 import warnings
 
 import numpy as np
@@ -24,6 +24,7 @@ from scipy import special
 
 from . import _chunks
 from .errors import invalid
+from .rows import MappedRows, is_row_source
 
 TASKS = ("multiclass", "binary", "multilabel")
 INPUT_KINDS = ("logits", "probabilities", "log-probabilities")
@@ -36,13 +37,38 @@ class InputKindWarning(UserWarning):
     """Scores were read as probabilities although they could be logits."""
 
 
+def is_tensor(x):
+    """Whether ``x`` is a torch tensor, without importing torch."""
+    return type(x).__module__.startswith("torch")
+
+
+def stays_on_device(x):
+    """Whether :func:`prepare` keeps ``x`` a tensor on its device (a GPU
+    tensor; see :mod:`._torch_kernels`).  CPU tensors take the numpy path."""
+    return is_tensor(x) and x.device.type != "cpu"
+
+
 def as_array(x, name):
     """Return ``x`` as a numpy array without copying, accepting torch tensors.
 
     torch is never imported here: a tensor is recognised by its type's module.
+    A path, a glob or a list of paths is read with :func:`calibrate.io.read_scores`
+    (labels: :func:`calibrate.io.read_labels`).
     """
-    if type(x).__module__.startswith("torch"):
-        x = x.detach().cpu().numpy()
+    if isinstance(x, (str, os.PathLike)) or (
+            isinstance(x, (list, tuple)) and x and all(isinstance(v, (str, os.PathLike)) for v in x)):
+        from . import io
+        x = io.read_labels(x) if name.startswith("labels") else io.read_scores(x)[0]
+    if is_tensor(x):
+        x = x.detach().cpu()
+        if x.is_floating_point() and x.element_size() < 4:
+            x = x.float()  # float16 / bfloat16: exact in float32 (numpy has no bfloat16)
+        x = x.numpy()
+    elif is_row_source(x):
+        # Wide sources stay on disk and are read chunk by chunk; narrow ones
+        # (labels, binary scores) are small enough to read whole.
+        if x.ndim < 2 or x.shape[1] <= 2:
+            x = np.asarray(x)
     elif hasattr(x, "__array__") or isinstance(x, (list, tuple)):
         x = np.asarray(x)
     else:
@@ -95,6 +121,9 @@ def n_classes(scores, task):
 
 def _row_stats(scores):
     """One pass: finiteness, global min and max, and row-sum / logsumexp spread."""
+    if is_tensor(scores):  # kept on its device by prepare
+        from . import _torch_kernels
+        return _torch_kernels.row_stats(scores)
     x = scores if scores.ndim == 2 else scores.reshape(-1, 1)
     n, c = x.shape
 
@@ -167,41 +196,60 @@ def detect_input_kind(scores, task, input_kind="auto", name="scores"):
     return input_kind
 
 
-def _float(x):
-    """Floating copy-free view where possible; float32 stays float32."""
-    return x if x.dtype.kind == "f" else x.astype(np.float64)
+def _float_dtype(dtype):
+    """float32 stays float32; everything else computes in float64."""
+    return np.dtype(dtype) if np.dtype(dtype).kind == "f" else np.dtype(np.float64)
+
+
+def _softmax_logits(x, input_kind):
+    """Row-wise: softmax-task scores of ``input_kind`` -> logits (same float dtype)."""
+    dt = _float_dtype(x.dtype)
+    x = x.astype(dt, copy=False)
+    if input_kind == "logits":
+        return x
+    tiny = np.finfo(dt).tiny
+    if input_kind == "log-probabilities":
+        # log-probabilities are logits already; only -inf needs a floor
+        return np.maximum(x, np.log(tiny)).astype(dt, copy=False)
+    return np.log(np.maximum(x, tiny))
+
+
+def _sigmoid_logits(x, input_kind):
+    """Elementwise: sigmoid-task scores of ``input_kind`` -> logits."""
+    dt = _float_dtype(x.dtype)
+    x = x.astype(dt, copy=False)
+    if input_kind == "logits":
+        return x
+    tiny, eps = np.finfo(dt).tiny, np.finfo(dt).eps
+    if input_kind == "log-probabilities":
+        lp = np.minimum(np.maximum(x, np.log(tiny)), np.log1p(-eps))
+        return (lp - np.log(-np.expm1(lp))).astype(dt, copy=False)
+    p = np.clip(x, tiny, 1 - eps)
+    return (np.log(p) - np.log1p(-p)).astype(dt, copy=False)
 
 
 def to_logits(scores, task, input_kind):
     """Logits for ``task`` from validated ``scores`` of ``input_kind``.
 
     Returns (N, C) for multiclass and multilabel, (N,) for binary.  Logits are
-    returned as they are (no copy); other kinds are converted chunk by chunk.
+    returned as they are (no copy); a row source is converted lazily, chunk
+    by chunk, as passes read it.
     """
-    x = _float(np.asarray(scores) if not isinstance(scores, np.memmap) else scores)
-    dt = x.dtype
-    tiny = np.finfo(dt).tiny
+    x = scores
     if task == "binary" and x.ndim == 2 and x.shape[1] == 2:
         # Two softmax columns: the binary logit is the log-odds z1 - z0.
-        if input_kind == "probabilities":
-            lp = np.log(np.maximum(x, tiny))
-            return lp[:, 1] - lp[:, 0]
-        return x[:, 1] - x[:, 0]  # logits and log-probabilities alike
+        lz = _softmax_logits(np.asarray(x), input_kind)
+        return lz[:, 1] - lz[:, 0]
     if task == "binary":
-        x = x.reshape(-1)
-    if input_kind == "logits":
-        return x
-    if not is_sigmoid(task):
-        # log-probabilities are logits already; probabilities need a log.
-        if input_kind == "log-probabilities":
-            return np.maximum(x, np.log(tiny)).astype(dt, copy=False)
-        return np.log(np.maximum(x, tiny))
-    if input_kind == "log-probabilities":
-        lp = np.maximum(x, np.log(tiny))
-        with np.errstate(divide="ignore"):
-            return (lp - np.log(-np.expm1(np.minimum(lp, np.log1p(-np.finfo(dt).eps))))).astype(dt, copy=False)
-    p = np.clip(x, tiny, 1 - np.finfo(dt).eps)
-    return (np.log(p) - np.log1p(-p)).astype(dt, copy=False)
+        return _sigmoid_logits(np.asarray(x).reshape(-1), input_kind)
+    if task == "multilabel":
+        return _sigmoid_logits(np.asarray(x), input_kind)
+    if is_row_source(x):
+        if input_kind == "logits" and x.dtype.kind == "f":
+            return x
+        return MappedRows(x, lambda b: _softmax_logits(b, input_kind),
+                          dtype=_float_dtype(x.dtype))
+    return _softmax_logits(x, input_kind)
 
 
 def check_labels(labels, task, n_rows, n_cls, name="labels"):
@@ -240,8 +288,13 @@ def prepare(scores, labels, task="auto", input_kind="auto",
     """Validate, decide the task and input kind, and recover logits.
 
     Returns ``(logits, labels, task, input_kind)``; ``labels`` may be None
-    (apply), in which case only the scores are checked.
+    (apply), in which case only the scores are checked.  A GPU tensor stays
+    on its GPU: the logits come back as a tensor there, the labels as numpy.
     """
+    if stays_on_device(scores):
+        from . import _torch_kernels
+        return _torch_kernels.prepare(scores, labels, task, input_kind,
+                                      scores_name, labels_name)
     s = as_array(scores, scores_name)
     y = None if labels is None else as_array(labels, labels_name)
     task = resolve_task(s, y, task)

@@ -62,6 +62,12 @@ class TemperatureResult:
     gradient: object = field(default=None, repr=False)
 
 
+def _is_tensor(x):
+    """A torch tensor (recognised without importing torch): the passes run
+    on its device with the torch kernels of :mod:`._torch_kernels`."""
+    return type(x).__module__.startswith("torch")
+
+
 def softmax_stats(z, y, beta, with_g0=True):
     """Means over rows of NLL, NLL', NLL'' at ``beta``, and NLL'(0), in one pass.
 
@@ -69,6 +75,9 @@ def softmax_stats(z, y, beta, with_g0=True):
     and the moments are centred; float32 data stays float32 inside a chunk,
     row results are accumulated in float64.
     """
+    if _is_tensor(z):  # a GPU tensor kept on its device by scores.prepare
+        from . import _torch_kernels
+        return _torch_kernels.softmax_stats(z, y, beta, with_g0)
     n, c = z.shape
     b = float(beta)  # a Python float keeps float32 data float32 (NEP 50)
     dt = z.dtype if z.dtype.kind == "f" else np.dtype(np.float64)
@@ -97,6 +106,9 @@ def softmax_stats(z, y, beta, with_g0=True):
 
 def sigmoid_stats(z, y, beta):
     """Per-column means of NLL, NLL', NLL'' at ``beta`` (C,), and NLL'(0)."""
+    if _is_tensor(z):
+        from . import _torch_kernels
+        return _torch_kernels.sigmoid_stats(z, y, beta)
     n, c = z.shape
     bvec = np.asarray(beta, dtype=np.float64)
     bcast = bvec.astype(z.dtype) if z.dtype == np.float32 else bvec
@@ -132,6 +144,7 @@ def _newton(evaluate, n_params, beta_max=1.0 / T_MIN):
     f_at = np.full(n_params, np.nan)
     f_one = None
     g_last = np.zeros(n_params)
+    rising = np.zeros(n_params, int)   # consecutive passes with no upper bracket yet
     passes = 0
     while passes < _MAX_PASSES:
         f, g, h, g0 = (np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in evaluate(beta))
@@ -149,7 +162,11 @@ def _newton(evaluate, n_params, beta_max=1.0 / T_MIN):
         hi = np.where(live & (g > 0), beta, hi)
         with np.errstate(divide="ignore", invalid="ignore"):
             step = np.where(h > 0, g / h, np.nan)
-        at_cap = live & (beta >= beta_max) & (g < 0)
+        # Saturated logits (every row right by a margin beyond exp's range)
+        # give NLL, gradient and curvature exactly 0: separable as well.
+        flat = live & (g == 0) & (h == 0) & (f == 0)
+        beta = np.where(flat, beta_max, beta)
+        at_cap = live & (((beta >= beta_max) & (g < 0)) | flat)
         capped |= at_cap
         converged_now = live & ((np.abs(step) <= _RTOL * beta) | (g == 0))
         done |= at_cap | converged_now
@@ -159,6 +176,11 @@ def _newton(evaluate, n_params, beta_max=1.0 / T_MIN):
         bad = ~np.isfinite(new) | (new <= lo) | (new >= hi)
         fallback = np.where(np.isfinite(hi), 0.5 * (lo + hi), 4.0 * beta)
         new = np.where(bad, fallback, new)
+        # On separable data the gradient fades like exp(-beta * margin) and
+        # Newton creeps up by ~1/margin a pass: after a first plain step with
+        # no upper bracket, at least double beta each pass.
+        rising = np.where(np.isinf(hi) & (g < 0), rising + 1, 0)
+        new = np.where(rising >= 2, np.maximum(new, 2.0 * beta), new)
         new = np.minimum(new, beta_max)
         beta = np.where(done, beta, new)
     return beta, f_at, f_one, capped, passes, False, g_last
@@ -195,7 +217,9 @@ def fit_sigmoid_temperature(logits, labels, min_class_count=MIN_CLASS_COUNT):
     """
     binary = logits.ndim == 1
     z = logits.reshape(-1, 1) if binary else logits
-    y = np.asarray(labels).reshape(z.shape).astype(z.dtype if z.dtype.kind == "f" else np.float64)
+    # (a tensor's labels go to its device as its dtype, in the torch kernel)
+    fdt = np.float64 if _is_tensor(z) or z.dtype.kind != "f" else z.dtype
+    y = np.asarray(labels).reshape(z.shape).astype(fdt)
     c = z.shape[1]
     pos = y.sum(axis=0)
     own = np.ones(c, bool) if binary else np.minimum(pos, y.shape[0] - pos) >= min_class_count
@@ -243,6 +267,8 @@ def fit_sigmoid_temperature(logits, labels, min_class_count=MIN_CLASS_COUNT):
 
 def _name_class(exc, idx, z, y):
     """Re-raise a worse-than-chance error naming the first offending class."""
+    if _is_tensor(z):
+        z = z.detach().cpu().numpy()
     g0 = ((0.5 - y) * z).mean(axis=0, dtype=np.float64)
     bad = idx[np.flatnonzero(g0 >= 0)]
     if bad.size == 0:

@@ -97,7 +97,7 @@ def search(scores, correct, precision, confidence=None, alpha=None, expected=Non
         return Threshold(None, 0, 0, None, None, "unreachable")
     if n[-1] < guarantee.min_certifiable(precision, alpha):
         return Threshold(None, 0, 0, None, None, "too-few")
-    start = guarantee.start_index(n, e, precision, alpha)
+    start = guarantee.start_index(n, e, alpha)
     j = guarantee.fixed_sequence(guarantee.p_values(k, n, precision), alpha, start)
     if j is None:
         return Threshold(None, 0, 0, None, None, "uncertified")

@@ -75,21 +75,32 @@ def _echo_warnings(caught):
         click.echo(f"warning: {w.message}", err=True)
 
 
-def _load_scores_and_labels(scores_path, labels_path):
-    scores, labels = io.load_scores(scores_path)
-    if labels_path is not None:
-        labels = io.load_labels(labels_path)
+def _names(paths, role):
+    """How errors name an input: the file, or the shard list."""
+    if len(paths) == 1 and not any(ch in paths[0] for ch in "*?["):
+        return f"{role} file '{paths[0]}'"
+    return f"{role} shards '{' '.join(paths)}'"
+
+
+def _spec(paths):
+    return paths[0] if len(paths) == 1 else list(paths)
+
+
+def _load_scores_and_labels(scores_paths, labels_paths):
+    scores, labels = io.read_scores(_spec(scores_paths))
+    if labels_paths:
+        labels = io.read_labels(_spec(labels_paths))
     elif labels is None:
         raise click.UsageError(
-            f"Missing option '--labels': '{scores_path}' holds no array named labels")
+            f"Missing option '--labels': '{' '.join(scores_paths)}' holds no array named labels")
     return scores, labels
 
 
 @cli.command()
-@click.argument("scores", type=click.Path(dir_okay=False))
-@click.option("--labels", "labels_path", type=click.Path(dir_okay=False),
+@click.argument("scores", nargs=-1, required=True)
+@click.option("--labels", "labels_paths", multiple=True,
               help="True labels (.npy, .npz, .pt, .csv); optional when SCORES is an .npz "
-                   "or .pt dict holding 'labels'.")
+                   "or .pt dict holding 'labels'. Repeat it, or give a glob, for shards.")
 @click.option("-o", "--output", default="thresholds.json", show_default=True,
               type=click.Path(dir_okay=False), help="Threshold file to write.")
 @click.option("--precision", default=0.9, show_default=True,
@@ -108,16 +119,24 @@ def _load_scores_and_labels(scores_path, labels_path):
 @click.option("--classes", "classes_path", type=click.Path(dir_okay=False),
               help="Text file with one class name per line.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def fit(scores, labels_path, output, precision, confidence, simultaneous, rule, task,
+def fit(scores, labels_paths, output, precision, confidence, simultaneous, rule, task,
         input_kind, classes_path, as_json):
-    """Fit a temperature and thresholds on held-out SCORES and write a threshold file."""
-    s, y = _load_scores_and_labels(scores, labels_path)
+    """Fit a temperature and thresholds on held-out SCORES and write a threshold file.
+
+    SCORES is one file, or several .npy shards (paths or a glob such as
+    'val/logits_*.npy'), read in row chunks without concatenating them.
+    """
+    io.check_output_suffix(output, (".json",))
+    io.check_writable(output)
+    s, y = _load_scores_and_labels(scores, labels_paths)
     classes = io.load_class_names(classes_path) if classes_path else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         cal = calibrate.fit(s, y, precision=precision, confidence=confidence, rule=rule,
                             task=task, input_kind=input_kind, classes=classes,
-                            simultaneous=simultaneous)
+                            simultaneous=simultaneous, scores_name=_names(scores, "scores"),
+                            labels_name=_names(labels_paths or scores, "labels"),
+                            classes_name=f"classes file '{classes_path}'")
     _echo_warnings(caught)
     cal.save(output)
     if as_json:
@@ -130,7 +149,7 @@ def fit(scores, labels_path, output, precision, confidence, simultaneous, rule, 
 
 @cli.command()
 @click.argument("thresholds", type=click.Path(dir_okay=False))
-@click.argument("scores", type=click.Path(dir_okay=False))
+@click.argument("scores", nargs=-1, required=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Decisions file: .npy (array), .csv or .jsonl. Default: JSON lines on stdout.")
 @click.option("--rule", type=click.Choice(RULE_CHOICES),
@@ -140,16 +159,22 @@ def fit(scores, labels_path, output, precision, confidence, simultaneous, rule, 
 @click.option("--probabilities", "proba_path", type=click.Path(dir_okay=False),
               help="Also write calibrated probabilities (.npy or .csv).")
 def apply(thresholds, scores, output, rule, input_kind, proba_path):
-    """Apply a THRESHOLDS file to SCORES: decisions, -1 where it abstains."""
-    cal = calibrate.load(thresholds)
-    s, _ = io.load_scores(scores)
+    """Apply a THRESHOLDS file to SCORES: decisions, -1 where it abstains.
+
+    SCORES is one file, or several .npy shards (paths or a glob).
+    """
     # Refuse bad output names before any work is done.
     if output is not None:
         io.check_output_suffix(output)
+        io.check_writable(output)
     if proba_path is not None:
         io.check_output_suffix(proba_path, (".npy", ".csv"))
-    decisions = cal.predict(s, rule=rule, input_kind=input_kind)
-    proba = cal.predict_proba(s, input_kind=input_kind) if proba_path else None
+        io.check_writable(proba_path)
+    cal = calibrate.load(thresholds)
+    s, _ = io.read_scores(_spec(scores))
+    name = _names(scores, "scores")
+    decisions = cal.predict(s, rule=rule, input_kind=input_kind, name=name)
+    proba = cal.predict_proba(s, input_kind=input_kind, name=name) if proba_path else None
     if output is None:
         io.write_predictions_to(click.get_binary_stream("stdout"), ".jsonl", decisions,
                                 cal.classes)

@@ -1,0 +1,662 @@
+"""The ``calibrate`` command line: every command and option, through CliRunner.
+
+Data come from seeded numpy generators written into ``tmp_path``, or from the
+committed ``sample_data/`` folder (10-class logits, a binary and a 3-class
+multilabel set).  Exact output is asserted wherever it is deterministic; the
+numbers in the human summary are checked against the threshold file written
+by the same command.
+"""
+
+import csv
+import json
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from scipy import special
+
+import calibrate
+from calibrate_cli.main import cli
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+NAMES = ["airplane", "automobile", "bird", "cat", "deer",
+         "dog", "frog", "horse", "ship", "truck"]
+TABLE_HEADER = ("class          threshold precision  recall  support predicted lower bd  status")
+
+
+def runner():
+    """A CliRunner with stderr apart from stdout (click >= 8.2 always; 8.1 on request)."""
+    try:
+        return CliRunner(mix_stderr=False)
+    except TypeError:
+        return CliRunner()
+
+
+# --------------------------------------------------------------------------- helpers
+def invoke(args, code=0):
+    """Run the CLI in-process; assert the exit code and that no exception escaped."""
+    res = runner().invoke(cli, [str(a) for a in args], prog_name="calibrate")
+    detail = f"args={args}\nstdout={res.stdout!r}\nstderr={res.stderr!r}\nexc={res.exception!r}"
+    assert res.exception is None or isinstance(res.exception, SystemExit), detail
+    assert res.exit_code == code, detail
+    assert "Traceback" not in res.output, detail
+    return res
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def multiclass_data(seed=0, n=1500, c=5, t=2.5, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    g = rng.normal(0.0, 3.0, size=(n, c))
+    y = (special.softmax(g, axis=1).cumsum(axis=1) > rng.random((n, 1))).argmax(axis=1)
+    return (t * g).astype(dtype), y.astype(np.int64)
+
+
+def binary_data(seed=1, n=1500, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    g = rng.normal(0.3, 2.5, size=n)
+    y = (rng.random(n) < special.expit(g)).astype(np.int64)
+    return (2.0 * g).astype(dtype), y
+
+
+@pytest.fixture(scope="module")
+def sample():
+    """The committed 10-class sample: validation and test logits and labels."""
+    return {
+        "val": SAMPLE / "val_logits.npy", "val_labels": SAMPLE / "val_labels.npy",
+        "test": SAMPLE / "test_logits.npy", "test_labels": SAMPLE / "test_labels.npy",
+        "classes": SAMPLE / "classes.txt",
+        "binary_val": SAMPLE / "binary_val.npz", "binary_test": SAMPLE / "binary_test.npz",
+        "ml_val": SAMPLE / "multilabel_val.npz", "ml_test": SAMPLE / "multilabel_test.npz",
+    }
+
+
+@pytest.fixture(scope="module")
+def fitted(sample, tmp_path_factory):
+    """One threshold file fitted on the sample with class names (shared by apply tests)."""
+    out = tmp_path_factory.mktemp("fitted") / "thresholds.json"
+    invoke(["fit", sample["val"], "--labels", sample["val_labels"], "-o", out,
+            "--classes", sample["classes"]])
+    return out
+
+
+def _fmt(v, pct=False):
+    if v is None:
+        return "-"
+    return f"{100 * v:.2f}%" if pct else f"{v:.4g}"
+
+
+def _row(name, r):
+    return (f"{str(name)[:13]:<14}{_fmt(r['threshold']):>10}{_fmt(r['precision']):>10}"
+            f"{_fmt(r['recall']):>8}{r['support']:>9}{r['predicted']:>10}"
+            f"{_fmt(r['lower_bound']):>9}  {r['status']}")
+
+
+def no_tmp_left(folder):
+    return [p.name for p in Path(folder).iterdir() if p.name.startswith(".calibrate-")]
+
+
+# --------------------------------------------------------------------------- fit
+def test_fit_multiclass_human_summary_exact(sample, tmp_path):
+    out = tmp_path / "thresholds.json"
+    res = invoke(["fit", sample["val"], "--labels", sample["val_labels"], "-o", out,
+                  "--classes", sample["classes"]])
+    assert res.stderr == ""
+    d = read_json(out)
+    s = d["summary"]
+    assert d["schema_version"] == 1
+    assert d["task"] == "multiclass" and d["input_kind"] == "logits"
+    assert d["classes"] == NAMES
+    assert d["rule"] == "per-class"
+    assert d["target"] == {"precision": 0.9, "confidence": 0.95, "simultaneous": False}
+    assert d["abstain_label"] == -1
+    assert isinstance(d["temperature"], float) and d["temperature"] > 0
+    # The sample was made overconfident by a factor 2.5.
+    assert 2.0 < d["temperature"] < 3.0
+    assert len(d["thresholds"]["per_class"]) == 10
+    assert len(d["decision_thresholds"]["per_class"]) == 10
+    assert d["decision_thresholds"]["space"] == "log-probability"
+
+    lines = res.stdout.splitlines()
+    expected = [
+        "task: multiclass (detected)   input: logits (detected)   rows: 4000   classes: 10",
+        f"temperature: {d['temperature']:.4g}",
+        f"{'':22}{'before':>10}{'after':>10}",
+        f"{'NLL':22}{s['nll']['before']:>10.4f}{s['nll']['after']:>10.4f}",
+        f"{'ECE (15 bins)':22}{_fmt(s['ece']['before'], True):>10}"
+        f"{_fmt(s['ece']['after'], True):>10}",
+        "target: precision >= 0.9, 95% confidence per class "
+        "(Clopper-Pearson, fixed-sequence testing)",
+        "rule used by apply: per-class",
+        "",
+        TABLE_HEADER,
+    ]
+    expected += [_row(name, r) for name, r in zip(NAMES, s["per_class"])]
+    g = s["global"]
+    expected.append(_row("(global)", g) + f"   coverage {_fmt(g['coverage'], True)}")
+    expected.append(f"wrote {out}")
+    assert lines == expected
+    # One row per class, named, in order; the calibration improved.
+    assert [r["class"] for r in s["per_class"]] == NAMES
+    assert s["nll"]["after"] < s["nll"]["before"]
+    assert s["ece"]["after"] < s["ece"]["before"]
+    assert s["n"] == 4000
+    assert no_tmp_left(tmp_path) == []
+
+
+def test_fit_json_output(sample, tmp_path):
+    out = tmp_path / "t.json"
+    res = invoke(["fit", sample["val"], "--labels", sample["val_labels"], "-o", out, "--json"])
+    printed = json.loads(res.stdout)  # the whole of stdout is one JSON document
+    for key in ("n", "task", "input_kind", "temperature", "nll", "ece", "per_class", "global"):
+        assert key in printed, key
+    assert printed["n"] == 4000
+    assert printed["task"] == "multiclass"
+    assert printed["input_kind"] == "logits"
+    assert len(printed["per_class"]) == 10
+    assert printed["per_class"][0]["class"] == "0"
+    assert set(printed["nll"]) == {"before", "after"} and set(printed["ece"]) == {"before", "after"}
+    assert "wrote" not in res.stdout
+    # The printed summary is the one in the file.
+    d = read_json(out)
+    printed.pop("output", None)
+    assert printed == d["summary"]
+    assert res.stderr == ""
+
+
+def test_fit_default_output_in_cwd(sample, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = invoke(["fit", sample["val"], "--labels", sample["val_labels"]])
+    assert (tmp_path / "thresholds.json").is_file()
+    assert res.stdout.splitlines()[-1] == "wrote thresholds.json"
+    assert read_json(tmp_path / "thresholds.json")["task"] == "multiclass"
+
+
+def test_fit_overwrites_existing_file_atomically(sample, tmp_path):
+    out = tmp_path / "t.json"
+    out.write_bytes(b"old contents")
+    invoke(["fit", sample["val"], "--labels", sample["val_labels"], "-o", out])
+    assert read_json(out)["schema_version"] == 1
+    assert no_tmp_left(tmp_path) == []
+
+
+def test_outputs_respect_umask(sample, tmp_path):
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "t.json"
+        invoke(["fit", sample["val"], "--labels", sample["val_labels"], "-o", out])
+        dec = tmp_path / "d.npy"
+        invoke(["apply", out, sample["test"], "-o", dec])
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
+    assert stat.S_IMODE(dec.stat().st_mode) == 0o644
+
+
+# --------------------------------------------------------------------------- input formats
+def _fit_file(tmp_path, name, args):
+    out = tmp_path / name
+    res = invoke(["fit", *args, "-o", out])
+    return read_json(out), res
+
+
+def _same_fit(a, b):
+    assert a["task"] == b["task"]
+    assert a["temperature"] == b["temperature"]
+    assert a["decision_thresholds"] == b["decision_thresholds"]
+    assert a["thresholds"] == b["thresholds"]
+
+
+def test_npz_with_logits_and_labels_needs_no_labels_option(tmp_path):
+    z, y = multiclass_data()
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    np.savez(tmp_path / "data.npz", logits=z, labels=y)
+    from_npz, res = _fit_file(tmp_path, "a.json", [tmp_path / "data.npz"])
+    assert res.stdout.startswith("task: multiclass (detected)")
+    from_npy, _ = _fit_file(tmp_path, "b.json", [tmp_path / "z.npy", "--labels", tmp_path / "y.npy"])
+    _same_fit(from_npz, from_npy)
+    assert from_npz["summary"]["n"] == len(y)
+
+
+def test_npz_scores_key_and_labels_from_npz(tmp_path):
+    z, y = multiclass_data()
+    np.savez(tmp_path / "s.npz", scores=z)
+    np.savez(tmp_path / "l.npz", labels=y)
+    a, _ = _fit_file(tmp_path, "a.json", [tmp_path / "s.npz", "--labels", tmp_path / "l.npz"])
+    np.savez(tmp_path / "both.npz", logits=z, labels=y)
+    b, _ = _fit_file(tmp_path, "b.json", [tmp_path / "both.npz"])
+    _same_fit(a, b)
+
+
+@pytest.mark.parametrize("header", [False, True], ids=["no-header", "header"])
+def test_csv_scores_and_labels(tmp_path, header):
+    z, y = multiclass_data(dtype=np.float64)
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    kw = {"header": ",".join(f"c{j}" for j in range(z.shape[1])), "comments": ""} if header else {}
+    np.savetxt(tmp_path / "z.csv", z, delimiter=",", fmt="%.17g", **kw)
+    np.savetxt(tmp_path / "y.csv", y, fmt="%d", **({"header": "label", "comments": ""}
+                                                   if header else {}))
+    a, res = _fit_file(tmp_path, "a.json", [tmp_path / "z.csv", "--labels", tmp_path / "y.csv"])
+    assert res.stdout.startswith("task: multiclass (detected)   input: logits (detected)   "
+                                 f"rows: {len(y)}   classes: 5")
+    b, _ = _fit_file(tmp_path, "b.json", [tmp_path / "z.npy", "--labels", tmp_path / "y.npy"])
+    _same_fit(a, b)  # %.17g round-trips float64: the same fit, bit for bit
+
+
+def test_pt_tensor_and_dict(tmp_path):
+    torch = pytest.importorskip("torch")
+    z, y = multiclass_data()
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    torch.save(torch.from_numpy(z), tmp_path / "z.pt")
+    torch.save(torch.from_numpy(y), tmp_path / "y.pt")
+    torch.save({"logits": torch.from_numpy(z), "labels": torch.from_numpy(y)}, tmp_path / "d.pt")
+    ref, _ = _fit_file(tmp_path, "ref.json", [tmp_path / "z.npy", "--labels", tmp_path / "y.npy"])
+    a, _ = _fit_file(tmp_path, "a.json", [tmp_path / "z.pt", "--labels", tmp_path / "y.pt"])
+    b, _ = _fit_file(tmp_path, "b.json", [tmp_path / "d.pt"])
+    _same_fit(a, ref)
+    _same_fit(b, ref)
+    # apply reads .pt too, and gives the .npy answer.
+    invoke(["apply", tmp_path / "b.json", tmp_path / "z.pt", "-o", tmp_path / "p1.npy"])
+    invoke(["apply", tmp_path / "b.json", tmp_path / "z.npy", "-o", tmp_path / "p2.npy"])
+    assert np.array_equal(np.load(tmp_path / "p1.npy"), np.load(tmp_path / "p2.npy"))
+
+
+# --------------------------------------------------------------------------- tasks
+@pytest.mark.parametrize("confidence", ["0.95", "none"])
+def test_binary_two_columns_equal_single_logit(tmp_path, confidence):
+    rng = np.random.default_rng(7)
+    n = 1500
+    z2 = rng.normal(0.0, 3.0, size=(n, 2)).astype(np.float32)
+    d = z2[:, 1] - z2[:, 0]
+    y = (rng.random(n) < special.expit(d / 2.0)).astype(np.int64)
+    np.save(tmp_path / "z2.npy", z2)
+    np.save(tmp_path / "d.npy", d)
+    np.save(tmp_path / "y.npy", y)
+    common = ["--labels", tmp_path / "y.npy", "--confidence", confidence]
+    two, res2 = _fit_file(tmp_path, "two.json", [tmp_path / "z2.npy", "--task", "binary", *common])
+    one, res1 = _fit_file(tmp_path, "one.json", [tmp_path / "d.npy", *common])
+    assert two["task"] == one["task"] == "binary"
+    assert res2.stdout.startswith("task: binary (given)   input: logits (detected)")
+    assert res1.stdout.startswith("task: binary (detected)   input: logits (detected)")
+    assert two["temperature"] == one["temperature"]
+    assert two["decision_thresholds"] == one["decision_thresholds"]
+    assert two["thresholds"] == one["thresholds"]
+    # and apply agrees on the two forms
+    invoke(["apply", tmp_path / "two.json", tmp_path / "z2.npy", "-o", tmp_path / "a.npy"])
+    invoke(["apply", tmp_path / "one.json", tmp_path / "d.npy", "-o", tmp_path / "b.npy"])
+    assert np.array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+
+
+def test_two_columns_auto_stay_multiclass(tmp_path):
+    rng = np.random.default_rng(8)
+    z2 = rng.normal(0.0, 3.0, size=(800, 2)).astype(np.float32)
+    y = (rng.random(800) < special.expit(z2[:, 1] - z2[:, 0])).astype(np.int64)
+    np.savez(tmp_path / "d.npz", logits=z2, labels=y)
+    d, res = _fit_file(tmp_path, "t.json", [tmp_path / "d.npz"])
+    assert d["task"] == "multiclass"
+    assert len(d["thresholds"]["per_class"]) == 2
+
+
+def test_binary_single_column_sample(sample, tmp_path):
+    d, res = _fit_file(tmp_path, "b.json", [sample["binary_val"]])
+    assert d["task"] == "binary"
+    assert d["classes"] == ["0", "1"]
+    assert d["decision_thresholds"]["space"] == "logit"
+    assert len(d["decision_thresholds"]["per_class"]) == 1
+    lines = res.stdout.splitlines()
+    assert lines[0] == "task: binary (detected)   input: logits (detected)   rows: 4000   classes: 2"
+    assert lines[1] == f"temperature: {d['temperature']:.4g}"
+    i = lines.index(TABLE_HEADER)
+    assert lines[i + 1] == _row("1", d["summary"]["per_class"][0])
+    assert lines[i + 2].startswith(_row("(global)", d["summary"]["global"]))
+    assert lines[-1] == f"wrote {tmp_path / 'b.json'}"
+    assert len(lines) == i + 4
+    # apply: 0/1 decisions and a binary message
+    res = invoke(["apply", tmp_path / "b.json", sample["binary_test"], "-o", tmp_path / "o.npy"])
+    dec = np.load(tmp_path / "o.npy")
+    assert set(np.unique(dec)) <= {0, 1}
+    test = np.load(sample["binary_test"])["logits"]
+    assert np.array_equal(dec, calibrate.load(tmp_path / "b.json").predict(test))
+    assert res.stdout == (f"wrote {len(dec)} decisions to {tmp_path / 'o.npy'} (per-class rule): "
+                          f"{int((dec == 1).sum())} positive, {int((dec == 0).sum())} negative\n")
+
+
+def test_multilabel_sample(sample, tmp_path):
+    d, res = _fit_file(tmp_path, "m.json", [sample["ml_val"]])
+    assert d["task"] == "multilabel"
+    assert isinstance(d["temperature"], list) and len(d["temperature"]) == 3
+    lines = res.stdout.splitlines()
+    assert lines[0] == ("task: multilabel (detected)   input: logits (detected)   rows: 4000   "
+                        "classes: 3")
+    t = d["temperature"]
+    assert lines[1].startswith(f"temperature: one per class, {min(t):.4g} to {max(t):.4g}")
+    i = lines.index(TABLE_HEADER)
+    assert lines[i + 1: i + 4] == [_row(str(k), r) for k, r in
+                                   enumerate(d["summary"]["per_class"])]
+    assert lines[-1] == f"wrote {tmp_path / 'm.json'}"
+    # apply: bool (N, 3) array; csv with one 0/1 column per class
+    res = invoke(["apply", tmp_path / "m.json", sample["ml_test"], "-o", tmp_path / "o.npy"])
+    dec = np.load(tmp_path / "o.npy")
+    test = np.load(sample["ml_test"])["logits"]
+    assert dec.shape == test.shape and dec.dtype == bool
+    assert np.array_equal(dec, calibrate.load(tmp_path / "m.json").predict(test))
+    assert res.stdout == (f"wrote {len(dec)} rows to {tmp_path / 'o.npy'} (per-class rule): "
+                          f"{int(dec.sum())} labels predicted, "
+                          f"{int((~dec.any(axis=1)).sum())} rows with none\n")
+    invoke(["apply", tmp_path / "m.json", sample["ml_test"], "-o", tmp_path / "o.csv"])
+    text = (tmp_path / "o.csv").read_text().splitlines()
+    assert text[0] == "0,1,2"
+    assert text[1:] == [",".join("1" if v else "0" for v in r) for r in dec]
+    invoke(["apply", tmp_path / "m.json", sample["ml_test"], "-o", tmp_path / "o.jsonl"])
+    rows = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert rows == [{"labels": [str(j) for j in np.flatnonzero(r)]} for r in dec]
+
+
+def test_multilabel_given_task(tmp_path):
+    rng = np.random.default_rng(3)
+    g = rng.normal(0.0, 2.0, size=(1200, 3))
+    y = (rng.random((1200, 3)) < special.expit(g)).astype(np.int64)
+    np.save(tmp_path / "z.npy", (2 * g).astype(np.float32))
+    np.save(tmp_path / "y.npy", y)
+    d, res = _fit_file(tmp_path, "t.json", [tmp_path / "z.npy", "--labels", tmp_path / "y.npy",
+                                            "--task", "multilabel"])
+    assert d["task"] == "multilabel"
+    assert res.stdout.startswith("task: multilabel (given)")
+
+
+# --------------------------------------------------------------------------- input kinds
+def test_input_kind_detection_softmax(tmp_path):
+    z, y = multiclass_data(dtype=np.float64)
+    np.save(tmp_path / "y.npy", y)
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "p.npy", special.softmax(z, axis=1))
+    np.save(tmp_path / "lp.npy", special.log_softmax(z, axis=1))
+    lab = ["--labels", tmp_path / "y.npy"]
+    ref, res = _fit_file(tmp_path, "z.json", [tmp_path / "z.npy", *lab])
+    assert "   input: logits (detected)   " in res.stdout.splitlines()[0]
+    p, res = _fit_file(tmp_path, "p.json", [tmp_path / "p.npy", *lab])
+    assert "   input: probabilities (detected)   " in res.stdout.splitlines()[0]
+    assert p["input_kind"] == "probabilities"
+    lp, res = _fit_file(tmp_path, "lp.json", [tmp_path / "lp.npy", *lab])
+    assert "   input: log-probabilities (detected)   " in res.stdout.splitlines()[0]
+    assert lp["input_kind"] == "log-probabilities"
+    # log-probabilities are logits up to a row constant: the same temperature
+    assert p["temperature"] == pytest.approx(ref["temperature"], rel=1e-6)
+    assert lp["temperature"] == pytest.approx(ref["temperature"], rel=1e-6)
+    # forced kinds print "(given)"
+    _, res = _fit_file(tmp_path, "g.json", [tmp_path / "p.npy", *lab, "--input", "probabilities"])
+    assert "   input: probabilities (given)   " in res.stdout.splitlines()[0]
+    _, res = _fit_file(tmp_path, "g2.json", [tmp_path / "z.npy", *lab, "--input", "logits"])
+    assert "   input: logits (given)   " in res.stdout.splitlines()[0]
+    # apply on probabilities uses the kind of the file, and agrees with logits
+    invoke(["apply", tmp_path / "p.json", tmp_path / "p.npy", "-o", tmp_path / "a.npy"])
+    assert np.array_equal(np.load(tmp_path / "a.npy"),
+                          calibrate.load(tmp_path / "p.json").predict(np.load(tmp_path / "p.npy")))
+
+
+def test_sigmoid_probabilities_warn_and_override(tmp_path):
+    z, y = binary_data(dtype=np.float64)
+    np.save(tmp_path / "p.npy", special.expit(z))
+    np.save(tmp_path / "y.npy", y)
+    d, res = _fit_file(tmp_path, "t.json", [tmp_path / "p.npy", "--labels", tmp_path / "y.npy"])
+    assert d["input_kind"] == "probabilities"
+    assert "   input: probabilities (detected)   " in res.stdout.splitlines()[0]
+    warn = res.stderr.splitlines()
+    assert len(warn) == 1, res.stderr
+    assert warn[0].startswith("warning: ")
+    assert "[0, 1]" in warn[0] and "--input logits" in warn[0]
+    # Forcing the kind silences the warning.
+    d, res = _fit_file(tmp_path, "u.json", [tmp_path / "p.npy", "--labels", tmp_path / "y.npy",
+                                            "--input", "logits"])
+    assert d["input_kind"] == "logits"
+    assert res.stderr == ""
+    assert "   input: logits (given)   " in res.stdout.splitlines()[0]
+
+
+# --------------------------------------------------------------------------- class names
+def test_class_names_in_file_and_outputs(sample, fitted, tmp_path):
+    d = read_json(fitted)
+    assert d["classes"] == NAMES
+    assert [r["class"] for r in d["summary"]["per_class"]] == NAMES
+    test = np.load(sample["test"])
+    dec = calibrate.load(fitted).predict(test)
+    invoke(["apply", fitted, sample["test"], "-o", tmp_path / "o.csv"])
+    lines = (tmp_path / "o.csv").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "prediction,label"
+    assert lines[1:] == [f"{k},{NAMES[k] if k >= 0 else ''}" for k in dec]
+    invoke(["apply", fitted, sample["test"], "-o", tmp_path / "o.jsonl"])
+    rows = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert rows == [{"prediction": int(k), "label": NAMES[k] if k >= 0 else None} for k in dec]
+
+
+def test_class_names_with_comma_are_quoted_in_csv(tmp_path):
+    z, y = multiclass_data(c=3)
+    np.savez(tmp_path / "d.npz", logits=z, labels=y)
+    (tmp_path / "names.txt").write_text('a,b\nsay "hi"\nplain\n', encoding="utf-8")
+    invoke(["fit", tmp_path / "d.npz", "--classes", tmp_path / "names.txt", "-o", tmp_path / "t.json",
+            "--confidence", "none", "--precision", "0.5"])
+    assert read_json(tmp_path / "t.json")["classes"] == ["a,b", 'say "hi"', "plain"]
+    invoke(["apply", tmp_path / "t.json", tmp_path / "d.npz", "-o", tmp_path / "o.csv"])
+    with open(tmp_path / "o.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    names = ["a,b", 'say "hi"', "plain"]
+    dec = calibrate.load(tmp_path / "t.json").predict(z)
+    assert rows[0] == ["prediction", "label"]
+    assert rows[1:] == [[str(k), names[k] if k >= 0 else ""] for k in dec]
+
+
+# --------------------------------------------------------------------------- apply
+def test_apply_npy_int_with_abstain(sample, fitted, tmp_path):
+    out = tmp_path / "d.npy"
+    res = invoke(["apply", fitted, sample["test"], "-o", out])
+    dec = np.load(out)
+    test = np.load(sample["test"])
+    assert dec.shape == (len(test),)
+    assert dec.dtype.kind == "i"
+    assert dec.min() == -1 and dec.max() <= 9
+    assert np.array_equal(dec, calibrate.load(fitted).predict(test))
+    n_pred, n_abs = int((dec >= 0).sum()), int((dec < 0).sum())
+    assert res.stdout == (f"wrote {len(dec)} decisions to {out} (per-class rule): "
+                          f"{n_pred} predicted, {n_abs} abstained\n")
+    assert res.stderr == ""
+    assert no_tmp_left(tmp_path) == []
+
+
+def test_apply_to_stdout_jsonl(sample, fitted):
+    res = invoke(["apply", fitted, sample["test"]])
+    dec = calibrate.load(fitted).predict(np.load(sample["test"]))
+    lines = res.stdout.splitlines()
+    assert len(lines) == len(dec)
+    assert [json.loads(x) for x in lines] == [
+        {"prediction": int(k), "label": NAMES[k] if k >= 0 else None} for k in dec]
+    assert res.stderr == ""
+
+
+@pytest.mark.parametrize("ext", [".npy", ".csv"])
+def test_apply_probabilities_equal_softmax_over_t(sample, fitted, tmp_path, ext):
+    out = tmp_path / "d.npy"
+    proba = tmp_path / f"p{ext}"
+    res = invoke(["apply", fitted, sample["test"], "-o", out, "--probabilities", proba])
+    assert res.stdout.rstrip("\n").endswith(f"; probabilities to {proba}")
+    p = np.load(proba) if ext == ".npy" else np.loadtxt(proba, delimiter=",")
+    z = np.load(sample["test"]).astype(np.float64)
+    T = read_json(fitted)["temperature"]
+    want = special.softmax(z / T, axis=1)
+    assert p.shape == z.shape
+    # float32 logits give float32 probabilities: equal to float32 precision
+    np.testing.assert_allclose(p, want, rtol=2e-6, atol=2e-7)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(np.load(out), calibrate.load(fitted).predict(np.load(sample["test"])))
+
+
+def test_apply_rule_global_vs_per_class(sample, fitted, tmp_path):
+    test = np.load(sample["test"])
+    cal = calibrate.load(fitted)
+    res_g = invoke(["apply", fitted, sample["test"], "-o", tmp_path / "g.npy", "--rule", "global"])
+    res_p = invoke(["apply", fitted, sample["test"], "-o", tmp_path / "p.npy", "--rule", "per-class"])
+    g, p = np.load(tmp_path / "g.npy"), np.load(tmp_path / "p.npy")
+    assert np.array_equal(g, cal.predict(test, rule="global"))
+    assert np.array_equal(p, cal.predict(test, rule="per-class"))
+    assert np.array_equal(p, cal.predict(test))  # the file's rule is per-class
+    assert not np.array_equal(g, p)
+    assert "(global rule)" in res_g.stdout and "(per-class rule)" in res_p.stdout
+    # global: one threshold on the calibrated top probability
+    thr = read_json(fitted)["decision_thresholds"]["global"]
+    logp = special.log_softmax(test.astype(np.float64) / cal.temperature, axis=1).max(axis=1)
+    agree = (g >= 0) == (logp >= thr)
+    assert agree.mean() > 0.999  # exact up to float32 rounding at the boundary
+
+
+def test_fit_rule_global_is_apply_default(sample, tmp_path):
+    out = tmp_path / "t.json"
+    res = invoke(["fit", sample["val"], "--labels", sample["val_labels"], "-o", out,
+                  "--rule", "global"])
+    assert "rule used by apply: global" in res.stdout.splitlines()
+    assert read_json(out)["rule"] == "global"
+    res = invoke(["apply", out, sample["test"], "-o", tmp_path / "d.npy"])
+    assert "(global rule)" in res.stdout
+    test = np.load(sample["test"])
+    assert np.array_equal(np.load(tmp_path / "d.npy"),
+                          calibrate.load(out).predict(test, rule="global"))
+
+
+@pytest.mark.parametrize("rule", ["per-class", "global"])
+def test_apply_reproduces_held_out_decisions_and_precision(sample, tmp_path, rule):
+    out = tmp_path / "t.json"
+    res = invoke(["fit", sample["val"], "--labels", sample["val_labels"], "-o", out,
+                  "--confidence", "none", "--precision", "0.85", "--rule", rule])
+    assert "target: precision >= 0.85, plain held-out estimate (no confidence bound)" \
+        in res.stdout.splitlines()
+    d = read_json(out)
+    assert d["target"]["confidence"] is None
+    invoke(["apply", out, sample["val"], "-o", tmp_path / "d.npy"])
+    dec = np.load(tmp_path / "d.npy")
+    val = np.load(sample["val"])
+    y = np.load(sample["val_labels"])
+    assert np.array_equal(dec, calibrate.load(out).predict(val))
+    s = d["summary"]
+    if rule == "per-class":
+        for k, r in enumerate(s["per_class"]):
+            made = dec == k
+            assert int(made.sum()) == r["predicted"], k
+            if made.any():
+                prec = (y[made] == k).mean()
+                assert prec >= 0.85, (k, prec)
+                assert prec == pytest.approx(r["precision"], abs=1e-12)
+        assert (dec >= 0).any()
+    else:
+        made = dec >= 0
+        assert int(made.sum()) == s["global"]["predicted"]
+        assert (y[made] == dec[made]).mean() >= 0.85
+
+
+def test_fit_simultaneous_and_confidence_in_summary(sample, tmp_path):
+    out = tmp_path / "t.json"
+    res = invoke(["fit", sample["val"], "--labels", sample["val_labels"], "-o", out,
+                  "--simultaneous", "--confidence", "0.9", "--precision", "0.8"])
+    assert ("target: precision >= 0.8, 90% confidence for all classes at once "
+            "(Clopper-Pearson, fixed-sequence testing)") in res.stdout.splitlines()
+    assert read_json(out)["target"] == {"precision": 0.8, "confidence": 0.9, "simultaneous": True}
+
+
+def test_apply_input_override(tmp_path):
+    z, y = multiclass_data(dtype=np.float64)
+    np.savez(tmp_path / "d.npz", logits=z, labels=y)
+    np.save(tmp_path / "p.npy", special.softmax(z, axis=1))
+    invoke(["fit", tmp_path / "d.npz", "-o", tmp_path / "t.json"])
+    invoke(["apply", tmp_path / "t.json", tmp_path / "d.npz", "-o", tmp_path / "a.npy"])
+    invoke(["apply", tmp_path / "t.json", tmp_path / "p.npy", "--input", "probabilities",
+            "-o", tmp_path / "b.npy"])
+    a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
+    assert (a == b).mean() > 0.999  # log(softmax(z)) = z - const, up to rounding
+
+
+# --------------------------------------------------------------------------- help
+FIT_OPTIONS = ["--labels", "-o", "--output", "--precision", "--confidence", "--simultaneous",
+               "--rule", "--task", "--input", "--classes", "--json", "--help"]
+APPLY_OPTIONS = ["-o", "--output", "--rule", "--input", "--probabilities", "--help"]
+
+
+def _all_opts(command):
+    return [o for p in command.params for o in (*p.opts, *p.secondary_opts)
+            if o.startswith("-")]
+
+
+def test_group_help():
+    res = invoke(["--help"])
+    assert res.stdout.startswith("Usage: calibrate [OPTIONS] COMMAND [ARGS]...")
+    for word in ("fit", "apply", "--version", "--help"):
+        assert word in res.stdout
+    assert invoke(["-h"]).stdout == res.stdout
+    assert invoke(["--version"]).stdout == f"calibrate, version {calibrate.__version__}\n"
+
+
+@pytest.mark.parametrize("name, documented", [("fit", FIT_OPTIONS), ("apply", APPLY_OPTIONS)])
+def test_command_help_mentions_every_option(name, documented):
+    res = invoke([name, "--help"])
+    assert res.stdout.startswith(f"Usage: calibrate {name} [OPTIONS] ")
+    for opt in documented + _all_opts(cli.commands[name]):
+        assert opt in res.stdout, opt
+    # choices are listed
+    for choice in ("per-class", "global", "logits", "probabilities", "log-probabilities"):
+        assert choice in res.stdout, choice
+    if name == "fit":
+        for choice in ("auto", "multiclass", "binary", "multilabel"):
+            assert choice in res.stdout, choice
+    assert res.stderr == ""
+
+
+def test_no_command_prints_usage():
+    res = runner().invoke(cli, [], prog_name="calibrate")
+    assert res.exit_code in (0, 2)
+    assert "Usage: calibrate" in res.output
+
+
+# --------------------------------------------------------------------------- light imports
+def _run_python(code, *args):
+    return subprocess.run([sys.executable, *args, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_import_and_help_do_not_import_torch_or_sklearn():
+    code = textwrap.dedent("""
+        import sys
+        import calibrate
+        from calibrate_cli.main import cli
+        from click.testing import CliRunner
+        for args in (["--help"], ["fit", "--help"], ["apply", "--help"]):
+            r = CliRunner().invoke(cli, args)
+            assert r.exit_code == 0, (args, r.output)
+        bad = sorted(m for m in sys.modules
+                     if m.split(".")[0] in ("torch", "sklearn", "matplotlib"))
+        assert not bad, bad
+        print("ok")
+    """)
+    proc = _run_python(code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["fit", "--help"], ["apply", "--help"]])
+def test_cli_module_help_importtime(args):
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "calibrate_cli.main", *args],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("Usage: ")
+    imported = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:") and "|" in line]
+    assert "calibrate" in imported and "click" in imported
+    heavy = [m for m in imported if m.split(".")[0] in ("torch", "sklearn", "matplotlib")]
+    assert heavy == []
