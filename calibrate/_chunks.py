@@ -1,11 +1,22 @@
-"""Row-chunked passes over score arrays.
+"""Row-chunked passes over score arrays, on this machine or on Dask.
 
 Every statistic the toolkit needs (the NLL and its derivatives, per-row
-scores, decisions) is a function of one row at a time, so a pass is a map
-over row ranges followed by an ordered reduction.  Chunks keep memory flat on
-large or memory-mapped arrays, and a thread pool spreads them over the cores:
-numpy releases the GIL inside its kernels.  Results are combined in chunk
-order, so the outcome does not depend on scheduling.
+scores, decisions) is a function of one row at a time, so a pass is a map of
+a *kernel* over blocks of rows followed by an ordered reduction.  A kernel
+takes the blocks of its arrays (``kernel(z_block, y_block)``) and returns
+arrays with one entry per row (or, for :func:`sum_blocks` with
+``per_row=False``, partial sums).
+
+* numpy arrays and :mod:`.rows` sources are cut into row chunks here; a
+  thread pool spreads them over the cores (numpy releases the GIL), and
+  chunks keep memory flat on files larger than memory.
+* dask arrays are cut along their own row blocks, and the same kernel runs as
+  one task per block on whatever scheduler is active (threads, or a
+  dask.distributed cluster); only the per-row results come back.
+
+Per-row results are summed over the whole vector at the end, so a total does
+not depend on how the rows were chunked: the local and the Dask paths give
+the same bits.
 """
 
 import os
@@ -38,28 +49,6 @@ def n_workers():
         return max(1, os.cpu_count() or 1)
 
 
-def map_rows(fn, n_rows, n_cols, rows_per_chunk=None):
-    """Call ``fn(slice)`` for each row chunk and return the results in order."""
-    slices = row_slices(n_rows, rows_per_chunk or chunk_rows(n_cols))
-    workers = min(n_workers(), len(slices))
-    if workers <= 1:
-        return [fn(s) for s in slices]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(fn, slices))
-
-
-def sum_rows(fn, n_rows, n_cols, rows_per_chunk=None):
-    """Sum the (tuples of) float64 arrays that ``fn(slice)`` returns per chunk."""
-    parts = map_rows(fn, n_rows, n_cols, rows_per_chunk)
-    if not parts:
-        raise ValueError("no rows")
-    total = [np.asarray(p, dtype=np.float64).copy() for p in parts[0]]
-    for part in parts[1:]:
-        for acc, p in zip(total, part):
-            acc += p
-    return total
-
-
 _local = threading.local()
 
 
@@ -80,8 +69,85 @@ def scratch(shape, dtype, slot=0):
 
 
 def row_sums(a):
-    """Row sums through BLAS matrix-vector product (several times faster than
-    ``a.sum(axis=1)`` on float32), as float64."""
-    if a.dtype in (np.float32, np.float64):
-        return (a @ np.ones(a.shape[1], a.dtype)).astype(np.float64)
-    return a.sum(axis=1, dtype=np.float64)
+    """Row sums as float64, computed in the array's dtype with numpy's pairwise
+    summation: each row's result depends on that row alone (a BLAS
+    matrix-vector product does not: its blocking varies with the row count)."""
+    return a.sum(axis=1).astype(np.float64)
+
+
+def is_dask(x):
+    return type(x).__module__.split(".")[0] == "dask"
+
+
+def _dask_blocks(arrays):
+    """Row blocks of each array as delayed objects, aligned to the first's rows."""
+    import dask.array as da
+
+    lead = next(a for a in arrays if is_dask(a))
+    rows = lead.chunks[0]
+    out = []
+    for a in arrays:
+        if not is_dask(a):
+            a = da.from_array(np.asarray(a), chunks=(rows,) + tuple(-1 for _ in a.shape[1:]))
+        else:
+            a = a.rechunk((rows,) + tuple(-1 for _ in a.shape[1:]))
+        out.append(a.to_delayed().reshape(len(rows), -1)[:, 0])
+    return list(zip(*out))
+
+
+#: Called as ``hook(label, n_chunks)`` before a pass, returning a callable
+#: ``advance(n)`` (or None); the CLI installs a progress bar here.
+progress_hook = None
+
+
+def map_blocks(kernel, *arrays, rows_per_chunk=None, label=None):
+    """``kernel(*blocks)`` for each block of rows; the results in row order."""
+    if any(is_dask(a) for a in arrays):
+        import dask
+
+        blocks = _dask_blocks(arrays)
+        return list(dask.compute(*[dask.delayed(kernel)(*b) for b in blocks]))
+    lead = arrays[0]
+    n = lead.shape[0]
+    n_cols = int(np.prod(lead.shape[1:])) if len(lead.shape) > 1 else 1
+    slices = row_slices(n, rows_per_chunk or chunk_rows(n_cols))
+    advance = progress_hook(label or "pass", len(slices)) if progress_hook else None
+
+    def run(s):
+        out = kernel(*(a[s] for a in arrays))
+        if advance is not None:
+            advance(1)
+        return out
+
+    workers = min(n_workers(), len(slices))
+    if workers <= 1:
+        return [run(s) for s in slices]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(run, slices))
+
+
+def concat_blocks(kernel, *arrays, **kw):
+    """:func:`map_blocks` for kernels returning a tuple of per-row arrays:
+    each concatenated over all rows."""
+    parts = map_blocks(kernel, *arrays, **kw)
+    if not parts:
+        raise ValueError("no rows")
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(len(parts[0])))
+
+
+def sum_blocks(kernel, *arrays, per_row=True, **kw):
+    """Totals of what ``kernel`` returns, as float64.
+
+    ``per_row=True``: the kernel returns per-row arrays, summed over all rows
+    at once (independent of the chunking).  ``per_row=False``: it returns
+    partial sums, added in chunk order.
+    """
+    if per_row:
+        return [np.sum(np.asarray(c, dtype=np.float64), axis=0)
+                for c in concat_blocks(kernel, *arrays, **kw)]
+    parts = map_blocks(kernel, *arrays, **kw)
+    total = [np.asarray(p, dtype=np.float64).copy() for p in parts[0]]
+    for part in parts[1:]:
+        for acc, p in zip(total, part):
+            acc += p
+    return total

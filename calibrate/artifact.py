@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import rules
+from . import _chunks, rules
 from . import scores as _scores
 from .errors import CalibrateError, invalid
 from .io import atomic_write
@@ -27,6 +27,8 @@ from .io import atomic_write
 SCHEMA_VERSION = 1
 RULES = ("per-class", "global")
 ABSTAIN = -1
+#: Scores per block when applying: 16 Mi values (64 MB of float32).
+BLOCK_ELEMENTS = 1 << 24
 
 
 def space_of(task):
@@ -105,13 +107,34 @@ class Calibrator:
         multiclass: int64 class ids, -1 = abstain; binary: int64 0/1;
         multilabel: bool (N, C).
         """
+        blocks = list(self.iter_predict(scores, rule, input_kind, name=name))
+        return np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+
+    def iter_predict(self, scores, rule=None, input_kind=None, *, name="scores",
+                     block_elements=BLOCK_ELEMENTS):
+        """Decisions block by block of rows (about ``block_elements`` scores
+        each), reading row sources a block at a time: memory stays flat."""
         tau = self._rule_thresholds(rule)
         z = self.logits(scores, input_kind, name)
-        if self.task == "multiclass":
-            k, logp = rules.top_scores(z, self.temperature)
-            return rules.decide_multiclass(k, logp, tau)
-        dec = rules.decide_sigmoid(rules.sigmoid_scores(z, self.temperature), tau)
-        return dec.astype(np.int64) if self.task == "binary" else dec
+        n = z.shape[0]
+        if _chunks.is_dask(z):
+            rows = n  # dask schedules its own blocks
+        else:
+            rows = _chunks.chunk_rows(int(np.prod(z.shape[1:])), block_elements)
+        for s in _chunks.row_slices(n, rows):
+            zc = z[s] if rows < n else z
+            if self.task == "multiclass":
+                k, logp = rules.top_scores(zc, self.temperature)
+                yield rules.decide_multiclass(k, logp, tau)
+            else:
+                dec = rules.decide_sigmoid(rules.sigmoid_scores(zc, self.temperature), tau)
+                yield dec.astype(np.int64) if self.task == "binary" else dec
+
+    def decisions_shape(self, n_rows):
+        """Shape and dtype of ``predict``'s result for ``n_rows`` rows."""
+        if self.task == "multilabel":
+            return (n_rows, len(self.classes)), np.dtype(bool)
+        return (n_rows,), np.dtype(np.int64)
 
     def predict_proba(self, scores, input_kind=None, *, name="scores"):
         """Calibrated probabilities: softmax(z/T) (N, C), or sigmoid(z/T)

@@ -230,50 +230,60 @@ def check_output_suffix(path, allowed=OUTPUT_SUFFIXES):
     return suffix
 
 
-def _prediction_writer(suffix, decisions, classes, abstain):
-    d = np.asarray(decisions)
+def _prediction_writer(suffix, blocks, classes, abstain, shape=None, dtype=None):
+    """A function writing decision ``blocks`` (arrays of consecutive rows) to a
+    binary stream in the format of ``suffix``, one block at a time."""
+    if isinstance(blocks, np.ndarray):
+        shape, dtype, blocks = blocks.shape, blocks.dtype, [blocks]
+    multilabel = len(shape) == 2
+
     if suffix == ".npy":
-        return lambda fh: np.save(fh, d, allow_pickle=False)
-    multilabel = d.ndim == 2
-    if suffix == ".csv":
-        def lines():
-            if multilabel:
-                yield ",".join(_csv_field(c) for c in classes)
-                for r in d:
-                    yield ",".join("1" if v else "0" for v in r)
-            else:
-                yield "prediction,label"
-                for v in d:
-                    yield f"{int(v)},{_csv_field(classes[v]) if v != abstain else ''}"
-    else:
-        def lines():
-            for r in d:
+        def write(fh):
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                      "fortran_order": False, "shape": tuple(shape)}
+            np.lib.format.write_array_header_2_0(fh, header) if shape[0] > 2**31 else \
+                np.lib.format.write_array_header_1_0(fh, header)
+            for b in blocks:
+                fh.write(np.ascontiguousarray(b, dtype=dtype).tobytes())
+        return write
+
+    def lines(d):
+        for r in d:
+            if suffix == ".csv":
                 if multilabel:
-                    yield json.dumps({"labels": [classes[j] for j in np.flatnonzero(r)]})
+                    yield ",".join("1" if v else "0" for v in r)
                 else:
-                    v = int(r)
-                    yield json.dumps({"prediction": v,
-                                      "label": classes[v] if v != abstain else None})
+                    yield f"{int(r)},{_csv_field(classes[r]) if r != abstain else ''}"
+            elif multilabel:
+                yield json.dumps({"labels": [classes[j] for j in np.flatnonzero(r)]})
+            else:
+                v = int(r)
+                yield json.dumps({"prediction": v, "label": classes[v] if v != abstain else None})
 
     def write(fh):
-        for line in lines():
-            fh.write((line + "\n").encode("utf-8"))
+        if suffix == ".csv":
+            head = ",".join(_csv_field(c) for c in classes) if multilabel else "prediction,label"
+            fh.write((head + "\n").encode("utf-8"))
+        for b in blocks:
+            fh.write("".join(line + "\n" for line in lines(b)).encode("utf-8"))
     return write
 
 
-def write_predictions(path, decisions, classes, abstain=-1):
+def write_predictions(path, decisions, classes, abstain=-1, shape=None, dtype=None):
     """Write decisions by extension: .npy (the array), .csv or .jsonl.
 
+    ``decisions`` is an array, or an iterable of row blocks with the total
+    ``shape`` and ``dtype`` given (written as they come: memory stays flat).
     csv/jsonl rows carry the class id and name (multiclass/binary; empty name
     for an abstention), or one 0/1 column per class (multilabel).
     """
     suffix = check_output_suffix(path)
-    atomic_write(path, _prediction_writer(suffix, decisions, classes, abstain))
+    atomic_write(path, _prediction_writer(suffix, decisions, classes, abstain, shape, dtype))
 
 
-def write_predictions_to(fh, suffix, decisions, classes, abstain=-1):
+def write_predictions_to(fh, suffix, decisions, classes, abstain=-1, shape=None, dtype=None):
     """:func:`write_predictions` into an open binary stream (e.g. stdout)."""
-    _prediction_writer(suffix, decisions, classes, abstain)(fh)
+    _prediction_writer(suffix, decisions, classes, abstain, shape, dtype)(fh)
 
 
 def write_array(path, array):

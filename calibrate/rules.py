@@ -34,13 +34,10 @@ def top_scores(logits, temperature):
     z = logits
     n, c = z.shape
     b = 1.0 / float(temperature)
-    k = np.empty(n, np.int64)
-    logp = np.empty(n, np.float64)
-
     dt = z.dtype if z.dtype.kind == "f" else np.dtype(np.float64)
 
-    def chunk(s):
-        zc = np.asarray(z[s])
+    def chunk(zc):
+        zc = np.asarray(zc)
         r = zc.shape[0]
         kc = zc.argmax(axis=1)
         e = _chunks.scratch((r, c), dt, 1)
@@ -48,11 +45,9 @@ def top_scores(logits, temperature):
         np.multiply(e, b, out=e)
         np.exp(e, out=e)
         e[np.arange(r), kc] = 0  # the argmax term is exactly 1: leave it out
-        k[s] = kc
-        logp[s] = -np.log1p(_chunks.row_sums(e))
+        return kc.astype(np.int64), -np.log1p(_chunks.row_sums(e))
 
-    _chunks.map_rows(chunk, n, c)
-    return k, logp
+    return _chunks.concat_blocks(chunk, z, label="scoring")
 
 
 def sigmoid_scores(logits, temperature):
@@ -65,15 +60,15 @@ def sigmoid_scores(logits, temperature):
 def softmax_proba(logits, temperature):
     """softmax(z / T) row by row; float32 logits give float32 probabilities."""
     z = logits
-    n, c = z.shape
-    out = np.empty(z.shape, z.dtype if z.dtype.kind == "f" else np.float64)
     b = 1.0 / float(temperature)
 
-    def chunk(s):
-        out[s] = special.softmax(np.asarray(z[s]) * b, axis=1)
+    def chunk(zc):
+        zc = np.asarray(zc)
+        if zc.dtype.kind != "f":
+            zc = zc.astype(np.float64)
+        return (special.softmax(zc * b, axis=1),)
 
-    _chunks.map_rows(chunk, n, c)
-    return out
+    return _chunks.concat_blocks(chunk, z, label="probabilities")[0]
 
 
 def sigmoid_proba(logits, temperature):

@@ -64,9 +64,9 @@ def as_array(x, name):
         if x.is_floating_point() and x.element_size() < 4:
             x = x.float()  # float16 / bfloat16: exact in float32 (numpy has no bfloat16)
         x = x.numpy()
-    elif is_row_source(x):
-        # Wide sources stay on disk and are read chunk by chunk; narrow ones
-        # (labels, binary scores) are small enough to read whole.
+    elif is_row_source(x) or _chunks.is_dask(x):
+        # Wide sources stay on disk (or on the cluster) and are read chunk by
+        # chunk; narrow ones (labels, binary scores) are small: read them whole.
         if x.ndim < 2 or x.shape[1] <= 2:
             x = np.asarray(x)
     elif hasattr(x, "__array__") or isinstance(x, (list, tuple)):
@@ -127,8 +127,8 @@ def _row_stats(scores):
     x = scores if scores.ndim == 2 else scores.reshape(-1, 1)
     n, c = x.shape
 
-    def chunk(s):
-        b = np.asarray(x[s])
+    def chunk(b):
+        b = np.asarray(b)
         nan = posinf = neginf = False
         if not np.isfinite(b).all():
             nan, posinf, neginf = np.isnan(b).any(), np.isposinf(b).any(), np.isneginf(b).any()
@@ -145,7 +145,7 @@ def _row_stats(scores):
                 lse_err = np.max(np.abs(special.logsumexp(b.astype(np.float64), axis=1)))
         return nan, posinf, neginf, lo, hi, sum_err, lse_err
 
-    parts = _chunks.map_rows(chunk, n, c)
+    parts = _chunks.map_blocks(chunk, x, label="checking scores")
     return dict(
         nan=any(p[0] for p in parts), posinf=any(p[1] for p in parts),
         neginf=any(p[2] for p in parts),
@@ -244,6 +244,10 @@ def to_logits(scores, task, input_kind):
         return _sigmoid_logits(np.asarray(x).reshape(-1), input_kind)
     if task == "multilabel":
         return _sigmoid_logits(np.asarray(x), input_kind)
+    if _chunks.is_dask(x):
+        if input_kind == "logits" and x.dtype.kind == "f":
+            return x
+        return x.map_blocks(_softmax_logits, input_kind, dtype=_float_dtype(x.dtype))
     if is_row_source(x):
         if input_kind == "logits" and x.dtype.kind == "f":
             return x

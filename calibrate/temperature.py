@@ -82,9 +82,8 @@ def softmax_stats(z, y, beta, with_g0=True):
     b = float(beta)  # a Python float keeps float32 data float32 (NEP 50)
     dt = z.dtype if z.dtype.kind == "f" else np.dtype(np.float64)
 
-    def chunk(s):
-        zc = np.asarray(z[s])
-        yc = y[s]
+    def chunk(zc, yc):
+        zc = np.asarray(zc)
         r = zc.shape[0]
         u = _chunks.scratch((r, c), dt, 0)
         e = _chunks.scratch((r, c), dt, 1)
@@ -97,10 +96,10 @@ def softmax_stats(z, y, beta, with_g0=True):
         np.multiply(e, u, out=e)
         m2 = np.einsum("ij,ij->i", e, u).astype(np.float64) / tot      # E_p[u^2]
         nll = np.log(tot) - b * uy
-        g0 = (_chunks.row_sums(u) / c - uy).sum() if with_g0 else 0.0  # NLL'(0)
-        return (nll.sum(), (m1 - uy).sum(), np.maximum(m2 - m1 * m1, 0).sum(), g0)
+        g0 = _chunks.row_sums(u) / c - uy if with_g0 else np.zeros(r)  # NLL'(0)
+        return nll, m1 - uy, np.maximum(m2 - m1 * m1, 0), g0
 
-    f, g, h, g0 = _chunks.sum_rows(chunk, n, c)
+    f, g, h, g0 = _chunks.sum_blocks(chunk, z, y, label="temperature pass")
     return f / n, g / n, h / n, g0 / n
 
 
@@ -113,9 +112,8 @@ def sigmoid_stats(z, y, beta):
     bvec = np.asarray(beta, dtype=np.float64)
     bcast = bvec.astype(z.dtype) if z.dtype == np.float32 else bvec
 
-    def chunk(s):
-        zc = np.asarray(z[s])
-        yc = y[s]
+    def chunk(zc, yc):
+        zc, yc = np.asarray(zc), np.asarray(yc)
         a = zc * bcast
         sig = special.expit(a)
         # softplus(a) - y a = -log sigmoid(a) for y = 1, -log sigmoid(-a) for y = 0
@@ -126,7 +124,7 @@ def sigmoid_stats(z, y, beta):
                 (sig * (1 - sig) * zc * zc).sum(axis=0, dtype=np.float64),
                 ((0.5 - yc) * zc).sum(axis=0, dtype=np.float64))
 
-    f, g, h, g0 = _chunks.sum_rows(chunk, n, c)
+    f, g, h, g0 = _chunks.sum_blocks(chunk, z, y, per_row=False, label="temperature pass")
     return f / n, g / n, h / n, g0 / n
 
 

@@ -2,12 +2,14 @@
 
 import json
 import sys
+import threading
 import warnings
 
 import click
+import numpy as np
 
 import calibrate
-from calibrate import io
+from calibrate import _chunks, io
 from calibrate.errors import CalibrateError
 
 TASK_CHOICES = ["auto", "multiclass", "binary", "multilabel"]
@@ -68,6 +70,61 @@ def cli():
     calibrate fit val_logits.npy --labels val_labels.npy -o thresholds.json
     calibrate apply thresholds.json test_logits.npy -o decisions.npy
     """
+    # Progress goes to stderr, and only when a person is watching it.
+    if sys.stderr.isatty():
+        _chunks.progress_hook = _Progress()
+
+
+SCHEDULER = click.option(
+    "--scheduler", metavar="ADDRESS",
+    help="Run the passes on a running dask.distributed cluster (e.g. tcp://host:8786); "
+         "the workers read the .npy files themselves, so they must see the same paths. "
+         "Needs the 'dask' extra.")
+
+
+def _on_cluster(scores, address):
+    """Scores as a dask array on the cluster at ``address`` (None: unchanged)."""
+    if address is None:
+        return scores
+    try:
+        import dask.array as da
+        from dask.distributed import Client
+    except ImportError:
+        raise click.UsageError("--scheduler needs dask: pip install 'calibrate[dask]'")
+    try:
+        client = Client(address, timeout="10s", set_as_default=True)
+        click.get_current_context().call_on_close(client.close)
+    except (OSError, TimeoutError) as exc:
+        raise click.BadParameter(f"no dask scheduler answered at {address} ({exc})",
+                                 param_hint="'--scheduler'")
+    if isinstance(scores, np.ndarray) or scores.ndim < 2:
+        return scores
+    rows = max(1, (1 << 24) // max(1, scores.shape[1]))
+    return da.from_array(scores, chunks=(rows,) + scores.shape[1:], asarray=True)
+
+
+class _Progress:
+    """A click progress bar on stderr for passes of many chunks (a terminal only)."""
+
+    MIN_CHUNKS = 64   # about 256 MB of float32: a second or more
+
+    def __init__(self):
+        self.lock = threading.Lock()
+
+    def __call__(self, label, n_chunks):
+        if n_chunks < self.MIN_CHUNKS:
+            return None
+        bar = click.progressbar(length=n_chunks, label=label, file=sys.stderr)
+        bar.render_progress()
+        done = [0]
+
+        def advance(k):
+            with self.lock:
+                bar.update(k)
+                done[0] += k
+                if done[0] >= n_chunks:
+                    bar.render_finish()
+        return advance
 
 
 def _echo_warnings(caught):
@@ -119,8 +176,9 @@ def _load_scores_and_labels(scores_paths, labels_paths):
 @click.option("--classes", "classes_path", type=click.Path(dir_okay=False),
               help="Text file with one class name per line.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@SCHEDULER
 def fit(scores, labels_paths, output, precision, confidence, simultaneous, rule, task,
-        input_kind, classes_path, as_json):
+        input_kind, classes_path, as_json, scheduler):
     """Fit a temperature and thresholds on held-out SCORES and write a threshold file.
 
     SCORES is one file, or several .npy shards (paths or a glob such as
@@ -129,6 +187,7 @@ def fit(scores, labels_paths, output, precision, confidence, simultaneous, rule,
     io.check_output_suffix(output, (".json",))
     io.check_writable(output)
     s, y = _load_scores_and_labels(scores, labels_paths)
+    s = _on_cluster(s, scheduler)
     classes = io.load_class_names(classes_path) if classes_path else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -158,7 +217,8 @@ def fit(scores, labels_paths, output, precision, confidence, simultaneous, rule,
               help="What SCORES hold (default: as when the file was fitted).")
 @click.option("--probabilities", "proba_path", type=click.Path(dir_okay=False),
               help="Also write calibrated probabilities (.npy or .csv).")
-def apply(thresholds, scores, output, rule, input_kind, proba_path):
+@SCHEDULER
+def apply(thresholds, scores, output, rule, input_kind, proba_path, scheduler):
     """Apply a THRESHOLDS file to SCORES: decisions, -1 where it abstains.
 
     SCORES is one file, or several .npy shards (paths or a glob).
@@ -172,18 +232,51 @@ def apply(thresholds, scores, output, rule, input_kind, proba_path):
         io.check_writable(proba_path)
     cal = calibrate.load(thresholds)
     s, _ = io.read_scores(_spec(scores))
+    s = _on_cluster(s, scheduler)
     name = _names(scores, "scores")
-    decisions = cal.predict(s, rule=rule, input_kind=input_kind, name=name)
-    proba = cal.predict_proba(s, input_kind=input_kind, name=name) if proba_path else None
+    counts = Counts(cal.task)
+    blocks = counts.watch(cal.iter_predict(s, rule=rule, input_kind=input_kind, name=name))
+    shape, dtype = cal.decisions_shape(s.shape[0])
     if output is None:
-        io.write_predictions_to(click.get_binary_stream("stdout"), ".jsonl", decisions,
-                                cal.classes)
+        io.write_predictions_to(click.get_binary_stream("stdout"), ".jsonl", blocks,
+                                cal.classes, shape=shape, dtype=dtype)
     else:
-        io.write_predictions(output, decisions, cal.classes)
-    if proba is not None:
-        io.write_array(proba_path, proba)
+        io.write_predictions(output, blocks, cal.classes, shape=shape, dtype=dtype)
+    if proba_path is not None:
+        io.write_array(proba_path, cal.predict_proba(s, input_kind=input_kind, name=name))
     if output is not None:
-        click.echo(format_apply(cal, decisions, rule or cal.rule, output, proba_path), err=False)
+        click.echo(counts.format(rule or cal.rule, output, proba_path))
+
+
+class Counts:
+    """Tallies decisions as blocks stream past, for apply's one-line report."""
+
+    def __init__(self, task):
+        self.task, self.rows, self.a, self.b = task, 0, 0, 0
+
+    def watch(self, blocks):
+        for d in blocks:
+            self.rows += d.shape[0]
+            if self.task == "multilabel":
+                self.a += int(d.sum())
+                self.b += int((~d.any(axis=1)).sum())
+            elif self.task == "binary":
+                self.a += int((d == 1).sum())
+                self.b += int((d == 0).sum())
+            else:
+                self.a += int((d >= 0).sum())
+                self.b += int((d < 0).sum())
+            yield d
+
+    def format(self, rule, output, proba_path):
+        what = {"multilabel": ("labels predicted", "rows with none"),
+                "binary": ("positive", "negative")}.get(self.task, ("predicted", "abstained"))
+        unit = "rows" if self.task == "multilabel" else "decisions"
+        msg = (f"wrote {self.rows} {unit} to {output} ({rule} rule): "
+               f"{self.a} {what[0]}, {self.b} {what[1]}")
+        if proba_path:
+            msg += f"; probabilities to {proba_path}"
+        return msg
 
 
 def _fmt(v, pct=False):
@@ -253,23 +346,6 @@ def format_summary(cal, input_forced=False, task_forced=False):
     g = s["global"]
     lines.append(row("(global)", g) + f"   coverage {_fmt(g['coverage'], True)}")
     return "\n".join(lines)
-
-
-def format_apply(cal, decisions, rule, output, proba_path):
-    import numpy as np
-    d = np.asarray(decisions)
-    if cal.task == "multilabel":
-        msg = (f"wrote {d.shape[0]} rows to {output} ({rule} rule): "
-               f"{int(d.sum())} labels predicted, {int((~d.any(axis=1)).sum())} rows with none")
-    elif cal.task == "binary":
-        msg = (f"wrote {d.size} decisions to {output} ({rule} rule): "
-               f"{int((d == 1).sum())} positive, {int((d == 0).sum())} negative")
-    else:
-        msg = (f"wrote {d.size} decisions to {output} ({rule} rule): "
-               f"{int((d >= 0).sum())} predicted, {int((d < 0).sum())} abstained")
-    if proba_path:
-        msg += f"; probabilities to {proba_path}"
-    return msg
 
 
 def main():
