@@ -49,7 +49,7 @@ def strategies(values, n, k, e, alpha):
         return {s: None for s in ("start@30", "start@100", "expected-p", "min-p (label-dependent)")}
     for name, start in (("start@30", guarantee.start_index(n, start_predictions=30)),
                         ("start@100", guarantee.start_index(n, start_predictions=100)),
-                        ("expected-bound", guarantee.start_index(n, e, alpha)),
+                        ("expected-bound", guarantee.start_index(n, e)),
                         ("min-p (label-dependent)", int(np.argmin(p)))):
         j = guarantee.fixed_sequence(p, alpha, start)
         out[name] = None if j is None else thresholds._midpoint(values[j], values[j + 1]) \

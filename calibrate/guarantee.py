@@ -40,8 +40,11 @@ import math
 import numpy as np
 from scipy import stats
 
-#: Predictions at the first threshold tested (see the module docstring).
+#: Predictions at the first threshold tested without calibrated probabilities.
 START_PREDICTIONS = 100
+#: Level of the expected lower bound that places the start with them; fixed,
+#: so that the start does not move with the user's confidence.
+START_LEVEL = 0.05
 
 
 def lower_bound(n_correct, n, confidence):
@@ -66,20 +69,24 @@ def min_certifiable(target, alpha):
     return max(1, math.ceil(math.log(alpha) / math.log(target))) if target > 0 else 1
 
 
-def start_index(n_predicted, expected_correct=None, alpha=None,
-                start_predictions=START_PREDICTIONS):
+def start_index(n_predicted, expected_correct=None, start_predictions=START_PREDICTIONS):
     """Where the sequence starts (see the module docstring).
 
     ``n_predicted`` is increasing (strict to loose).  With
     ``expected_correct`` (the cumulative sum of calibrated probabilities of
     being right, aligned with ``n_predicted``) the start is the threshold
-    whose expected Clopper-Pearson lower bound at level ``alpha`` is highest:
-    where the model itself promises the most certifiable precision.
-    Otherwise it is the first threshold with ``start_predictions``
-    predictions (or the loosest, when there are fewer).
+    whose expected Clopper-Pearson lower bound (at the fixed level
+    ``START_LEVEL``) is highest: where the model itself promises the most
+    certifiable precision.  Otherwise it is the first threshold with
+    ``start_predictions`` predictions (or the loosest, when there are fewer);
+    then targets that need more predictions than that to be certified at all
+    (above about 0.97 at 95% with the default 100) cannot be certified: pass
+    ``expected_correct`` or a larger ``start_predictions``.
 
-    Neither start depends on the precision target, so a higher target never
-    loosens the chosen threshold: each p-value only grows with the target.
+    Neither start depends on the target or the confidence, so a higher target
+    or a higher confidence never loosens the chosen threshold: each p-value
+    only grows with the target, and the sequence stops sooner at a lower
+    level.
     """
     n_predicted = np.asarray(n_predicted)
     if expected_correct is None:
@@ -88,7 +95,8 @@ def start_index(n_predicted, expected_correct=None, alpha=None,
     e = np.asarray(expected_correct, dtype=np.float64)
     # Continuous Clopper-Pearson bound at k = e (the beta quantile is smooth in k).
     with np.errstate(all="ignore"):
-        lb = stats.beta.ppf(alpha, np.maximum(e, 1e-12), np.maximum(n_predicted - e + 1, 1e-12))
+        lb = stats.beta.ppf(START_LEVEL, np.maximum(e, 1e-12),
+                            np.maximum(n_predicted - e + 1, 1e-12))
     return int(np.argmax(np.nan_to_num(lb, nan=-1.0)))
 
 

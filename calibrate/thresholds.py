@@ -73,7 +73,8 @@ def _midpoint(hi, lo):
     return float(mid if lo < mid <= hi else hi)
 
 
-def search(scores, correct, precision, confidence=None, alpha=None, expected=None):
+def search(scores, correct, precision, confidence=None, alpha=None, expected=None,
+           start_predictions=guarantee.START_PREDICTIONS):
     """Loosest threshold on ``scores`` whose precision reaches ``precision``.
 
     ``correct`` marks the rows whose prediction would be right.  Without
@@ -81,7 +82,8 @@ def search(scores, correct, precision, confidence=None, alpha=None, expected=Non
     the threshold is certified at level ``alpha`` (default 1 - confidence;
     pass ``alpha`` smaller for simultaneous guarantees).  ``expected``, the
     calibrated probability that each row's prediction is right, chooses where
-    the fixed sequence starts (:func:`.guarantee.start_index`).  Returns a
+    the fixed sequence starts (:func:`.guarantee.start_index`); without it
+    the sequence starts at ``start_predictions`` predictions.  Returns a
     :class:`Threshold`.
     """
     if len(scores) == 0:
@@ -97,7 +99,7 @@ def search(scores, correct, precision, confidence=None, alpha=None, expected=Non
         return Threshold(None, 0, 0, None, None, "unreachable")
     if n[-1] < guarantee.min_certifiable(precision, alpha):
         return Threshold(None, 0, 0, None, None, "too-few")
-    start = guarantee.start_index(n, e, alpha)
+    start = guarantee.start_index(n, e, start_predictions)
     j = guarantee.fixed_sequence(guarantee.p_values(k, n, precision), alpha, start)
     if j is None:
         return Threshold(None, 0, 0, None, None, "uncertified")

@@ -1,0 +1,304 @@
+"""Temperature scaling: exactness against an independent scipy fit, recovery of
+a known temperature, and the degenerate outcomes the contract names."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from scipy import optimize, special
+
+from calibrate import rules
+from calibrate.errors import CalibrateError
+from calibrate.temperature import (
+    MIN_CLASS_COUNT, T_MIN, fit_sigmoid_temperature, fit_softmax_temperature,
+    fit_temperature)
+
+PROPERTY = settings(max_examples=60, deadline=None, database=None)
+
+
+# ---------------------------------------------------------------- references
+def ref_softmax_nll(z, y, t):
+    """Mean softmax cross entropy at temperature t, in float64."""
+    a = np.asarray(z, dtype=np.float64) / t
+    return float(np.mean(special.logsumexp(a, axis=1) - a[np.arange(len(y)), y]))
+
+
+def ref_sigmoid_nll(z, y, t):
+    """Mean binary cross entropy of each column at temperature t, in float64."""
+    a = np.asarray(z, dtype=np.float64) / t
+    y = np.asarray(y, dtype=np.float64)
+    return np.mean(np.logaddexp(0.0, a) - y * a, axis=0)
+
+
+def ref_temperature(nll):
+    """argmin over T of ``nll(T)`` by bounded Brent in log(1/T) (independent of the library)."""
+    res = optimize.minimize_scalar(lambda lb: nll(np.exp(-lb)), bounds=(np.log(1e-3), np.log(1e3)),
+                                   method="bounded", options={"xatol": 1e-11, "maxiter": 2000})
+    assert res.success
+    return float(np.exp(-res.x))
+
+
+def softmax_data(rng, n, c, t_true, scale=2.0):
+    """Labels drawn from softmax(g) (Gumbel-max), logits T_true * g."""
+    g = rng.normal(size=(n, c)) * scale
+    y = np.argmax(g + rng.gumbel(size=(n, c)), axis=1)
+    return g * t_true, y
+
+
+def sigmoid_data(rng, shape, t_true, scale=2.0):
+    """Labels drawn from sigmoid(g), logits T_true * g (t_true may be per column)."""
+    g = rng.normal(size=shape) * scale
+    y = (rng.random(shape) < special.expit(g)).astype(np.int64)
+    return g * np.asarray(t_true), y
+
+
+# ---------------------------------------------------------------- 1. exactness
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("c,n,t_true", [(2, 3000, 1.7), (10, 3000, 0.6), (100, 2000, 2.5)])
+def test_softmax_temperature_matches_scipy(c, n, t_true, dtype):
+    rng = np.random.default_rng(1000 + c)
+    z, y = softmax_data(rng, n, c, t_true)
+    z = z.astype(dtype)
+    res = fit_softmax_temperature(z, y)
+    want = ref_temperature(lambda t: ref_softmax_nll(z, y, t))
+    assert res.status == "fitted"
+    assert res.converged
+    assert res.temperature == pytest.approx(want, rel=1e-5)
+    # The dispatcher gives the same fit.
+    assert fit_temperature(z, y, "multiclass").temperature == res.temperature
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("t_true", [0.4, 3.0])
+def test_binary_temperature_matches_scipy(t_true, dtype):
+    rng = np.random.default_rng(7)
+    z, y = sigmoid_data(rng, (4000,), t_true)
+    z = z.astype(dtype)
+    res = fit_sigmoid_temperature(z, y)
+    want = ref_temperature(lambda t: ref_sigmoid_nll(z, y, t))
+    assert res.status == "fitted"
+    assert isinstance(res.temperature, float)
+    assert res.temperature == pytest.approx(want, rel=1e-5)
+    assert fit_temperature(z, y, "binary").temperature == res.temperature
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_multilabel_temperature_per_class_matches_scipy(dtype):
+    rng = np.random.default_rng(11)
+    t_true = np.array([0.5, 1.0, 4.0])
+    z, y = sigmoid_data(rng, (3000, 3), t_true)
+    z = z.astype(dtype)
+    res = fit_sigmoid_temperature(z, y)
+    assert list(res.status) == ["fitted"] * 3
+    temps = np.asarray(res.temperature)
+    assert temps.shape == (3,)
+    for j in range(3):
+        want = ref_temperature(lambda t: ref_sigmoid_nll(z[:, j], y[:, j], t))
+        assert temps[j] == pytest.approx(want, rel=1e-5)
+    # The shared T is the optimum of the NLL summed over all classes.
+    want_shared = ref_temperature(lambda t: ref_sigmoid_nll(z, y, t).sum())
+    assert res.shared_temperature == pytest.approx(want_shared, rel=1e-5)
+    np.testing.assert_array_equal(fit_temperature(z, y, "multilabel").temperature, temps)
+
+
+# ---------------------------------------------------------------- 2. known T
+@pytest.mark.parametrize("t_true", [0.5, 1.0, 2.5])
+def test_softmax_recovers_known_temperature(t_true):
+    rng = np.random.default_rng(int(t_true * 100))
+    z, y = softmax_data(rng, 20000, 10, t_true)
+    t = fit_softmax_temperature(z, y).temperature
+    assert abs(t - t_true) / t_true < 0.05
+
+
+@pytest.mark.parametrize("t_true", [0.5, 3.0])
+def test_sigmoid_recovers_known_temperature(t_true):
+    rng = np.random.default_rng(int(t_true * 100) + 1)
+    z, y = sigmoid_data(rng, (20000,), t_true)
+    t = fit_sigmoid_temperature(z, y).temperature
+    assert abs(t - t_true) / t_true < 0.05
+    zm, ym = sigmoid_data(rng, (20000, 2), [t_true, 1.0])
+    tm = fit_sigmoid_temperature(zm, ym).temperature
+    assert np.all(np.abs(tm - [t_true, 1.0]) / [t_true, 1.0] < 0.05)
+
+
+# ---------------------------------------------------------------- 3. argmax
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_argmax_unchanged_including_ties(dtype):
+    rng = np.random.default_rng(3)
+    # Integer logits from a small range: most rows have tied maxima.
+    z = rng.integers(-2, 3, size=(600, 5)).astype(dtype)
+    z[0] = 1  # a row tied everywhere
+    y = np.argmax(z + rng.gumbel(size=z.shape), axis=1)
+    fitted = fit_softmax_temperature(z, y).temperature
+    want = np.argmax(z, axis=1)  # numpy: first (lowest) index among ties
+    assert np.sum(np.sum(z == z.max(axis=1, keepdims=True), axis=1) > 1) > 100
+    for t in (T_MIN, 0.3, 1.0, fitted, 50.0):
+        k, logp = rules.top_scores(z, t)
+        np.testing.assert_array_equal(k, want)
+        assert k[0] == 0
+        # and the score is the calibrated log-probability of that class
+        a = z.astype(np.float64) / t
+        ref = a[np.arange(len(z)), want] - special.logsumexp(a, axis=1)
+        np.testing.assert_allclose(logp, ref, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- 4. NLL never increases
+@PROPERTY
+@given(seed=st.integers(0, 2**32 - 1),
+       t_true=st.sampled_from([0.3, 0.7, 1.0, 1.5, 4.0]),
+       task=st.sampled_from(["multiclass", "binary", "multilabel"]))
+def test_nll_never_increases_and_is_optimal(seed, t_true, task):
+    rng = np.random.default_rng(seed)
+    if task == "multiclass":
+        z, y = softmax_data(rng, 300, 4, t_true)
+        res = fit_softmax_temperature(z, y)
+        ref = lambda t: ref_softmax_nll(z, y, t)  # noqa: E731
+    else:
+        z, y = sigmoid_data(rng, (300,) if task == "binary" else (300, 3), t_true)
+        res = fit_sigmoid_temperature(z, y)
+        ref = lambda t: ref_sigmoid_nll(z, y, t)  # noqa: E731
+    before, after = np.asarray(res.nll_before), np.asarray(res.nll_after)
+    temps = np.asarray(res.temperature)
+    assert np.all(after <= before + 1e-12)
+    # The reported NLLs are the objective at T = 1 and at the fitted T ...
+    np.testing.assert_allclose(before, ref(1.0), rtol=1e-9)
+    np.testing.assert_allclose(after, ref(temps), rtol=1e-9)
+    # ... and the fitted T beats its neighbours and the true T.
+    for t in (temps * (1 - 1e-3), temps * (1 + 1e-3), np.full_like(temps, t_true)):
+        assert np.all(after <= ref(t) + 1e-12)
+
+
+def test_nll_never_increases_float32():
+    rng = np.random.default_rng(5)
+    for t_true in (0.5, 1.0, 2.0):
+        z, y = softmax_data(rng, 2000, 10, t_true)
+        res = fit_softmax_temperature(z.astype(np.float32), y)
+        assert res.nll_after <= res.nll_before + 1e-12
+
+
+# ---------------------------------------------------------------- 5. separable -> capped
+def _separable_binary(rng, n, lo, hi):
+    y = rng.integers(0, 2, n)
+    y[:2] = [0, 1]
+    z = (2 * y - 1) * rng.uniform(lo, hi, n)
+    return z, y
+
+
+def _separable_multiclass(rng, n, c, lo, hi):
+    y = rng.integers(0, c, n)
+    z = rng.normal(size=(n, c))
+    z[np.arange(n), y] = z.max(axis=1) + rng.uniform(lo, hi, n)
+    return z, y
+
+
+@pytest.mark.parametrize("margin", [
+    (0.01, 0.1),
+    (0.1, 1.0),
+    (1.0, 10.0),       # Newton alone would creep up by ~1/margin a pass
+    (50.0, 1000.0),    # beyond exp's range: NLL, gradient and curvature exactly 0
+])
+def test_separable_data_is_capped(margin):
+    rng = np.random.default_rng(17)
+    z, y = _separable_binary(rng, 200, *margin)
+    res = fit_sigmoid_temperature(z, y)
+    assert res.status == "capped"
+    assert res.temperature == T_MIN
+
+    zm, ym = _separable_multiclass(rng, 200, 5, *margin)
+    res = fit_softmax_temperature(zm, ym)
+    assert res.status == "capped"
+    assert res.temperature == T_MIN
+
+
+def test_separable_multilabel_class_is_capped_alone():
+    rng = np.random.default_rng(19)
+    z, y = sigmoid_data(rng, (1000, 3), 1.0)
+    sep_z, sep_y = _separable_binary(rng, 1000, 0.01, 0.1)
+    z[:, 1], y[:, 1] = sep_z, sep_y
+    res = fit_sigmoid_temperature(z, y)
+    assert res.status[1] == "capped"
+    assert res.temperature[1] == T_MIN
+    assert res.status[0] == res.status[2] == "fitted"
+    assert np.all(np.asarray(res.temperature)[[0, 2]] > 0.5)
+
+
+# ---------------------------------------------------------------- 6. worse than chance
+def test_worse_than_chance_multiclass_is_refused():
+    rng = np.random.default_rng(23)
+    z, y = softmax_data(rng, 500, 4, 1.0)
+    with pytest.raises(CalibrateError, match="better than chance"):
+        fit_softmax_temperature(-z, y)
+    with pytest.raises(CalibrateError, match="better than chance"):
+        fit_temperature(-z.astype(np.float32), y, "multiclass")
+
+
+def test_worse_than_chance_binary_is_refused():
+    rng = np.random.default_rng(29)
+    z, y = sigmoid_data(rng, (500,), 1.0)
+    with pytest.raises(CalibrateError, match="better than chance"):
+        fit_sigmoid_temperature(-z, y)
+
+
+def test_worse_than_chance_multilabel_names_the_class():
+    rng = np.random.default_rng(31)
+    z, y = sigmoid_data(rng, (500, 3), 1.0)
+    z[:, 2] = -z[:, 2]
+    with pytest.raises(CalibrateError, match="better than chance") as info:
+        fit_sigmoid_temperature(z, y)
+    assert "class 2" in str(info.value)
+
+
+# ---------------------------------------------------------------- 7. shared temperature
+def test_rare_multilabel_class_gets_shared_temperature():
+    rng = np.random.default_rng(37)
+    n = 2000
+    z, y = sigmoid_data(rng, (n, 4), [0.5, 2.0, 1.0, 1.0])
+    # class 2: MIN_CLASS_COUNT - 1 positives; class 3: exactly MIN_CLASS_COUNT negatives.
+    # The logits agree (a model better than chance), and the rare labels sit among
+    # the 40 rows the model finds likeliest: informative, not separable.
+    z[:, 2] -= 6.0
+    z[:, 3] += 6.0
+    y[:, 2] = 0
+    y[rng.choice(np.argsort(z[:, 2])[-40:], MIN_CLASS_COUNT - 1, replace=False), 2] = 1
+    y[:, 3] = 1
+    y[rng.choice(np.argsort(z[:, 3])[:40], MIN_CLASS_COUNT, replace=False), 3] = 0
+    res = fit_sigmoid_temperature(z, y)
+    assert res.status[2] == "shared"
+    assert res.temperature[2] == res.shared_temperature
+    assert res.status[3] == "fitted"  # at the boundary it still gets its own T
+    assert res.status[0] == res.status[1] == "fitted"
+    assert res.temperature[0] != res.shared_temperature
+    want_shared = ref_temperature(lambda t: ref_sigmoid_nll(z, y, t).sum())
+    assert res.shared_temperature == pytest.approx(want_shared, rel=1e-5)
+    want3 = ref_temperature(lambda t: ref_sigmoid_nll(z[:, 3], y[:, 3], t))
+    assert res.temperature[3] == pytest.approx(want3, rel=1e-5)
+
+
+def test_few_negatives_also_share():
+    rng = np.random.default_rng(41)
+    z, y = sigmoid_data(rng, (1000, 2), 1.0)
+    z[:, 1] += 6.0
+    y[:, 1] = 1
+    y[np.argsort(z[:, 1])[:6:2], 1] = 0
+    res = fit_sigmoid_temperature(z, y)
+    assert list(res.status) == ["fitted", "shared"]
+    assert res.temperature[1] == res.shared_temperature
+
+
+# ---------------------------------------------------------------- 8. float32 stays float32
+def test_float32_logits_are_not_promoted():
+    rng = np.random.default_rng(43)
+    z, y = softmax_data(rng, 1000, 6, 2.0)
+    z32 = z.astype(np.float32)
+    t = fit_softmax_temperature(z32, y).temperature
+    assert z32.dtype == np.float32  # the input is left alone
+    p = rules.softmax_proba(z32, t)
+    assert p.dtype == np.float32
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(p, special.softmax(z32.astype(np.float64) / t, axis=1),
+                               rtol=1e-4, atol=1e-7)
+    np.testing.assert_array_equal(np.argmax(p, axis=1), np.argmax(z32, axis=1))
+
+    zs, ys = sigmoid_data(rng, (1000, 2), 2.0)
+    zs32 = zs.astype(np.float32)
+    ts = fit_sigmoid_temperature(zs32, ys).temperature
+    assert rules.sigmoid_proba(zs32, ts).dtype == np.float32
