@@ -38,7 +38,7 @@ labels are looked at:
 import math
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 #: Predictions at the first threshold tested without calibrated probabilities.
 START_PREDICTIONS = 100
@@ -54,14 +54,22 @@ def lower_bound(n_correct, n, confidence):
     """
     k = np.asarray(n_correct, dtype=np.float64)
     n = np.asarray(n, dtype=np.float64)
+    # scipy.special directly: the same function as stats.beta.ppf without the
+    # distribution machinery, which costs ~0.4 ms a call over 1000 classes.
     with np.errstate(invalid="ignore", divide="ignore"):
-        lb = stats.beta.ppf(1.0 - confidence, k, n - k + 1)
+        lb = special.betaincinv(np.maximum(k, 1e-300), n - k + 1, 1.0 - confidence)
     return np.where(k > 0, lb, 0.0)
 
 
 def p_values(n_correct, n, target):
     """Exact p-values of ``H: precision < target``: P(Binomial(n, target) >= k)."""
-    return stats.binom.sf(np.asarray(n_correct) - 1, np.asarray(n), target)
+    k = np.asarray(n_correct, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    # P(X >= k) = I_target(k, n - k + 1), the regularized incomplete beta
+    # (equal to stats.binom.sf(k - 1, n, target)); 1 for k = 0.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = special.betainc(np.maximum(k, 1e-300), n - k + 1, target)
+    return np.where(k > 0, p, 1.0)
 
 
 def min_certifiable(target, alpha):
@@ -95,8 +103,8 @@ def start_index(n_predicted, expected_correct=None, start_predictions=START_PRED
     e = np.asarray(expected_correct, dtype=np.float64)
     # Continuous Clopper-Pearson bound at k = e (the beta quantile is smooth in k).
     with np.errstate(all="ignore"):
-        lb = stats.beta.ppf(START_LEVEL, np.maximum(e, 1e-12),
-                            np.maximum(n_predicted - e + 1, 1e-12))
+        lb = special.betaincinv(np.maximum(e, 1e-12), np.maximum(n_predicted - e + 1, 1e-12),
+                                START_LEVEL)
     return int(np.argmax(np.nan_to_num(lb, nan=-1.0)))
 
 

@@ -38,7 +38,7 @@ T_MIN = 1e-2
 MIN_CLASS_COUNT = 10
 
 #: Rows of the sample that warm-starts the fit on large data.
-SAMPLE_ROWS = 16384
+SAMPLE_ROWS = 4096
 
 _RTOL = 1e-6          # Newton step relative to beta at which we stop: quadratic
                       # convergence leaves ~1e-12; float32 sums leave ~1e-7
@@ -205,7 +205,7 @@ def fit_softmax_temperature(logits, labels):
     z = logits
     y = np.asarray(labels)
     beta0 = 1.0
-    if not _is_tensor(z) and z.shape[0] >= 4 * SAMPLE_ROWS:
+    if not _is_tensor(z) and z.shape[0] >= 8 * SAMPLE_ROWS:
         # Warm start: the optimum on an evenly spread sample of rows costs a
         # fraction of a pass and leaves the full-data Newton two or three
         # passes from the exact optimum.
