@@ -153,7 +153,7 @@ def _newton(evaluate, n_params, beta_max=1.0 / T_MIN, beta0=1.0):
     f_at = np.full(n_params, np.nan)
     f_one = None
     g_last = np.zeros(n_params)
-    rising = np.zeros(n_params, int)   # consecutive passes with no upper bracket yet
+    g_prev = np.full(n_params, np.inf)  # gradient at the previous pass
     passes = 0
     while passes < _MAX_PASSES:
         vals = [np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in evaluate(beta)]
@@ -187,10 +187,11 @@ def _newton(evaluate, n_params, beta_max=1.0 / T_MIN, beta0=1.0):
         fallback = np.where(np.isfinite(hi), 0.5 * (lo + hi), 4.0 * beta)
         new = np.where(bad, fallback, new)
         # On separable data the gradient fades like exp(-beta * margin) and
-        # Newton creeps up by ~1/margin a pass: after a first plain step with
-        # no upper bracket, at least double beta each pass.
-        rising = np.where(np.isinf(hi) & (g < 0), rising + 1, 0)
-        new = np.where(rising >= 2, np.maximum(new, 2.0 * beta), new)
+        # Newton creeps up by ~1/margin a pass, the gradient shrinking by a
+        # constant factor instead of quadratically: then double beta.
+        creeping = np.isinf(hi) & (g < 0) & (np.abs(g) > 0.1 * np.abs(g_prev))
+        new = np.where(creeping, np.maximum(new, 2.0 * beta), new)
+        g_prev = np.where(live, g, g_prev)
         new = np.minimum(new, beta_max)
         beta = np.where(done, beta, new)
     return beta, f_at, f_one, capped, passes, False, g_last
