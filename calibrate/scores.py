@@ -43,9 +43,10 @@ def is_tensor(x):
 
 
 def stays_on_device(x):
-    """Whether :func:`prepare` keeps ``x`` a tensor on its device (a GPU
-    tensor; see :mod:`._torch_kernels`).  CPU tensors take the numpy path."""
-    return is_tensor(x) and x.device.type != "cpu"
+    """Whether :func:`prepare` keeps ``x`` a tensor on its device: a CUDA (or
+    ROCm) tensor; see :mod:`._torch_kernels`.  Other tensors take the numpy
+    path (CPU tensors zero-copy; MPS has no float64 for the sums)."""
+    return is_tensor(x) and x.device.type == "cuda"
 
 
 def as_array(x, name):
@@ -138,7 +139,7 @@ def _row_stats(scores):
         # Only compute what a detection could use: row sums for values in
         # [0, 1], logsumexp for values <= 0.
         sum_err = lse_err = np.inf
-        if c > 1 and lo >= 0 and hi <= 1:
+        if c > 1 and lo >= -_SUM_TOL and hi <= 1 + _SUM_TOL:
             sum_err = np.max(np.abs(b.sum(axis=1, dtype=np.float64) - 1.0))
         if c > 1 and hi <= _SUM_TOL:
             with np.errstate(all="ignore"):
@@ -172,7 +173,8 @@ def detect_input_kind(scores, task, input_kind="auto", name="scores"):
     if st["posinf"]:
         raise invalid(name, "finite scores", "+inf")
     softmax = not is_sigmoid(task) or (scores.ndim == 2 and scores.shape[1] == 2)
-    in_unit = st["min"] >= 0 and st["max"] <= 1
+    # float32 softmax outputs can exceed 1 by a few ulps (1.00001 was seen)
+    in_unit = st["min"] >= -_SUM_TOL and st["max"] <= 1 + _SUM_TOL
     if input_kind == "auto":
         if softmax and in_unit and st["sum_err"] <= _SUM_TOL:
             input_kind = "probabilities"
@@ -211,7 +213,7 @@ def _softmax_logits(x, input_kind):
     if input_kind == "log-probabilities":
         # log-probabilities are logits already; only -inf needs a floor
         return np.maximum(x, np.log(tiny)).astype(dt, copy=False)
-    return np.log(np.maximum(x, tiny))
+    return np.log(np.clip(x, tiny, 1))
 
 
 def _sigmoid_logits(x, input_kind):

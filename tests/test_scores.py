@@ -115,3 +115,12 @@ def test_bad_labels(labels, msg):
 def test_string_arrays_refused():
     with pytest.raises(CalibrateError, match="numeric array"):
         scores.prepare(np.array([["a", "b"]]), np.array([0]))
+
+
+def test_float32_probabilities_a_little_above_one_are_probabilities():
+    # Seen in real data (IMDB, float32 softmax): maxima of 1.00001.
+    z, y = make_multiclass(n=300, c=2, seed=5)
+    p = special.softmax(z.astype(np.float64), axis=1).astype(np.float32)
+    p[0] = [1.00001, 1e-5]
+    _, _, _, kind = scores.prepare(p, y)
+    assert kind == "probabilities"
