@@ -114,10 +114,16 @@ def _load_torch(path, where):
     except Exception as exc:  # torch raises many types for refused or broken files
         raise invalid(where, "tensors loadable with weights_only=True (never unpickled)",
                       _torch_reason(exc))
+    def to_numpy(t):
+        t = t.detach().cpu()
+        if t.is_floating_point() and t.element_size() < 4:
+            t = t.float()  # float16 / bfloat16: exact in float32 (numpy has no bfloat16)
+        return t.numpy()
+
     if isinstance(obj, torch.Tensor):
-        return {"": obj.detach().cpu().numpy()}
+        return {"": to_numpy(obj)}
     if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return {str(k): v.detach().cpu().numpy() for k, v in obj.items()}
+        return {str(k): to_numpy(v) for k, v in obj.items()}
     raise invalid(where, "a tensor or a dict of tensors", type(obj).__name__)
 
 

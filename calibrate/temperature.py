@@ -83,7 +83,7 @@ def softmax_stats(z, y, beta, with_g0=True, nll_at_one=False):
     """
     if _is_tensor(z):  # a GPU tensor kept on its device by scores.prepare
         from . import _torch_kernels
-        return _torch_kernels.softmax_stats(z, y, beta, with_g0)
+        return _torch_kernels.softmax_stats(z, y, beta, with_g0, nll_at_one)
     n, c = z.shape
     b = float(beta)  # a Python float keeps float32 data float32 (NEP 50)
     dt = z.dtype if z.dtype.kind == "f" else np.dtype(np.float64)

@@ -1,0 +1,311 @@
+"""PyTorch integration: deploy a threshold file as a module, collect logits.
+
+Needs the ``torch`` extra (``pip install 'calibrate[torch]'``); ``import
+calibrate`` never imports this module or torch.
+
+* :class:`ThresholdHead` -- an ``nn.Module`` that holds a fitted temperature
+  and decision thresholds as buffers and maps a batch of scores to
+  ``(decisions, calibrated probabilities)`` on the scores' device, with the
+  decision rule of :meth:`calibrate.Calibrator.predict`.  It survives
+  ``state_dict`` round trips, ``torch.jit.script`` and ``torch.export``.
+* :func:`collect` -- run a model over a ``DataLoader`` in eval mode under
+  ``no_grad`` and return ``(logits, labels)`` ready for :func:`calibrate.fit`.
+
+``calibrate.fit`` and ``Calibrator.predict`` take tensors directly; a GPU
+tensor given to ``fit`` stays on its GPU for the temperature passes.
+"""
+
+import os
+import warnings
+from typing import Final, List, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .artifact import RULES, Calibrator, load
+from .errors import invalid
+
+__all__ = ["ThresholdHead", "collect", "SoftmaxOutputWarning"]
+
+_TASK_IDS = {"multiclass": 0, "binary": 1, "multilabel": 2}
+_KIND_IDS = {"logits": 0, "probabilities": 1, "log-probabilities": 2}
+
+
+class SoftmaxOutputWarning(UserWarning):
+    """A model's outputs look like softmax probabilities, not logits."""
+
+
+# -- helpers TorchScript can compile (torch.finfo is not scriptable) ----------
+# The head computes in float32 or float64 only; these are numpy's constants
+# for those dtypes, as calibrate.scores uses them.
+
+def _tiny(dtype: torch.dtype) -> float:
+    return 2.2250738585072014e-308 if dtype == torch.float64 else 1.1754943508222875e-38
+
+
+def _log_tiny(dtype: torch.dtype) -> float:
+    return -708.3964185322641 if dtype == torch.float64 else -87.3365478515625
+
+
+def _one_minus_eps(dtype: torch.dtype) -> float:
+    return 0.9999999999999998 if dtype == torch.float64 else 0.9999998807907104
+
+
+def _log1p_minus_eps(dtype: torch.dtype) -> float:
+    return -2.220446049250313e-16 if dtype == torch.float64 else -1.1920930376163597e-07
+
+
+def _softmax_logits(x: Tensor, kind: int) -> Tensor:
+    """Softmax-task scores -> logits, as :func:`calibrate.scores.to_logits`."""
+    if kind == 1:      # probabilities: log(p), p clipped to [tiny, 1]
+        return torch.log(torch.clamp(x, _tiny(x.dtype), 1.0))
+    if kind == 2:      # log-probabilities: logits already, -inf floored
+        return torch.clamp_min(x, _log_tiny(x.dtype))
+    return x
+
+
+def _sigmoid_logits(x: Tensor, kind: int) -> Tensor:
+    """Sigmoid-task scores -> logits, as :func:`calibrate.scores.to_logits`."""
+    if kind == 1:      # probabilities: logit(p), p clipped to (tiny, 1 - eps)
+        p = torch.clamp(x, _tiny(x.dtype), _one_minus_eps(x.dtype))
+        return torch.log(p) - torch.log1p(-p)
+    if kind == 2:      # log-probabilities: log p - log(1 - p)
+        lp = torch.clamp(x, _log_tiny(x.dtype), _log1p_minus_eps(x.dtype))
+        return lp - torch.log(-torch.expm1(lp))
+    return x
+
+
+class ThresholdHead(nn.Module):
+    """A fitted threshold file as a module: scores -> (decisions, probabilities).
+
+    ``ThresholdHead(cal)`` takes a :class:`calibrate.Calibrator` or the path
+    of a threshold file.  ``forward(scores)`` returns, on the scores' device:
+
+    ===========  ===========================================  ==========================
+    task         decisions                                    probabilities
+    ===========  ===========================================  ==========================
+    multiclass   int64 (N,): argmax class k if log p_k >=     softmax(z / T), (N, C)
+                 tau_k, else -1 (abstain)
+    binary       int64 (N,): 1 if z / T >= tau else 0         sigmoid(z / T), (N,)
+    multilabel   bool (N, C): z_k / T_k >= tau_k              sigmoid(z_k / T_k), (N, C)
+    ===========  ===========================================  ==========================
+
+    exactly as ``cal.predict`` / ``cal.predict_proba`` do (same input kind:
+    the one the file was fitted on unless ``input_kind`` says otherwise;
+    binary scores may be (N,), (N, 1) or (N, 2) with d = z1 - z0).
+    Probabilities come back in the scores' dtype (float16 and bfloat16 are
+    computed in float32); the decision scores are accumulated and compared
+    in float64, against thresholds stored in float64 in the space the rule
+    compares in (log-probability for softmax, logit for sigmoid), +inf for a
+    class that is never predicted.
+
+    The buffers ``temperature``, ``inv_temperature`` and ``thresholds`` stay
+    float64 when the module is cast (``model.half()``), and follow it across
+    devices (so not to Apple's MPS, which has no float64: run the head on
+    the CPU there).  The head does not validate its input: a NaN row
+    abstains (multiclass) or is negative (sigmoid tasks).
+    """
+
+    task_id: Final[int]
+    input_id: Final[int]
+    n_scored: Final[int]
+
+    def __init__(self, cal, rule=None, input_kind=None):
+        super().__init__()
+        if isinstance(cal, (str, os.PathLike)):
+            cal = load(cal)
+        elif isinstance(cal, dict):
+            cal = Calibrator.from_dict(cal)
+        elif not isinstance(cal, Calibrator):
+            raise TypeError(f"ThresholdHead: expected a calibrate.Calibrator or a threshold "
+                            f"file path, found {type(cal).__name__}")
+        rule = rule or cal.rule
+        if rule not in RULES:
+            raise invalid("rule", "per-class or global", repr(rule))
+        kind = input_kind or cal.input_kind
+        if kind not in _KIND_IDS:
+            raise invalid("input", "one of " + ", ".join(_KIND_IDS), repr(kind))
+        d = cal.decision_thresholds
+        tau = d["per_class"] if rule == "per-class" else [d["global"]] * cal.n_scored
+        self.task = cal.task
+        self.rule = rule
+        self.input_kind = kind
+        self.classes: List[str] = list(cal.classes)
+        self.task_id = _TASK_IDS[cal.task]
+        self.input_id = _KIND_IDS[kind]
+        self.n_scored = cal.n_scored
+        t = np.atleast_1d(np.asarray(cal.temperature, dtype=np.float64))
+        self.register_buffer("temperature", torch.tensor(t, dtype=torch.float64))
+        # 1 / T exactly as rules.top_scores computes it (a Python float).
+        self.register_buffer("inv_temperature",
+                             torch.tensor(1.0 / float(t[0]), dtype=torch.float64))
+        self.register_buffer("thresholds", torch.tensor(
+            [np.inf if v is None else float(v) for v in tau], dtype=torch.float64))
+
+    def extra_repr(self):
+        return (f"task={self.task}, classes={len(self.classes)}, rule={self.rule}, "
+                f"input_kind={self.input_kind}")
+
+    def _apply(self, fn, recurse=True):
+        # Follow device moves, but keep the float64 buffers float64 under
+        # .half() / .float() / .to(dtype): thresholds must not be rounded.
+        def keep_dtype(t):
+            out = fn(t)
+            return out if out.dtype == t.dtype else t.to(out.device)
+        return super()._apply(keep_dtype, recurse)
+
+    def forward(self, scores: Tensor) -> Tuple[Tensor, Tensor]:
+        x = scores
+        if not x.is_floating_point():
+            x = x.to(torch.float64)
+        elif x.dtype == torch.float16 or x.dtype == torch.bfloat16:
+            x = x.to(torch.float32)
+        acc = torch.float64
+        tau = self.thresholds.to(device=x.device, dtype=acc)
+        if self.task_id == 0:
+            if x.dim() != 2 or x.size(1) != self.n_scored:
+                raise ValueError("scores: expected shape (N, C) with C matching the "
+                                 "threshold file's class count")
+            z = _softmax_logits(x, self.input_id)
+            beta = self.inv_temperature.to(device=z.device, dtype=z.dtype)
+            k = torch.argmax(z, dim=1, keepdim=True)       # first maximum: lowest index
+            e = torch.exp((z - z.gather(1, k)) * beta)
+            e = e.scatter(1, k, 0.0)                         # the argmax term is exactly 1
+            logp = -torch.log1p(e.sum(dim=1, dtype=acc))
+            k = k.squeeze(1)
+            decisions = torch.where(logp >= tau[k], k, torch.full_like(k, -1))
+            proba = torch.softmax(z * beta, dim=1)
+            return decisions, proba.to(scores.dtype) if scores.is_floating_point() else proba
+        if self.task_id == 1:
+            if x.dim() == 2 and x.size(1) == 2:
+                lz = _softmax_logits(x, self.input_id)
+                z = lz[:, 1] - lz[:, 0]
+            elif x.dim() == 1 or (x.dim() == 2 and x.size(1) == 1):
+                z = _sigmoid_logits(x.reshape(-1), self.input_id)
+            else:
+                raise ValueError("scores: expected binary scores of shape (N,), (N, 1) or (N, 2)")
+        else:
+            if x.dim() != 2 or x.size(1) != self.n_scored:
+                raise ValueError("scores: expected shape (N, C) with C matching the "
+                                 "threshold file's class count")
+            z = _sigmoid_logits(x, self.input_id)
+        t = self.temperature.to(z.device)
+        s = z.to(acc) / t.to(acc)
+        decisions = s >= tau
+        proba = torch.sigmoid(z / t.to(z.dtype))
+        if self.task_id == 1:
+            decisions = decisions.to(torch.int64)
+        return decisions, proba.to(scores.dtype) if scores.is_floating_point() else proba
+
+
+# -- collecting held-out outputs ------------------------------------------------
+
+_LABEL_KEYS = ("labels", "label", "targets", "target", "y")
+
+
+def _to(obj, device):
+    if isinstance(obj, Tensor):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to(o, device) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _to(v, device) for k, v in obj.items()}
+    return obj
+
+
+def _model_device(model):
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+def _split_batch(batch):
+    """(inputs, labels, as_kwargs) from a (x, y, ...) sequence or a dict."""
+    if isinstance(batch, dict):
+        key = next((k for k in _LABEL_KEYS if k in batch), None)
+        if key is None:
+            raise ValueError("collect: a dict batch needs its labels under one of "
+                             + ", ".join(_LABEL_KEYS))
+        rest = {k: v for k, v in batch.items() if k != key}
+        return rest, batch[key], True
+    if isinstance(batch, (list, tuple)) and len(batch) >= 2:
+        return batch[0], batch[1], False
+    raise ValueError("collect: expected batches of (inputs, labels) or dicts with labels, "
+                     f"found {type(batch).__name__}")
+
+
+def _logits_of(out):
+    if isinstance(out, Tensor):
+        return out
+    if isinstance(out, dict) and "logits" in out:
+        return out["logits"]
+    if hasattr(out, "logits"):
+        return out.logits
+    if isinstance(out, (list, tuple)) and out and isinstance(out[0], Tensor):
+        return out[0]
+    raise ValueError(f"collect: the model returned {type(out).__name__}; expected a tensor "
+                     "of logits (or a tuple, dict or object with .logits)")
+
+
+def collect(model, loader, device=None, out_device=None):
+    """Run ``model`` over ``loader`` and return ``(logits, labels)``.
+
+    The model runs in eval mode (dropout off, batch-norm running statistics)
+    under ``torch.no_grad()``, and its training mode is restored afterwards;
+    the outputs are detached.  ``loader`` yields ``(inputs, labels, ...)``
+    (inputs may be a tensor or a tuple of tensors, passed positionally) or
+    dicts (labels under ``labels``, ``label``, ``targets``, ``target`` or
+    ``y``; the rest passed as keyword arguments).  The model may return a
+    tensor, a tuple (its first element), or a dict / object with ``logits``.
+
+    ``device``: where the model runs (default: where its parameters are;
+    the model is moved there if needed).  ``out_device``: where the returned
+    tensors live (default ``device``), so ``calibrate.fit`` runs its
+    temperature passes on that GPU.
+
+    Outputs whose rows are all in [0, 1] and sum to 1 are softmax
+    probabilities, not logits: a :class:`SoftmaxOutputWarning` says so
+    (``calibrate.fit`` still reads them correctly, as probabilities).
+    """
+    device = torch.device(device) if device is not None else _model_device(model)
+    out_device = torch.device(out_device) if out_device is not None else device
+    if _model_device(model) != device:
+        model.to(device)
+    was_training = model.training
+    model.eval()
+    logits, labels = [], []
+    try:
+        with torch.no_grad():
+            for batch in loader:
+                inputs, y, as_kwargs = _split_batch(batch)
+                inputs = _to(inputs, device)
+                if as_kwargs:
+                    out = model(**inputs)
+                elif isinstance(inputs, (list, tuple)):
+                    out = model(*inputs)
+                else:
+                    out = model(inputs)
+                logits.append(_logits_of(out).detach().to(out_device))
+                labels.append(torch.as_tensor(y).to(out_device))
+    finally:
+        model.train(was_training)
+    if not logits:
+        raise ValueError("collect: the loader yielded no batches")
+    z, y = torch.cat(logits), torch.cat(labels)
+    _warn_if_softmax(z)
+    return z, y
+
+
+def _warn_if_softmax(z):
+    if z.ndim != 2 or z.shape[1] < 2 or not z.is_floating_point() or z.numel() == 0:
+        return
+    lo, hi = float(z.min()), float(z.max())
+    if lo >= 0 and hi <= 1 and float((z.sum(dim=1, dtype=torch.float64) - 1).abs().max()) <= 1e-3:
+        warnings.warn(
+            "collect: the model's outputs are softmax probabilities (rows in [0, 1] summing "
+            "to 1), not logits. calibrate.fit reads them as probabilities, but a model "
+            "trained with CrossEntropyLoss must output logits: remove the final softmax "
+            "(CrossEntropyLoss applies log-softmax itself)", SoftmaxOutputWarning, stacklevel=3)
