@@ -10,6 +10,7 @@ Importing this package never imports torch, scikit-learn or matplotlib.
 
 from .artifact import Calibrator, load
 from .errors import CalibrateError
+from .evaluation import evaluate
 from .fitting import fit
 
 __version__ = "0.1.0"

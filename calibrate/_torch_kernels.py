@@ -155,7 +155,7 @@ def labels_on(y, device, dtype):
         return hit[1]
     t = torch.from_numpy(np.ascontiguousarray(y)).to(device=device, dtype=dtype)
     try:
-        ref = weakref.ref(y, lambda _r, k=key: _label_cache.pop(k, None))
+        ref = weakref.ref(y, lambda _r, k=key, cache=_label_cache: cache.pop(k, None))
     except TypeError:  # not weak-referenceable: no caching
         return t
     _label_cache[key] = (ref, t)

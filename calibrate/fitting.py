@@ -99,6 +99,10 @@ def fit(scores, labels, precision=0.9, confidence=0.95, rule="per-class", task="
         z = z.detach().cpu().numpy()
 
     cls, sc, correct, support = _decision_rows(z, y, task, T)
+    if _scores.is_tensor(z):
+        # The summary's metric passes read GPU logits a row chunk at a time.
+        from ._torch_kernels import TensorRows
+        z = TensorRows(z)
     alpha = None
     if confidence is not None:
         alpha = (1 - confidence) / n_cls if simultaneous else 1 - confidence
@@ -133,24 +137,30 @@ def _row(t, support, n_units, task):
     }
 
 
-def _ece_before_after(z, y, task, sc, correct):
-    """15-bin ECE at T = 1 and at the fitted T (see :data:`metrics.NAMES`).
+def _ece_before_after(z, y, task, temperature, sc):
+    """The summary's metrics (:data:`metrics.NAMES`) at T = 1 and at the fitted T.
 
-    ``sc`` / ``correct`` are the fitted-T decision scores, reused; only the
-    T = 1 side costs a pass.
+    Returns two dicts keyed like :func:`metrics.summary_metrics`.  Multiclass
+    costs one chunked pass over the logits per temperature and never holds
+    (N, C) probabilities; binary and multilabel reuse ``sc`` (z / T, already
+    held in float64) for the fitted side.
     """
     if task == "multiclass":
-        k1, logp1 = rules.top_scores(z, 1.0)
-        return metrics.ece(np.exp(logp1), k1 == y), metrics.ece(np.exp(sc), correct)
-    p1 = special.expit(np.asarray(z, dtype=np.float64))
-    return metrics.ece(p1, y), metrics.ece(special.expit(sc), correct)
+        return (metrics.summary_metrics(z, y, task, 1.0),
+                metrics.summary_metrics(z, y, task, temperature))
+    return (metrics.summary_metrics(z, y, task, 1.0),
+            metrics.summary_metrics(np.reshape(sc, np.shape(z)), y, task, 1.0))
 
 
 def _summary(z, y, task, kind, temp, names, per, glob, support, sc, correct):
     T = temp.temperature
-    ece_b, ece_a = _ece_before_after(z, y, task, sc, correct)
+    m_b, m_a = _ece_before_after(z, y, task, T, sc)
     # multilabel: the mean over classes of each class's binary cross entropy
     nll_b, nll_a = float(np.mean(temp.nll_before)), float(np.mean(temp.nll_after))
+    m_b["nll"], m_a["nll"] = nll_b, nll_a  # the temperature fit's own objective
+    named = {key: {"definition": metrics.describe(key, task),
+                   "before": metrics.finite(m_b[key]), "after": metrics.finite(m_a[key])}
+             for key in m_b}
     n_units = len(sc)
     per_rows = []
     scored = names[1:] if task == "binary" else names
@@ -170,8 +180,8 @@ def _summary(z, y, task, kind, temp, names, per, glob, support, sc, correct):
         "input_kind": kind,
         "temperature": temperature,
         "nll": {"before": nll_b, "after": nll_a},
-        "ece": {"before": ece_b, "after": ece_a},
-        "metrics": dict(metrics.NAMES),
+        "ece": {"before": m_b["ece_15_equal_width"], "after": m_a["ece_15_equal_width"]},
+        "metrics": named,
         "per_class": per_rows,
         "global": g,
     }

@@ -176,9 +176,12 @@ def _load_scores_and_labels(scores_paths, labels_paths):
 @click.option("--classes", "classes_path", type=click.Path(dir_okay=False),
               help="Text file with one class name per line.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Also draw the calibration report (.png, .pdf or .svg; needs matplotlib: "
+                   "pip install 'calibrate[plot]').")
 @SCHEDULER
 def fit(scores, labels_paths, output, precision, confidence, simultaneous, rule, task,
-        input_kind, classes_path, as_json, scheduler):
+        input_kind, classes_path, as_json, scheduler, plot_path):
     """Fit a temperature and thresholds on held-out SCORES and write a threshold file.
 
     SCORES is one file, or several .npy shards (paths or a glob such as
@@ -186,6 +189,9 @@ def fit(scores, labels_paths, output, precision, confidence, simultaneous, rule,
     """
     io.check_output_suffix(output, (".json",))
     io.check_writable(output)
+    if plot_path is not None:
+        from calibrate import plots  # matplotlib only when a picture is asked for
+        plots.check_output(plot_path)
     s, y = _load_scores_and_labels(scores, labels_paths)
     s = _on_cluster(s, scheduler)
     classes = io.load_class_names(classes_path) if classes_path else None
@@ -198,12 +204,16 @@ def fit(scores, labels_paths, output, precision, confidence, simultaneous, rule,
                             classes_name=f"classes file '{classes_path}'")
     _echo_warnings(caught)
     cal.save(output)
+    if plot_path is not None:
+        plots.save_report(cal, s, y, plot_path, input_kind=None if input_kind == "auto"
+                          else input_kind, title=output, held_out=True)
     if as_json:
-        click.echo(json.dumps(cal.to_dict()["summary"] | {"output": output}, indent=2))
+        extra = {"output": output} | ({"plot": plot_path} if plot_path else {})
+        click.echo(json.dumps(cal.to_dict()["summary"] | extra, indent=2))
     else:
         click.echo(format_summary(cal, input_forced=input_kind != "auto",
                                   task_forced=task != "auto"))
-        click.echo(f"wrote {output}")
+        click.echo(f"wrote {output}" + (f" and {plot_path}" if plot_path else ""))
 
 
 @cli.command()
@@ -285,6 +295,11 @@ def _fmt(v, pct=False):
     return f"{100 * v:.2f}%" if pct else f"{v:.4g}"
 
 
+#: What the ECE pairs are, in the human summary's note.
+PAIRS_SHORT = {"multiclass": "top-label confidence", "binary": "positive-class probability",
+               "multilabel": "(row, class) probabilities pooled"}
+
+
 def format_summary(cal, input_forced=False, task_forced=False):
     """The human summary printed by ``calibrate fit``."""
     s = cal.summary
@@ -306,11 +321,19 @@ def format_summary(cal, input_forced=False, task_forced=False):
     else:
         note = ("  (capped: the held-out data are separable)" if t["status"] == "capped" else "")
         lines.append(f"temperature: {tv:.4g}{note}")
-    lines += [
-        f"{'':22}{'before':>10}{'after':>10}",
-        f"{'NLL':22}{s['nll']['before']:>10.4f}{s['nll']['after']:>10.4f}",
-        f"{'ECE (15 bins)':22}{_fmt(s['ece']['before'], True):>10}{_fmt(s['ece']['after'], True):>10}",
-    ]
+    named = s.get("metrics", {})
+    if all(isinstance(v, dict) and "after" in v for v in named.values()) and named:
+        from .evaluate import format_metrics  # every metric, named as in the JSON keys
+        lines += format_metrics(named)
+        lines.append(f"  (ECE, MCE, smooth ECE on the {PAIRS_SHORT.get(s['task'], '')}; "
+                     "bins (lo, hi]; --json defines each)")
+    else:  # a file written before the metrics block
+        lines += [
+            f"{'':22}{'before':>10}{'after':>10}",
+            f"{'NLL':22}{s['nll']['before']:>10.4f}{s['nll']['after']:>10.4f}",
+            f"{'ECE (15 bins)':22}{_fmt(s['ece']['before'], True):>10}"
+            f"{_fmt(s['ece']['after'], True):>10}",
+        ]
     tg = cal.target
     if tg["confidence"] is None:
         how = "plain held-out estimate (no confidence bound)"
@@ -345,7 +368,19 @@ def format_summary(cal, input_forced=False, task_forced=False):
         lines += [row(r["class"], r) for r in rows]
     g = s["global"]
     lines.append(row("(global)", g) + f"   coverage {_fmt(g['coverage'], True)}")
+    stuck = [r for r in rows if r["status"] in ("uncertified", "too-few")]
+    if len(stuck) * 4 >= len(rows) and tg["confidence"] is not None:
+        per = sum(r["support"] for r in rows) / max(1, len(rows))
+        lines.append(
+            f"hint: {len(stuck)} of {len(rows)} classes could not be certified with about "
+            f"{per:.0f} held-out rows each; more held-out data, --rule global, a lower "
+            "--confidence or --confidence none give them thresholds")
     return "\n".join(lines)
+
+
+from .evaluate import evaluate as _evaluate_command  # noqa: E402
+
+cli.add_command(_evaluate_command)
 
 
 def main():

@@ -113,6 +113,7 @@ def test_fit_multiclass_human_summary_exact(sample, tmp_path):
     assert res.stderr == ""
     d = read_json(out)
     s = d["summary"]
+    m = s["metrics"]
     assert d["schema_version"] == 1
     assert d["task"] == "multiclass" and d["input_kind"] == "logits"
     assert d["classes"] == NAMES
@@ -132,8 +133,18 @@ def test_fit_multiclass_human_summary_exact(sample, tmp_path):
         f"temperature: {d['temperature']:.4g}",
         f"{'':22}{'before':>10}{'after':>10}",
         f"{'NLL':22}{s['nll']['before']:>10.4f}{s['nll']['after']:>10.4f}",
+        f"{'Brier score':22}{m['brier']['before']:>10.4f}{m['brier']['after']:>10.4f}",
         f"{'ECE (15 bins)':22}{_fmt(s['ece']['before'], True):>10}"
         f"{_fmt(s['ece']['after'], True):>10}",
+    ] + [
+        f"{label:22}{_fmt(m[key]['before'], True):>10}{_fmt(m[key]['after'], True):>10}"
+        for key, label in [("ece_15_equal_mass", "ECE (15 equal-mass)"),
+                           ("mce_15_equal_width", "MCE (15 bins)"),
+                           ("classwise_ece_15_equal_width", "classwise ECE (15)"),
+                           ("top_label_ece_15_equal_width", "top-label ECE (15)"),
+                           ("smooth_ece", "smooth ECE")]
+    ] + [
+        "  (ECE, MCE, smooth ECE on the top-label confidence; bins (lo, hi]; --json defines each)",
         "target: precision >= 0.9, 95% confidence per class "
         "(Clopper-Pearson, fixed-sequence testing)",
         "rule used by apply: per-class",

@@ -1,0 +1,163 @@
+"""``calibrate evaluate``: check a threshold file on new labelled data.  No math here."""
+
+import json
+
+import click
+
+import calibrate
+from calibrate import io, metrics
+from calibrate.evaluation import NOISE_LEVEL, describe_status, evaluate as _evaluate
+
+INPUT_CHOICES = ["logits", "probabilities", "log-probabilities"]
+#: Above this many classes the table lists the status counts and the classes below target.
+COMPACT_ABOVE = 20
+WORST_SHOWN = 10
+
+
+def _fmt(v, pct=False):
+    if v is None:
+        return "-"
+    return f"{100 * v:.2f}%" if pct else f"{v:.4g}"
+
+
+def format_metrics(m):
+    """Rows ``name  before  after`` for a metrics block (ECEs in %)."""
+    lines = [f"{'':22}{'before':>10}{'after':>10}"]
+    for key, label in metrics.LABELS.items():
+        if key not in m:
+            continue
+        pct = key not in ("nll", "brier")
+        b, a = m[key]["before"], m[key]["after"]
+        if pct or b is None or a is None:
+            line = f"{label:22}{_fmt(b, pct):>10}{_fmt(a, pct):>10}"
+        else:
+            line = f"{label:22}{b:>10.4f}{a:>10.4f}"
+        if "after_ci" in m[key]:
+            lo, hi = m[key]["after_ci"]
+            line += f"   after: 95% CI {_fmt(lo, pct)} to {_fmt(hi, pct)}"
+        lines.append(line)
+    if any("after_ci" in v for v in m.values()):
+        lines.append("  (bootstrap: the estimators' spread at this n; binned and smooth ECEs are "
+                     "biased up by noise, so near calibration an interval can sit above the "
+                     "estimate)")
+    return lines
+
+
+HEADER = (f"{'class':<14}{'threshold':>10}{'precision':>10}{'held-out':>9}{'lower bd':>9}"
+          f"{'recall':>8}{'held-out':>9}{'predicted':>10}{'support':>9}  status")
+
+
+def _row(name, r):
+    h = r.get("held_out") or {}
+    return (f"{str(name)[:13]:<14}{_fmt(r.get('threshold')):>10}{_fmt(r['precision']):>10}"
+            f"{_fmt(h.get('precision')):>9}{_fmt(h.get('lower_bound')):>9}"
+            f"{_fmt(r['recall']):>8}{_fmt(h.get('recall')):>9}{r['predicted']:>10}"
+            f"{r['support']:>9}  {r['status']}")
+
+
+def format_evaluation(res, thresholds_path):
+    """The human report printed by ``calibrate evaluate``."""
+    tg = res["target"]
+    T = res["temperature"]
+    n_cls = len(res["per_class"])
+    unit = "(row, class) pairs" if res["task"] == "multilabel" else "rows"
+    lines = [f"evaluated {thresholds_path} on {res['n']} labelled rows   task: {res['task']}   "
+             f"classes scored: {n_cls}"]
+    if isinstance(T, list):
+        lines.append(f"temperature: one per class, {min(T):.4g} to {max(T):.4g}")
+    else:
+        lines.append(f"temperature: {T:.4g}")
+    lines += format_metrics(res["metrics"])
+    if tg.get("confidence") is None:
+        how = "plain held-out estimate (no confidence bound)"
+    else:
+        how = (f"{100 * tg['confidence']:g}% confidence "
+               f"{'for all classes at once' if tg.get('simultaneous') else 'per class'}")
+    lines.append(f"target: precision >= {tg['precision']:g}, promised with {how}")
+    lines.append("")
+    c = res["counts"]
+    lines.append("per-class rule: " + ", ".join(f"{v} {k}" for k, v in c.items() if v)
+                 + f" (of {n_cls})")
+    if res.get("expected_violations") is not None and tg.get("confidence") is not None:
+        lines.append(f"  the guarantee allows about {res['expected_violations']:.2g} classes "
+                     "whose true precision is below target; "
+                     f"'missed' = below target within sampling noise (one-sided "
+                     f"{100 * NOISE_LEVEL:g}% upper bound reaches it)")
+    rows = res["per_class"]
+    if n_cls > COMPACT_ABOVE:
+        bad = [r for r in rows if r["status"] in ("violated", "missed", "no-predictions")]
+        bad.sort(key=lambda r: (r["precision"] if r["precision"] is not None else -1.0,
+                                r["class"]))
+        if bad:
+            shown = bad[:WORST_SHOWN]
+            lines.append(f"the {len(shown)} classes with the lowest precision below target"
+                         + (f" (of {len(bad)})" if len(bad) > len(shown) else "") + ":")
+            lines.append(HEADER)
+            lines += [_row(r["class"], r) for r in shown]
+        else:
+            lines.append(HEADER)
+    else:
+        lines.append(HEADER)
+        lines += [_row(r["class"], r) for r in rows]
+    o = res["overall"]
+    lines.append(_row("(all classes)", dict(o, held_out=None, threshold=None))
+                 + f"   coverage {_fmt(o['coverage'], True)}")
+    g = res["global"]
+    gh = g.get("held_out") or {}
+    lines.append(_row("(global)", g) + f"   coverage {_fmt(g['coverage'], True)}"
+                 + (f" (held-out {_fmt(gh.get('coverage'), True)})" if gh.get("coverage") is not None
+                    else ""))
+    lines.append(f"(all classes) pools the per-class rule's decisions; (global) is the global "
+                 f"rule; coverage = share of {unit} predicted.  Rule used by apply: {res['rule']}.")
+    return "\n".join(lines)
+
+
+@click.command("evaluate")
+@click.argument("thresholds", type=click.Path(dir_okay=False))
+@click.argument("scores", type=click.Path(dir_okay=False))
+@click.option("--labels", "labels_path", type=click.Path(dir_okay=False),
+              help="True labels of the new data (.npy, .npz, .pt, .csv); optional when SCORES "
+                   "is an .npz or .pt dict holding 'labels'.")
+@click.option("--input", "input_kind", type=click.Choice(INPUT_CHOICES),
+              help="What SCORES hold (default: as when the file was fitted).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Also draw the report on the new data (.png, .pdf or .svg; needs "
+                   "matplotlib: pip install 'calibrate[plot]').")
+@click.option("--bootstrap", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Bootstrap resamples for 95% intervals of the ECEs (0: none).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap.")
+def evaluate(thresholds, scores, labels_path, input_kind, as_json, plot_path, bootstrap, seed):
+    """Check a THRESHOLDS file on new labelled SCORES: did the precision target hold?
+
+    Reports per class and overall the precision, recall, coverage and support
+    of the file's decisions on the new data next to what the file promised
+    (held-out figures and lower bounds), and the calibration metrics before
+    and after temperature scaling.  Exits 0 whether or not the target held.
+    """
+    if plot_path is not None:
+        from calibrate import plots  # matplotlib only when a picture is asked for
+        plots.check_output(plot_path)
+    cal = calibrate.load(thresholds)
+    s, y = io.load_scores(scores)
+    if labels_path is not None:
+        y = io.load_labels(labels_path)
+    elif y is None:
+        raise click.UsageError(
+            f"Missing option '--labels': '{scores}' holds no array named labels")
+    res = _evaluate(cal, s, y, input_kind=input_kind, bootstrap=bootstrap, seed=seed)
+    if plot_path is not None:
+        plots.save_report(cal, s, y, plot_path, input_kind=input_kind,
+                          title=f"{thresholds} on {scores}", held_out=False)
+    if as_json:
+        out = dict(res, thresholds=thresholds)
+        if plot_path is not None:
+            out["plot"] = plot_path
+        click.echo(json.dumps(out, indent=2))
+    else:
+        click.echo(format_evaluation(res, thresholds))
+        if plot_path is not None:
+            click.echo(f"wrote {plot_path}")
+
+
+__all__ = ["evaluate", "format_evaluation", "describe_status"]
