@@ -98,7 +98,14 @@ def fit(scores, labels, precision=0.9, confidence=0.95, rule="per-class", task="
         # units are the (N, C) scores themselves, so they come back now.
         z = z.detach().cpu().numpy()
 
-    cls, sc, correct, support = _decision_rows(z, y, task, T)
+    m_after = None
+    if task == "multiclass" and not _scores.is_tensor(z):
+        # One pass gives the summary metrics at T and the decision scores.
+        m_after, (k, logp) = metrics.summary_metrics(z, y, task, T, with_scores=True)
+        cls, sc, correct = k, logp, k == y
+        support = np.bincount(y, minlength=z.shape[1])
+    else:
+        cls, sc, correct, support = _decision_rows(z, y, task, T)
     if _scores.is_tensor(z):
         # The summary's metric passes read GPU logits a row chunk at a time.
         from ._torch_kernels import TensorRows
@@ -114,7 +121,7 @@ def fit(scores, labels, precision=0.9, confidence=0.95, rule="per-class", task="
     glob = _thr.search(sc, correct, precision, confidence,
                        None if confidence is None else 1 - confidence, expected)
 
-    summary = _summary(z, y, task, kind, temp, names, per, glob, support, sc, correct)
+    summary = _summary(z, y, task, kind, temp, names, per, glob, support, sc, m_after)
     return Calibrator(
         task=task, classes=names, input_kind=kind, temperature=T, rule=rule,
         decision_thresholds={"per_class": [t.value for t in per], "global": glob.value},
@@ -137,24 +144,25 @@ def _row(t, support, n_units, task):
     }
 
 
-def _ece_before_after(z, y, task, temperature, sc):
+def _ece_before_after(z, y, task, temperature, sc, after=None):
     """The summary's metrics (:data:`metrics.NAMES`) at T = 1 and at the fitted T.
 
     Returns two dicts keyed like :func:`metrics.summary_metrics`.  Multiclass
     costs one chunked pass over the logits per temperature and never holds
-    (N, C) probabilities; binary and multilabel reuse ``sc`` (z / T, already
-    held in float64) for the fitted side.
+    (N, C) probabilities (``after``, when the caller already made that pass,
+    saves one); binary and multilabel reuse ``sc`` (z / T, already held in
+    float64) for the fitted side.
     """
     if task == "multiclass":
         return (metrics.summary_metrics(z, y, task, 1.0),
-                metrics.summary_metrics(z, y, task, temperature))
+                after or metrics.summary_metrics(z, y, task, temperature))
     return (metrics.summary_metrics(z, y, task, 1.0),
             metrics.summary_metrics(np.reshape(sc, np.shape(z)), y, task, 1.0))
 
 
-def _summary(z, y, task, kind, temp, names, per, glob, support, sc, correct):
+def _summary(z, y, task, kind, temp, names, per, glob, support, sc, m_after=None):
     T = temp.temperature
-    m_b, m_a = _ece_before_after(z, y, task, T, sc)
+    m_b, m_a = _ece_before_after(z, y, task, T, sc, m_after)
     # multilabel: the mean over classes of each class's binary cross entropy
     nll_b, nll_a = float(np.mean(temp.nll_before)), float(np.mean(temp.nll_after))
     m_b["nll"], m_a["nll"] = nll_b, nll_a  # the temperature fit's own objective

@@ -626,18 +626,24 @@ def _softmax_summary_pass(z, y, temperature, n_bins):
         col = np.einsum("i,ij->j", inv.astype(dt), e)  # not BLAS: its threads stall here
         # flatnonzero on the raveled mask is ~20x faster than a 2-D nonzero
         hr, hc = np.divmod(np.flatnonzero(e > (cut * tot).astype(dt)[:, None]), c)
-        return (kc.astype(np.int64), inv, py, sq, col.astype(np.float64), hc,
-                e[hr, hc].astype(np.float64) * inv[hr])
+        high = e[hr, hc].astype(np.float64) * inv[hr]
+        # The argmax's log-probability exactly as rules.top_scores computes it
+        # (the tail summed without the argmax's 1), so that fit can take its
+        # decision scores from this pass instead of another one.
+        e[rows, kc] = 0
+        logp = -np.log1p(_chunks.row_sums(e))
+        return (kc.astype(np.int64), inv, py, sq, col.astype(np.float64), hc, high, logp)
 
     parts = _chunks.map_blocks(chunk, z, y, label="metrics")
     k, conf, py, sq = (np.concatenate([q[i] for q in parts]) for i in range(4))
     colsum = np.sum([q[4] for q in parts], axis=0)
     hi_cls = np.concatenate([q[5] for q in parts])
     hi_p = np.concatenate([q[6] for q in parts])
-    return k, conf, py, sq, colsum, hi_cls, hi_p
+    logp = np.concatenate([q[7] for q in parts])
+    return k, conf, py, sq, colsum, hi_cls, hi_p, logp
 
 
-def summary_metrics(logits, labels, task, temperature, n_bins=N_BINS):
+def summary_metrics(logits, labels, task, temperature, n_bins=N_BINS, with_scores=False):
     """:func:`all_metrics` of ``sigmoid/softmax(logits / temperature)`` without
     holding the (N, C) probabilities.
 
@@ -647,6 +653,9 @@ def summary_metrics(logits, labels, task, temperature, n_bins=N_BINS):
     pooled equal-mass and smooth ECE need all N C probabilities together (one
     float64 vector of N C).  The NLL is the temperature fit's objective
     (``nll``); the caller may overwrite it with the value the fit computed.
+    Multiclass with ``with_scores``: returns ``(metrics, (k, log_p))``, the
+    argmax class and its log-probability from the same pass (as
+    :func:`calibrate.rules.top_scores` gives them).
     """
     if task != "multiclass":
         z = np.asarray(logits, dtype=np.float64)
@@ -655,7 +664,8 @@ def summary_metrics(logits, labels, task, temperature, n_bins=N_BINS):
         return all_metrics(p, labels, task, n_bins)
     y = np.asarray(labels)
     n, c = logits.shape
-    k, conf, py, sq, colsum, hi_cls, hi_p = _softmax_summary_pass(logits, y, temperature, n_bins)
+    k, conf, py, sq, colsum, hi_cls, hi_p, logp = _softmax_summary_pass(
+        logits, y, temperature, n_bins)
     correct = (k == y).astype(np.float64)
     tiny = np.finfo(np.float64).tiny
     # classwise: gap[k, b] = #(y = k, p_yk in b) - sum of p_k in b
@@ -667,7 +677,7 @@ def summary_metrics(logits, labels, task, temperature, n_bins=N_BINS):
     classwise = float(np.abs(cnt_y - sum_p).sum() / (n * c))
     tl = np.bincount(_bin_width(conf, n_bins) + n_bins * k, weights=correct - conf,
                      minlength=c * n_bins)
-    return {
+    out = {
         "nll": float(-np.mean(np.log(np.maximum(py, tiny)))),
         "brier": float(np.mean(sq - 2 * py + 1)),
         "ece_15_equal_width": ece(conf, correct, n_bins),
@@ -677,3 +687,4 @@ def summary_metrics(logits, labels, task, temperature, n_bins=N_BINS):
         "top_label_ece_15_equal_width": float(np.abs(tl).sum() / n),
         "smooth_ece": smooth_ece(conf, correct),
     }
+    return (out, (k, logp)) if with_scores else out

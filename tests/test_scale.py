@@ -128,7 +128,7 @@ def test_progress_hook_sees_every_chunk(data, monkeypatch):
     monkeypatch.setattr(_chunks, "progress_hook", hook)
     monkeypatch.setattr(_chunks, "_TARGET_ELEMENTS", 20 * 500)
     calibrate.fit(z, y)
-    assert "temperature pass" in seen and "scoring" in seen
+    assert "temperature pass" in seen and "metrics" in seen
     assert all(done == total > 0 for done, total in seen.values())
 
 
