@@ -55,6 +55,17 @@ print(json.dumps({"wall": wall, "rss_mb": rss, "passes": sum(chunks) / per_pass,
 """
 
 
+SKLEARN = r"""
+import json, sys, time
+import numpy as np
+from sklearn.calibration import _TemperatureScaling
+z, y = np.load(sys.argv[1]), np.load(sys.argv[2])
+t0 = time.perf_counter()
+m = _TemperatureScaling().fit(z, y)
+print(json.dumps({"wall": time.perf_counter() - t0, "T": 1.0 / float(m.beta_)}))
+"""
+
+
 def make_file(path, n, c, seed=0, block=50_000):
     """Overconfident float32 logits written block by block (flat memory)."""
     rng = np.random.default_rng(seed)
@@ -75,8 +86,8 @@ def make_file(path, n, c, seed=0, block=50_000):
     return labels
 
 
-def run(args):
-    r = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True)
+def run(args, code=CHILD):
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(r.stderr)
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -108,6 +119,14 @@ def main():
                 t = f"{r['T']:.5f}" if "T" in r else ""
                 print(f"{n:>9} x {a.classes:<6}{gb:>8.2f}{step:>6}{r['wall']:>9.2f}"
                       f"{r['rss_mb']:>13.0f}{r['passes']:>8.1f}{r['wall'] / n * 1e6:>8.2f}{t:>10}")
+            if n <= 50_000:
+                try:
+                    sk = run([z, y], SKLEARN)
+                    print(f"{'':>18}{'':>8}{'sklearn T only':>15}{sk['wall']:>9.2f}"
+                          f"{'':>13}{'':>8}{'':>8}{sk['T']:>10.5f}"
+                          f"   (calibrate.fit / sklearn = {fit['wall'] / sk['wall']:.3f})")
+                except SystemExit:
+                    print("scikit-learn not installed: no comparison")
             sys.stdout.flush()
     finally:
         if not a.keep and a.dir is None:

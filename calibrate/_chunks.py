@@ -95,6 +95,25 @@ def _dask_blocks(arrays):
     return list(zip(*out))
 
 
+_POOL = None
+_POOL_LOCK = threading.Lock()
+
+
+def _mark_worker():
+    _local.in_pool = True
+
+
+def _pool():
+    """One long-lived pool: its threads keep their scratch buffers from pass to
+    pass (new threads would fault in fresh pages on every pass)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=n_workers(), initializer=_mark_worker,
+                                       thread_name_prefix="calibrate")
+        return _POOL
+
+
 #: Called as ``hook(label, n_chunks)`` before a pass, returning a callable
 #: ``advance(n)`` (or None); the CLI installs a progress bar here.
 progress_hook = None
@@ -119,11 +138,9 @@ def map_blocks(kernel, *arrays, rows_per_chunk=None, label=None):
             advance(1)
         return out
 
-    workers = min(n_workers(), len(slices))
-    if workers <= 1:
+    if len(slices) <= 1 or n_workers() <= 1 or getattr(_local, "in_pool", False):
         return [run(s) for s in slices]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(run, slices))
+    return list(_pool().map(run, slices))
 
 
 def concat_blocks(kernel, *arrays, **kw):
