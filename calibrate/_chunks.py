@@ -53,25 +53,41 @@ _local = threading.local()
 
 
 def scratch(shape, dtype, slot=0):
-    """A per-thread reusable buffer of at least ``shape`` (rows may be fewer).
+    """A per-thread reusable buffer of ``shape``.
 
     Fresh multi-megabyte allocations cost page faults on every chunk; each
-    worker thread keeps its own buffers instead.
+    worker thread keeps one flat buffer per slot and dtype instead, grown
+    when a larger chunk comes (never one per shape: the pool lives as long
+    as the process, and shapes vary from fit to fit).
     """
-    key = (slot, np.dtype(dtype).str, shape[1:])
+    key = (slot, np.dtype(dtype).str)
     bufs = getattr(_local, "bufs", None)
     if bufs is None:
         bufs = _local.bufs = {}
+    size = int(np.prod(shape))
     buf = bufs.get(key)
-    if buf is None or buf.shape[0] < shape[0]:
-        buf = bufs[key] = np.empty(shape, dtype)
-    return buf[:shape[0]]
+    if buf is None or buf.size < size:
+        buf = bufs[key] = np.empty(size, dtype)
+    return buf[:size].reshape(shape)
 
 
-def row_sums(a):
-    """Row sums as float64, computed in the array's dtype with numpy's pairwise
-    summation: each row's result depends on that row alone (a BLAS
-    matrix-vector product does not: its blocking varies with the row count)."""
+def float_dtype(dtype):
+    """The dtype computations run in: float32 and float64 stay; narrower floats
+    (float16) widen to float32 exactly; integers compute in float64."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return dtype if dtype.itemsize >= 4 else np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def row_sums(a, exact=False):
+    """Row sums as float64 with numpy's pairwise summation: each row's result
+    depends on that row alone (a BLAS matrix-vector product does not: its
+    blocking varies with the row count).  ``exact`` accumulates in float64
+    (for decision scores, which the torch kernels sum the same way); otherwise
+    in the array's dtype, twice as fast."""
+    if exact:
+        return a.sum(axis=1, dtype=np.float64)
     return a.sum(axis=1).astype(np.float64)
 
 

@@ -68,7 +68,7 @@ def row_stats(scores):
                         max=math.nan, sum_err=inf, lse_err=inf)
     lo, hi = float(x.min()), float(x.max())
     sum_err = lse_err = inf
-    if c > 1 and lo >= 0 and hi <= 1:
+    if c > 1 and _scores.in_unit_range(lo, hi):
         sum_err = max(float((x[s].sum(dim=1, dtype=_F64) - 1.0).abs().max())
                       for s in _row_chunks(x.shape[0], c))
     if c > 1 and hi <= _scores._SUM_TOL:

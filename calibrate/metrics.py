@@ -607,7 +607,7 @@ def _softmax_summary_pass(z, y, temperature, n_bins):
     """
     c = z.shape[1]
     b = 1.0 / float(temperature)
-    dt = z.dtype if z.dtype.kind == "f" else np.dtype(np.float64)
+    dt = _chunks.float_dtype(z.dtype)
     cut = (1.0 - 1e-4) / n_bins  # a little below the edge: rounding never hides an entry
 
     def chunk(zc, yc):
@@ -631,7 +631,7 @@ def _softmax_summary_pass(z, y, temperature, n_bins):
         # (the tail summed without the argmax's 1), so that fit can take its
         # decision scores from this pass instead of another one.
         e[rows, kc] = 0
-        logp = -np.log1p(_chunks.row_sums(e))
+        logp = -np.log1p(_chunks.row_sums(e, exact=True))
         return (kc.astype(np.int64), inv, py, sq, col.astype(np.float64), hc, high, logp)
 
     parts = _chunks.map_blocks(chunk, z, y, label="metrics")

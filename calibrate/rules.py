@@ -34,7 +34,7 @@ def top_scores(logits, temperature):
     z = logits
     n, c = z.shape
     b = 1.0 / float(temperature)
-    dt = z.dtype if z.dtype.kind == "f" else np.dtype(np.float64)
+    dt = _chunks.float_dtype(z.dtype)
 
     def chunk(zc):
         zc = np.asarray(zc)
@@ -45,7 +45,7 @@ def top_scores(logits, temperature):
         np.multiply(e, b, out=e)
         np.exp(e, out=e)
         e[np.arange(r), kc] = 0  # the argmax term is exactly 1: leave it out
-        return kc.astype(np.int64), -np.log1p(_chunks.row_sums(e))
+        return kc.astype(np.int64), -np.log1p(_chunks.row_sums(e, exact=True))
 
     return _chunks.concat_blocks(chunk, z, label="scoring")
 
@@ -75,7 +75,7 @@ def sigmoid_proba(logits, temperature):
     """sigmoid(z / T); float32 logits give float32 probabilities."""
     z = np.asarray(logits)
     t = np.asarray(temperature, dtype=np.float64)
-    dt = z.dtype if z.dtype.kind == "f" else np.float64
+    dt = _chunks.float_dtype(z.dtype)
     return special.expit(z / t.astype(dt)).astype(dt, copy=False)
 
 

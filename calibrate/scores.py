@@ -120,6 +120,12 @@ def n_classes(scores, task):
     return 1 if task == "binary" else scores.shape[1]
 
 
+def in_unit_range(lo, hi):
+    """Whether values from ``lo`` to ``hi`` can be probabilities: float32
+    softmax outputs exceed 1 by a few ulps (1.00001 was seen in real data)."""
+    return lo >= -_SUM_TOL and hi <= 1 + _SUM_TOL
+
+
 def _row_stats(scores):
     """One pass: finiteness, global min and max, and row-sum / logsumexp spread."""
     if is_tensor(scores):  # kept on its device by prepare
@@ -139,7 +145,7 @@ def _row_stats(scores):
         # Only compute what a detection could use: row sums for values in
         # [0, 1], logsumexp for values <= 0.
         sum_err = lse_err = np.inf
-        if c > 1 and lo >= -_SUM_TOL and hi <= 1 + _SUM_TOL:
+        if c > 1 and in_unit_range(lo, hi):
             sum_err = np.max(np.abs(b.sum(axis=1, dtype=np.float64) - 1.0))
         if c > 1 and hi <= _SUM_TOL:
             with np.errstate(all="ignore"):
@@ -173,8 +179,7 @@ def detect_input_kind(scores, task, input_kind="auto", name="scores"):
     if st["posinf"]:
         raise invalid(name, "finite scores", "+inf")
     softmax = not is_sigmoid(task) or (scores.ndim == 2 and scores.shape[1] == 2)
-    # float32 softmax outputs can exceed 1 by a few ulps (1.00001 was seen)
-    in_unit = st["min"] >= -_SUM_TOL and st["max"] <= 1 + _SUM_TOL
+    in_unit = in_unit_range(st["min"], st["max"])
     if input_kind == "auto":
         if softmax and in_unit and st["sum_err"] <= _SUM_TOL:
             input_kind = "probabilities"
@@ -198,14 +203,9 @@ def detect_input_kind(scores, task, input_kind="auto", name="scores"):
     return input_kind
 
 
-def _float_dtype(dtype):
-    """float32 stays float32; everything else computes in float64."""
-    return np.dtype(dtype) if np.dtype(dtype).kind == "f" else np.dtype(np.float64)
-
-
 def _softmax_logits(x, input_kind):
     """Row-wise: softmax-task scores of ``input_kind`` -> logits (same float dtype)."""
-    dt = _float_dtype(x.dtype)
+    dt = _chunks.float_dtype(x.dtype)
     x = x.astype(dt, copy=False)
     if input_kind == "logits":
         return x
@@ -218,7 +218,7 @@ def _softmax_logits(x, input_kind):
 
 def _sigmoid_logits(x, input_kind):
     """Elementwise: sigmoid-task scores of ``input_kind`` -> logits."""
-    dt = _float_dtype(x.dtype)
+    dt = _chunks.float_dtype(x.dtype)
     x = x.astype(dt, copy=False)
     if input_kind == "logits":
         return x
@@ -247,14 +247,14 @@ def to_logits(scores, task, input_kind):
     if task == "multilabel":
         return _sigmoid_logits(np.asarray(x), input_kind)
     if _chunks.is_dask(x):
-        if input_kind == "logits" and x.dtype.kind == "f":
+        if input_kind == "logits" and x.dtype == _chunks.float_dtype(x.dtype):
             return x
-        return x.map_blocks(_softmax_logits, input_kind, dtype=_float_dtype(x.dtype))
+        return x.map_blocks(_softmax_logits, input_kind, dtype=_chunks.float_dtype(x.dtype))
     if is_row_source(x):
-        if input_kind == "logits" and x.dtype.kind == "f":
+        if input_kind == "logits" and x.dtype == _chunks.float_dtype(x.dtype):
             return x
         return MappedRows(x, lambda b: _softmax_logits(b, input_kind),
-                          dtype=_float_dtype(x.dtype))
+                          dtype=_chunks.float_dtype(x.dtype))
     return _softmax_logits(x, input_kind)
 
 

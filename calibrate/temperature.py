@@ -86,7 +86,7 @@ def softmax_stats(z, y, beta, with_g0=True, nll_at_one=False):
         return _torch_kernels.softmax_stats(z, y, beta, with_g0, nll_at_one)
     n, c = z.shape
     b = float(beta)  # a Python float keeps float32 data float32 (NEP 50)
-    dt = z.dtype if z.dtype.kind == "f" else np.dtype(np.float64)
+    dt = _chunks.float_dtype(z.dtype)
 
     def chunk(zc, yc):
         zc = np.asarray(zc)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from . import scores as _scores
 from .artifact import RULES, Calibrator, load
 from .errors import invalid
 
@@ -303,7 +304,8 @@ def _warn_if_softmax(z):
     if z.ndim != 2 or z.shape[1] < 2 or not z.is_floating_point() or z.numel() == 0:
         return
     lo, hi = float(z.min()), float(z.max())
-    if lo >= 0 and hi <= 1 and float((z.sum(dim=1, dtype=torch.float64) - 1).abs().max()) <= 1e-3:
+    if _scores.in_unit_range(lo, hi) and float(
+            (z.sum(dim=1, dtype=torch.float64) - 1).abs().max()) <= _scores._SUM_TOL:
         warnings.warn(
             "collect: the model's outputs are softmax probabilities (rows in [0, 1] summing "
             "to 1), not logits. calibrate.fit reads them as probabilities, but a model "
