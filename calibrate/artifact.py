@@ -21,7 +21,7 @@ import numpy as np
 
 from . import _chunks, rules
 from . import scores as _scores
-from .errors import CalibrateError, invalid
+from .errors import CalibrateError, check_unit_interval, invalid
 from .io import atomic_write
 
 SCHEMA_VERSION = 1
@@ -202,16 +202,29 @@ class Calibrator:
             raise invalid(source, f"{n_scored} per-class thresholds for {len(classes)} classes",
                           f"{len(dt['per_class'])}")
         for v in dt["per_class"] + [dt["global"]]:
-            if v is not None and not isinstance(v, (int, float)):
-                raise invalid(source, "numbers or null as thresholds", repr(v))
+            if v is not None and not _finite_number(v):
+                raise invalid(source, "finite numbers or null as decision thresholds", repr(v))
         t = d["temperature"]
         temps = t if isinstance(t, list) else [t]
         if (task == "multilabel") != isinstance(t, list) or (
                 task == "multilabel" and len(t) != n_scored):
             raise invalid(source, "one temperature per class for multilabel, one otherwise",
                           repr(t))
-        if not all(isinstance(v, (int, float)) and v > 0 for v in temps):
-            raise invalid(source, "positive temperatures", repr(t))
+        if not all(_finite_number(v) and float(v) >= np.finfo(np.float64).tiny for v in temps):
+            raise invalid(source, "positive finite temperatures", repr(t))
+        target = d["target"]
+        if not isinstance(target, dict) or "precision" not in target:
+            raise invalid(source, "'target' as an object with 'precision', 'confidence' "
+                          "and 'simultaneous'", repr(target))
+        check_unit_interval(f"{source}: target.precision", target["precision"])
+        check_unit_interval(f"{source}: target.confidence", target.get("confidence"),
+                            allow_none=True)
+        if not isinstance(target.get("simultaneous", False), bool):
+            raise invalid(source, "target.simultaneous true or false",
+                          repr(target["simultaneous"]))
+        shown = d.get("thresholds")
+        if shown is not None:
+            _check_shown_thresholds(source, shown, dt, task)
         return cls(task=task, classes=[str(c) for c in classes], input_kind=d["input_kind"],
                    temperature=np.array(t, dtype=np.float64) if isinstance(t, list) else float(t),
                    rule=d["rule"],
@@ -219,6 +232,35 @@ class Calibrator:
                                                       for v in dt["per_class"]],
                                         "global": None if dt["global"] is None else float(dt["global"])},
                    target=dict(d["target"]), summary=d.get("summary", {}))
+
+
+def _finite_number(v):
+    """A JSON number that is a finite float (not a bool, not 1e400 read as inf)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:  # a huge integer literal
+        return False
+
+
+def _check_shown_thresholds(source, shown, dt, task):
+    """Refuse a file whose human ``thresholds`` were edited: ``apply`` uses
+    ``decision_thresholds``, and a silent mismatch would ignore the edit."""
+    try:
+        pairs = list(zip(shown["per_class"], dt["per_class"])) + [(shown["global"], dt["global"])]
+    except (TypeError, KeyError):
+        raise invalid(source, "'thresholds' with 'per_class' and 'global'", repr(shown))
+    for i, (p, v) in enumerate(pairs):
+        want = to_probability(v, task)
+        ok = (p is None and want is None) or (
+            _finite_number(p) and want is not None and math.isclose(p, want, rel_tol=1e-9,
+                                                                     abs_tol=1e-300))
+        if not ok:
+            which = "global" if i == len(pairs) - 1 else f"per_class[{i}]"
+            raise invalid(source, f"thresholds.{which} to match decision_thresholds.{which} "
+                          "(apply uses decision_thresholds: edit those, in "
+                          f"{space_of(task)} space)", repr(p))
 
 
 def _no_constant(name):

@@ -5,23 +5,21 @@ kind, logits), :mod:`.temperature`, :mod:`.rules` (scores in comparison
 space), :mod:`.thresholds` with :mod:`.guarantee`, and :mod:`.metrics`.
 """
 
+import os
+
 import numpy as np
 from scipy import special
 
 from . import metrics, rules, thresholds as _thr
 from . import scores as _scores
 from .artifact import RULES, Calibrator, to_probability
-from .errors import invalid
+from .errors import check_unit_interval, invalid
 from .temperature import fit_temperature
 
 
-def _check_params(precision, confidence, rule, classes):
-    if isinstance(precision, bool) or not isinstance(precision, (int, float)) or not 0 < precision < 1:
-        raise invalid("precision", "a number strictly between 0 and 1", repr(precision))
-    if confidence is not None and (isinstance(confidence, bool)
-                                   or not isinstance(confidence, (int, float))
-                                   or not 0 < confidence < 1):
-        raise invalid("confidence", "a number strictly between 0 and 1, or None", repr(confidence))
+def _check_params(precision, confidence, rule):
+    check_unit_interval("precision", precision)
+    check_unit_interval("confidence", confidence, allow_none=True)
     if rule not in RULES:
         raise invalid("rule", "per-class or global", repr(rule))
 
@@ -86,12 +84,20 @@ def fit(scores, labels, precision=0.9, confidence=0.95, rule="per-class", task="
     -------
     Calibrator
     """
-    _check_params(precision, confidence, rule, classes)
+    _check_params(precision, confidence, rule)
+    if labels is None:
+        # Like the CLI: a .npz / .pt file may hold its labels beside the scores.
+        if isinstance(scores, (str, os.PathLike)):
+            from . import io
+            scores, labels = io.read_scores(scores)
+        if labels is None:
+            raise invalid(labels_name, "an array, or scores in a .npz / .pt file holding "
+                          "an array named 'labels'", "None")
     z, y, task, kind = _scores.prepare(scores, labels, task, input_kind,
                                        scores_name, labels_name)
     n_cls = _scores.n_classes(z if task != "binary" else z.reshape(-1, 1), task)
     names = _class_names(classes, task, n_cls, classes_name)
-    temp = fit_temperature(z, y, task)
+    temp = fit_temperature(z, y, task, scores_name, names)
     T = temp.temperature
     if _scores.is_tensor(z) and task != "multiclass":
         # GPU scores: the temperature passes ran there.  Sigmoid decision

@@ -231,7 +231,7 @@ def fit_softmax_temperature(logits, labels):
         gradient=float(g[0]))
 
 
-def fit_sigmoid_temperature(logits, labels, min_class_count=MIN_CLASS_COUNT):
+def fit_sigmoid_temperature(logits, labels, min_class_count=MIN_CLASS_COUNT, classes=None):
     """Fit temperatures for sigmoid logits: binary (N,) or multilabel (N, C).
 
     Binary gives one T.  Multilabel gives one T per class; classes with fewer
@@ -258,7 +258,7 @@ def fit_sigmoid_temperature(logits, labels, min_class_count=MIN_CLASS_COUNT):
         try:
             beta, f, f1, capped, p, cv, g = _newton(lambda b: sigmoid_stats(zs, ys, b), len(idx))
         except CalibrateError as exc:
-            raise (exc if binary else _name_class(exc, idx, zs, ys)) from None
+            raise (exc if binary else _name_class(exc, idx, zs, ys, classes)) from None
         temps[idx], nll_after[idx], grad[idx] = 1.0 / beta, f, g
         status[idx[capped]] = "capped"
         passes, conv = p, cv
@@ -288,7 +288,7 @@ def fit_sigmoid_temperature(logits, labels, min_class_count=MIN_CLASS_COUNT):
         n_passes=passes, converged=conv, shared_temperature=shared_t, gradient=grad)
 
 
-def _name_class(exc, idx, z, y):
+def _name_class(exc, idx, z, y, classes=None):
     """Re-raise a worse-than-chance error naming the first offending class."""
     if _is_tensor(z):
         z = z.detach().cpu().numpy()
@@ -296,13 +296,23 @@ def _name_class(exc, idx, z, y):
     bad = idx[np.flatnonzero(g0 >= 0)]
     if bad.size == 0:
         return exc
+    which = int(bad[0]) if classes is None else f"'{classes[int(bad[0])]}'"
     return CalibrateError(
         f"scores: expected a model better than chance for every class, found class "
-        f"{int(bad[0])} whose logits do not favour its positives; check the label columns")
+        f"{which} whose logits do not favour its positives; check the label columns")
 
 
-def fit_temperature(logits, labels, task):
-    """Dispatch on the task: softmax for multiclass, sigmoid otherwise."""
-    if task == "multiclass":
-        return fit_softmax_temperature(logits, labels)
-    return fit_sigmoid_temperature(logits, labels)
+def fit_temperature(logits, labels, task, name="scores", classes=None):
+    """Dispatch on the task: softmax for multiclass, sigmoid otherwise.
+
+    ``name`` and ``classes`` are how a refusal names the input and a class.
+    """
+    try:
+        if task == "multiclass":
+            return fit_softmax_temperature(logits, labels)
+        return fit_sigmoid_temperature(logits, labels, classes=classes)
+    except CalibrateError as exc:
+        msg = str(exc)
+        if msg.startswith("scores: ") and name != "scores":
+            raise CalibrateError(f"{name}: {msg[len('scores: '):]}") from None
+        raise

@@ -67,7 +67,16 @@ def _write(tmp_path, d):
     (lambda d: d.pop("temperature"), "expected a 'temperature' field"),
     (lambda d: d.update(task="regression"), "expected task multiclass"),
     (lambda d: d["decision_thresholds"]["per_class"].pop(), "expected 10 per-class thresholds"),
-    (lambda d: d.update(temperature=-1.0), "positive temperatures"),
+    (lambda d: d.update(temperature=-1.0), "positive finite temperatures"),
+    (lambda d: d.update(temperature=True), "positive finite temperatures"),
+    (lambda d: d.update(temperature=1e-320), "positive finite temperatures"),
+    (lambda d: d.update(target=5), "'target' as an object"),
+    (lambda d: d.update(target={}), "'target' as an object"),
+    (lambda d: d["target"].update(precision=1.5), "target.precision: expected a number"),
+    (lambda d: d["target"].update(simultaneous="yes"), "target.simultaneous true or false"),
+    (lambda d: d["decision_thresholds"].update({"global": True}), "finite numbers or null"),
+    (lambda d: d["thresholds"]["per_class"].__setitem__(0, 0.99),
+     "thresholds.per_class[0] to match decision_thresholds.per_class[0]"),
     (lambda d: d["decision_thresholds"].update({"global": "high"}), "numbers or null"),
 ])
 def test_malformed_files_refused(tmp_path, mutate, message):
@@ -77,6 +86,15 @@ def test_malformed_files_refused(tmp_path, mutate, message):
     with pytest.raises(CalibrateError, match="threshold file") as e:
         calibrate.load(_write(tmp_path, d))
     assert message in str(e.value)
+
+
+def test_huge_numbers_refused(tmp_path):
+    z, y = make_multiclass(n=500, seed=14)
+    text = json.dumps(calibrate.fit(z, y).to_dict())
+    for bad in ('"temperature": 1e400', '"temperature": ' + "9" * 400):
+        t = text.replace('"temperature": ' + json.dumps(calibrate.fit(z, y).to_dict()["temperature"]), bad, 1)
+        with pytest.raises(CalibrateError, match="positive finite temperatures"):
+            calibrate.load(_write(tmp_path, t))
 
 
 @pytest.mark.parametrize("text", ["{", "", '{"schema_version": NaN}', "\xff"])

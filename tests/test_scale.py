@@ -132,11 +132,11 @@ def test_progress_hook_sees_every_chunk(data, monkeypatch):
     assert all(done == total > 0 for done, total in seen.values())
 
 
-dask = pytest.importorskip("dask")
-da = pytest.importorskip("dask.array")
+
 
 
 def test_dask_array_equals_numpy(data):
+    da = pytest.importorskip("dask.array")
     z, y = data
     a = calibrate.fit(z, y)
     dz = da.from_array(z, chunks=(1100, 7))          # odd blocks, split columns
@@ -147,6 +147,7 @@ def test_dask_array_equals_numpy(data):
 
 
 def test_dask_probabilities_converted_per_block(data):
+    da = pytest.importorskip("dask.array")
     z, y = data
     p = special.softmax(z.astype(np.float64), axis=1)
     a = calibrate.fit(p, y)
@@ -156,6 +157,7 @@ def test_dask_probabilities_converted_per_block(data):
 
 
 def test_local_cluster_two_workers(data, tmp_path, monkeypatch):
+    da = pytest.importorskip("dask.array")
     distributed = pytest.importorskip("distributed")
     z, y = data
     a = calibrate.fit(z, y)
@@ -173,3 +175,20 @@ def test_local_cluster_two_workers(data, tmp_path, monkeypatch):
         assert res.exit_code == 0, res.output
         c = calibrate.load(tmp_path / "c.json")
         assert c.temperature == a.temperature and c.decision_thresholds == a.decision_thresholds
+
+
+def test_zero_dimensional_npy_refused(tmp_path):
+    np.save(tmp_path / "one.npy", np.float32(3.0))
+    with pytest.raises(calibrate.CalibrateError, match="a single number"):
+        calibrate.fit(str(tmp_path / "one.npy"), np.array([0]))
+
+
+def test_many_shards_hold_no_open_files(tmp_path, data):
+    import os
+    z, y = data
+    for i, lo in enumerate(range(0, len(z), 50)):
+        np.save(tmp_path / f"s{i:04d}.npy", z[lo:lo + 50])
+    before = len(os.listdir("/proc/self/fd"))
+    src, _ = io.read_scores(str(tmp_path / "s*.npy"))
+    assert src.shape == z.shape and len(os.listdir("/proc/self/fd")) == before
+    assert np.array_equal(np.asarray(src), z)
