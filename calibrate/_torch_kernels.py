@@ -229,11 +229,6 @@ def top_scores(z, temperature):
     return torch.cat(ks).cpu().numpy(), torch.cat(lps).cpu().numpy()
 
 
-def to_numpy(x):
-    """A tensor's values as a numpy array on the CPU."""
-    return x.detach().cpu().numpy()
-
-
 class TensorRows(RowSource):
     """A tensor as a row source (:mod:`.rows`): numpy passes that need its
     values (the fit summary's metrics) copy one row chunk at a time from its

@@ -27,7 +27,6 @@ gives that number.
 """
 
 import numpy as np
-from scipy import special
 
 from . import metrics, rules
 from . import scores as _scores
@@ -213,7 +212,7 @@ def probabilities(cal, z, temperature):
     """softmax / sigmoid of logits ``z`` at ``temperature`` as float64 ((N,) for binary)."""
     if cal.task == "multiclass":
         return np.asarray(rules.softmax_proba(z, temperature), dtype=np.float64)
-    return special.expit(np.asarray(z, dtype=np.float64) / np.asarray(temperature, dtype=np.float64))
+    return np.asarray(rules.sigmoid_proba(np.asarray(z, dtype=np.float64), temperature))
 
 
 def describe_status(status):

@@ -247,8 +247,7 @@ def _prediction_writer(suffix, blocks, classes, abstain, shape=None, dtype=None)
         def write(fh):
             header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
                       "fortran_order": False, "shape": tuple(shape)}
-            np.lib.format.write_array_header_2_0(fh, header) if shape[0] > 2**31 else \
-                np.lib.format.write_array_header_1_0(fh, header)
+            np.lib.format.write_array_header_1_0(fh, header)
             for b in blocks:
                 fh.write(np.ascontiguousarray(b, dtype=dtype).tobytes())
         return write

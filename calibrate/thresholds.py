@@ -131,10 +131,3 @@ def search_per_class(classes, scores, correct, n_classes, precision,
         out.append(search(scores[rows], correct[rows], precision, confidence, alpha,
                           None if expected is None else expected[rows]))
     return out
-
-
-def decide(scores, threshold):
-    """Boolean mask of scores accepted by a threshold (None: nothing)."""
-    if threshold is None:
-        return np.zeros(np.shape(scores), bool)
-    return np.asarray(scores) >= threshold

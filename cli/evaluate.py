@@ -6,7 +6,7 @@ import click
 
 import calibrate
 from calibrate import io, metrics
-from calibrate.evaluation import NOISE_LEVEL, describe_status, evaluate as _evaluate
+from calibrate.evaluation import NOISE_LEVEL, evaluate as _evaluate
 
 INPUT_CHOICES = ["logits", "probabilities", "log-probabilities"]
 #: Above this many classes the table lists the status counts and the classes below target.
@@ -160,4 +160,4 @@ def evaluate(thresholds, scores, labels_path, input_kind, as_json, plot_path, bo
             click.echo(f"wrote {plot_path}")
 
 
-__all__ = ["evaluate", "format_evaluation", "describe_status"]
+__all__ = ["evaluate", "format_evaluation"]

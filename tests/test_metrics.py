@@ -322,3 +322,17 @@ def test_equal_mass_is_not_less_biased_for_a_perfectly_calibrated_model():
     rng = np.random.default_rng(14)
     c, oo = _pairs(rng, 100 * 200, 4.0, 1.0)
     assert _mean_over_reps(M.ece_equal_mass, c, oo, 100) > _mean_over_reps(M.ece, c, oo, 100)
+
+
+def test_nll_from_logits_equals_log_loss_of_probabilities():
+    from scipy import special
+    from sklearn.metrics import log_loss as sk_log_loss
+    from calibrate import metrics
+    rng = np.random.default_rng(3)
+    z = rng.normal(0, 3, size=(500, 4))
+    y = rng.integers(0, 4, 500)
+    assert metrics.nll(z, y, "multiclass", 2.0) == pytest.approx(
+        sk_log_loss(y, special.softmax(z / 2.0, axis=1), labels=range(4)), rel=1e-10)
+    zb, yb = z[:, 0], (z[:, 1] > 0).astype(int)
+    assert metrics.nll(zb, yb, "binary", 1.5) == pytest.approx(
+        sk_log_loss(yb, special.expit(zb / 1.5)), rel=1e-10)
