@@ -122,8 +122,15 @@ def fit(scores, labels, precision=0.9, confidence=0.95, rule="per-class", task="
     # The model's own calibrated probability of being right picks where the
     # confidence sequence starts (scores only, plus the one fitted T).
     expected = np.exp(sc) if task == "multiclass" else special.expit(sc)
-    per = _thr.search_per_class(cls, sc, correct, n_cls, precision, confidence, alpha,
-                                expected)
+    if task == "multilabel":
+        # The classes are the columns: no need to sort N x C class ids.
+        cols = (np.reshape(a, (-1, n_cls)) for a in (sc, correct, expected))
+        s2, c2, e2 = cols
+        per = [_thr.search(s2[:, j], c2[:, j], precision, confidence, alpha, e2[:, j])
+               for j in range(n_cls)]
+    else:
+        per = _thr.search_per_class(cls, sc, correct, n_cls, precision, confidence, alpha,
+                                    expected)
     glob = _thr.search(sc, correct, precision, confidence,
                        None if confidence is None else 1 - confidence, expected)
 

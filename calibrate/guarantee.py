@@ -128,3 +128,19 @@ def fixed_sequence(pvalues, alpha, start):
         return None
     first_fail = int(np.argmax(tail)) if tail.any() else tail.size
     return start + first_fail - 1
+
+
+def fixed_sequence_counts(n_correct, n, target, alpha, start, block=4096):
+    """:func:`fixed_sequence` on the p-values of ``(n_correct, n)``, computed
+    block by block from ``start`` and only until the first failure: on a
+    million candidates the sequence usually stops long before the end."""
+    j = start
+    while j < len(n):
+        stop = min(len(n), j + block)
+        r = fixed_sequence(p_values(n_correct[j:stop], n[j:stop], target), alpha, 0)
+        if r is None:
+            return None if j == start else j - 1
+        if r < stop - j - 1:
+            return j + r
+        j, block = stop, 2 * block
+    return len(n) - 1

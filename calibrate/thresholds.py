@@ -100,7 +100,7 @@ def search(scores, correct, precision, confidence=None, alpha=None, expected=Non
     if n[-1] < guarantee.min_certifiable(precision, alpha):
         return Threshold(None, 0, 0, None, None, "too-few")
     start = guarantee.start_index(n, e, start_predictions)
-    j = guarantee.fixed_sequence(guarantee.p_values(k, n, precision), alpha, start)
+    j = guarantee.fixed_sequence_counts(k, n, precision, alpha, start)
     if j is None:
         return Threshold(None, 0, 0, None, None, "uncertified")
     return _at(values, n, k, j, (confidence, alpha), "ok")

@@ -346,3 +346,16 @@ def test_simulation_fit_per_class_and_plain():
     print(f"fit plain: pair violation share {pair_plain:.4f}, any-class {any_plain:.3f}")
     assert pair_plain > 0.25
     assert any_plain > 0.5
+
+
+def test_blockwise_sequence_equals_full_sequence():
+    from calibrate.guarantee import fixed_sequence, fixed_sequence_counts, p_values
+    rng = np.random.default_rng(5)
+    for trial in range(200):
+        m = int(rng.integers(1, 3000))
+        n = np.cumsum(rng.integers(1, 4, m))
+        hits = np.minimum(n, np.cumsum(rng.random(m) < rng.uniform(0.85, 1.0)) * 2)
+        k = np.minimum(hits, n)
+        start = int(rng.integers(0, m))
+        want = fixed_sequence(p_values(k, n, 0.9), 0.05, start)
+        assert fixed_sequence_counts(k, n, 0.9, 0.05, start, block=int(rng.integers(1, 50))) == want
