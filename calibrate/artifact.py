@@ -110,19 +110,23 @@ class Calibrator:
         blocks = list(self.iter_predict(scores, rule, input_kind, name=name))
         return np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
 
-    def iter_predict(self, scores, rule=None, input_kind=None, *, name="scores",
-                     block_elements=BLOCK_ELEMENTS):
-        """Decisions block by block of rows (about ``block_elements`` scores
-        each), reading row sources a block at a time: memory stays flat."""
-        tau = self._rule_thresholds(rule)
+    def _blocks(self, scores, input_kind, name, block_elements):
+        """Logits block by block of rows (about ``block_elements`` scores each):
+        row sources are read a block at a time, so memory stays flat."""
         z = self.logits(scores, input_kind, name)
         n = z.shape[0]
         if _chunks.is_dask(z):
-            rows = n  # dask schedules its own blocks
-        else:
-            rows = _chunks.chunk_rows(int(np.prod(z.shape[1:])), block_elements)
+            yield z  # dask schedules its own blocks
+            return
+        rows = _chunks.chunk_rows(int(np.prod(z.shape[1:])), block_elements)
         for s in _chunks.row_slices(n, rows):
-            zc = z[s] if rows < n else z
+            yield z[s] if rows < n else z
+
+    def iter_predict(self, scores, rule=None, input_kind=None, *, name="scores",
+                     block_elements=BLOCK_ELEMENTS):
+        """:meth:`predict`, one block of rows at a time."""
+        tau = self._rule_thresholds(rule)
+        for zc in self._blocks(scores, input_kind, name, block_elements):
             if self.task == "multiclass":
                 k, logp = rules.top_scores(zc, self.temperature)
                 yield rules.decide_multiclass(k, logp, tau)
@@ -130,19 +134,31 @@ class Calibrator:
                 dec = rules.decide_sigmoid(rules.sigmoid_scores(zc, self.temperature), tau)
                 yield dec.astype(np.int64) if self.task == "binary" else dec
 
+    def iter_predict_proba(self, scores, input_kind=None, *, name="scores",
+                           block_elements=BLOCK_ELEMENTS):
+        """:meth:`predict_proba`, one block of rows at a time."""
+        for zc in self._blocks(scores, input_kind, name, block_elements):
+            if self.task == "multiclass":
+                yield rules.softmax_proba(zc, self.temperature)
+            else:
+                yield rules.sigmoid_proba(zc, self.temperature)
+
     def decisions_shape(self, n_rows):
         """Shape and dtype of ``predict``'s result for ``n_rows`` rows."""
         if self.task == "multilabel":
             return (n_rows, len(self.classes)), np.dtype(bool)
         return (n_rows,), np.dtype(np.int64)
 
+    def proba_shape(self, n_rows, score_dtype):
+        """Shape and dtype of ``predict_proba``'s result for ``n_rows`` rows."""
+        shape = (n_rows,) if self.task == "binary" else (n_rows, len(self.classes))
+        return shape, _chunks.float_dtype(score_dtype)
+
     def predict_proba(self, scores, input_kind=None, *, name="scores"):
         """Calibrated probabilities: softmax(z/T) (N, C), or sigmoid(z/T)
         ((N,) for binary: the positive class; (N, C) for multilabel)."""
-        z = self.logits(scores, input_kind, name)
-        if self.task == "multiclass":
-            return rules.softmax_proba(z, self.temperature)
-        return rules.sigmoid_proba(z, self.temperature)
+        blocks = list(self.iter_predict_proba(scores, input_kind, name=name))
+        return np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
 
     # -- the file ---------------------------------------------------------
     def to_dict(self):

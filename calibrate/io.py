@@ -291,15 +291,29 @@ def write_predictions_to(fh, suffix, decisions, classes, abstain=-1, shape=None,
     _prediction_writer(suffix, decisions, classes, abstain, shape, dtype)(fh)
 
 
-def write_array(path, array):
-    """Write a float array by extension (.npy or .csv)."""
+def write_array(path, array, shape=None, dtype=None):
+    """Write a float array by extension (.npy or .csv).
+
+    ``array`` is an array, or an iterable of row blocks with the total
+    ``shape`` and ``dtype`` given (written as they come: memory stays flat).
+    """
     suffix = check_output_suffix(path, (".npy", ".csv"))
-    a = np.asarray(array)
-    if suffix == ".npy":
-        atomic_write(path, lambda fh: np.save(fh, a, allow_pickle=False))
-    else:
-        atomic_write(path, lambda fh: np.savetxt(fh, a.reshape(len(a), -1),
-                                                 delimiter=",", fmt="%.9g"))
+    if isinstance(array, np.ndarray) or shape is None:
+        a = np.asarray(array)
+        shape, dtype, array = a.shape, a.dtype, [a]
+
+    def write(fh):
+        if suffix == ".npy":
+            np.lib.format.write_array_header_1_0(fh, {
+                "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                "fortran_order": False, "shape": tuple(shape)})
+        for b in array:
+            b = np.ascontiguousarray(b, dtype=dtype)
+            if suffix == ".npy":
+                fh.write(b.tobytes())
+            else:
+                np.savetxt(fh, b.reshape(len(b), -1), delimiter=",", fmt="%.9g")
+    atomic_write(path, write)
 
 
 def _csv_field(name):

@@ -253,7 +253,9 @@ def apply(thresholds, scores, output, rule, input_kind, proba_path, scheduler):
     else:
         io.write_predictions(output, blocks, cal.classes, shape=shape, dtype=dtype)
     if proba_path is not None:
-        io.write_array(proba_path, cal.predict_proba(s, input_kind=input_kind, name=name))
+        shape, dtype = cal.proba_shape(s.shape[0], s.dtype)
+        io.write_array(proba_path, cal.iter_predict_proba(s, input_kind=input_kind, name=name),
+                       shape=shape, dtype=dtype)
     if output is not None:
         click.echo(counts.format(rule or cal.rule, output, proba_path))
 

@@ -192,3 +192,20 @@ def test_many_shards_hold_no_open_files(tmp_path, data):
     src, _ = io.read_scores(str(tmp_path / "s*.npy"))
     assert src.shape == z.shape and len(os.listdir("/proc/self/fd")) == before
     assert np.array_equal(np.asarray(src), z)
+
+
+def test_probabilities_stream_in_blocks(tmp_path, data, monkeypatch):
+    z, y = data
+    cal = calibrate.fit(z, y)
+    blocks = list(cal.iter_predict_proba(z, block_elements=20 * 1000))
+    assert len(blocks) == 6
+    assert np.array_equal(np.concatenate(blocks), cal.predict_proba(z))
+    monkeypatch.chdir(tmp_path)
+    np.save("z.npy", z)
+    cal.save("t.json")
+    for out in ("p.npy", "p.csv"):
+        res = CliRunner().invoke(cli, ["apply", "t.json", "z.npy", "-o", "d.npy",
+                                       "--probabilities", out])
+        assert res.exit_code == 0, res.output
+    assert np.array_equal(np.load("p.npy"), cal.predict_proba(z))
+    np.testing.assert_allclose(np.loadtxt("p.csv", delimiter=","), cal.predict_proba(z), rtol=1e-6)
