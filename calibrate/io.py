@@ -1,6 +1,7 @@
 """Reading score and label files, and writing outputs without half-written files.
 
-Supported inputs: ``.npy`` (memory-mapped, never unpickled), ``.npz`` (named
+Supported inputs: ``.npy`` (read in row chunks by :class:`.rows.NpyRows`, never
+unpickled), ``.npz`` (named
 arrays: scores under ``logits``, ``scores`` or ``probs``/``probabilities``,
 labels under ``labels``), ``.pt`` (a tensor, or a dict of tensors under the
 same names; ``torch.load(weights_only=True)``) and ``.csv`` (numbers, an
