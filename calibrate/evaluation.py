@@ -82,19 +82,10 @@ def _promised(row):
 
 
 def _decisions(cal, z, y):
-    """Per decision unit: class it would predict, its score, whether it is right,
-    support per scored class, and the units' count."""
-    T = cal.temperature
-    if cal.task == "multiclass":
-        k, logp = rules.top_scores(z, T)
-        c = len(cal.classes)
-        return k, logp, k == y, np.bincount(y, minlength=c), len(k)
-    s = rules.sigmoid_scores(z, T)
-    if cal.task == "binary":
-        return np.zeros(len(s), np.int64), s, y == 1, np.array([int(y.sum())]), len(s)
-    c = s.shape[1]
-    cls = np.broadcast_to(np.arange(c), s.shape).ravel()
-    return cls, s.ravel(), (y == 1).ravel(), y.sum(axis=0), s.size
+    """:func:`rules.decision_units`, and the units' count."""
+    cls, sc, correct, support = rules.decision_units(z, y, cal.task, cal.temperature,
+                                                     cal.n_scored)
+    return cls, sc, correct, support, len(sc)
 
 
 def _accepted(cls, sc, tau):

@@ -36,20 +36,6 @@ def _class_names(classes, task, n_cls, where="classes"):
     return names
 
 
-def _decision_rows(z, y, task, temperature):
-    """Per decision unit: (class it would predict, score, correct, support per class)."""
-    if task == "multiclass":
-        k, logp = rules.top_scores(z, temperature)
-        support = np.bincount(y, minlength=z.shape[1])
-        return k, logp, k == y, support
-    s = rules.sigmoid_scores(z, temperature)
-    if task == "binary":
-        return np.zeros(len(s), np.int64), s, y == 1, np.array([int(y.sum())])
-    c = z.shape[1]
-    cls = np.broadcast_to(np.arange(c), s.shape).ravel()
-    return cls, s.ravel(), (y == 1).ravel(), y.sum(axis=0)
-
-
 def fit(scores, labels, precision=0.9, confidence=0.95, rule="per-class", task="auto",
         input_kind="auto", classes=None, simultaneous=False, *, scores_name="scores",
         labels_name="labels", classes_name="classes"):
@@ -111,7 +97,7 @@ def fit(scores, labels, precision=0.9, confidence=0.95, rule="per-class", task="
         cls, sc, correct = k, logp, k == y
         support = np.bincount(y, minlength=z.shape[1])
     else:
-        cls, sc, correct, support = _decision_rows(z, y, task, T)
+        cls, sc, correct, support = rules.decision_units(z, y, task, T, n_cls)
     if _scores.is_tensor(z):
         # The summary's metric passes read GPU logits a row chunk at a time.
         from ._torch_kernels import TensorRows

@@ -79,6 +79,22 @@ def sigmoid_proba(logits, temperature):
     return special.expit(z / t.astype(dt)).astype(dt, copy=False)
 
 
+def decision_units(z, y, task, temperature, n_classes):
+    """Every decision a rule makes, one entry per unit (a row; a (row, class)
+    pair for multilabel): the class it would predict, its score in the
+    comparison space, whether that prediction is right, and the support of
+    each scored class.  The threshold search, evaluate and the plots share it.
+    """
+    if task == "multiclass":
+        k, logp = top_scores(z, temperature)
+        return k, logp, k == y, np.bincount(y, minlength=n_classes)
+    s = sigmoid_scores(z, temperature)
+    if task == "binary":
+        return np.zeros(len(s), np.int64), s, y == 1, np.array([int(y.sum())])
+    cls = np.broadcast_to(np.arange(s.shape[1]), s.shape).ravel()
+    return cls, s.ravel(), (y == 1).ravel(), y.sum(axis=0)
+
+
 def threshold_array(values):
     """Thresholds as floats, with None (never predict) as +inf."""
     return np.array([np.inf if v is None else v for v in values], dtype=np.float64)
