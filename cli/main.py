@@ -323,6 +323,9 @@ def format_summary(cal, input_forced=False, task_forced=False):
     else:
         note = ("  (capped: the held-out data are separable)" if t["status"] == "capped" else "")
         lines.append(f"temperature: {tv:.4g}{note}")
+    if t.get("converged") is False:
+        lines.append(f"  warning: the temperature fit stopped after {t['passes']} passes "
+                     "without converging; T may be off in its last digits")
     named = s.get("metrics", {})
     if all(isinstance(v, dict) and "after" in v for v in named.values()) and named:
         from .evaluate import format_metrics  # every metric, named as in the JSON keys
