@@ -83,7 +83,9 @@ def fit(scores, labels, precision=0.9, confidence=0.95, rule="per-class", task="
                                        scores_name, labels_name)
     n_cls = _scores.n_classes(z if task != "binary" else z.reshape(-1, 1), task)
     names = _class_names(classes, task, n_cls, classes_name)
-    temp = fit_temperature(z, y, task, scores_name, names)
+    # The summary's metric pass at T = 1 gives the NLL before: no need to
+    # spend an extra exp on it in the temperature fit.
+    temp = fit_temperature(z, y, task, scores_name, names, nll_before=False)
     T = temp.temperature
     if _scores.is_tensor(z) and task != "multiclass":
         # GPU scores: the temperature passes ran there.  Sigmoid decision
@@ -163,8 +165,12 @@ def _summary(z, y, task, kind, temp, names, per, glob, support, sc, m_after=None
     T = temp.temperature
     m_b, m_a = _ece_before_after(z, y, task, T, sc, m_after)
     # multilabel: the mean over classes of each class's binary cross entropy
-    nll_b, nll_a = float(np.mean(temp.nll_before)), float(np.mean(temp.nll_after))
-    m_b["nll"], m_a["nll"] = nll_b, nll_a  # the temperature fit's own objective
+    if task == "multiclass":
+        # exact at T = 1 and at the fitted T, from the metric passes
+        nll_b, nll_a = m_b["nll"], m_a["nll"]
+    else:
+        nll_b, nll_a = float(np.mean(temp.nll_before)), float(np.mean(temp.nll_after))
+        m_b["nll"], m_a["nll"] = nll_b, nll_a  # the temperature fit's own objective
     named = {key: {"definition": metrics.describe(key, task),
                    "before": metrics.finite(m_b[key]), "after": metrics.finite(m_a[key])}
              for key in m_b}

@@ -97,8 +97,8 @@ def _on_cluster(scores, address):
     except (OSError, TimeoutError) as exc:
         raise click.BadParameter(f"no dask scheduler answered at {address} ({exc})",
                                  param_hint="'--scheduler'")
-    if isinstance(scores, np.ndarray) or scores.ndim < 2:
-        return scores
+    if scores.ndim < 2:
+        return scores  # one score per row: small, read whole
     rows = max(1, (1 << 24) // max(1, scores.shape[1]))
     return da.from_array(scores, chunks=(rows,) + scores.shape[1:], asarray=True)
 

@@ -42,8 +42,9 @@ def test_shards_read_across_boundaries(tmp_path):
             assert np.array_equal(s[lo:hi], a[lo:hi])
 
 
-def test_fit_on_file_equals_fit_in_memory(tmp_path, data):
+def test_fit_on_file_equals_fit_in_memory(tmp_path, data, monkeypatch):
     z, y = data
+    monkeypatch.setattr(io, "WHOLE_FILE_BYTES", 0)       # stream even a small file
     np.save(tmp_path / "z.npy", z)
     a = calibrate.fit(z, y)
     b = calibrate.fit(str(tmp_path / "z.npy"), y)     # a path: read in row chunks
@@ -52,12 +53,14 @@ def test_fit_on_file_equals_fit_in_memory(tmp_path, data):
     assert np.array_equal(a.predict(z), b.predict(str(tmp_path / "z.npy")))
 
 
-def test_probabilities_file_converted_lazily(tmp_path, data):
+def test_probabilities_file_converted_lazily(tmp_path, data, monkeypatch):
     z, y = data
+    monkeypatch.setattr(io, "WHOLE_FILE_BYTES", 0)
     p = special.softmax(z.astype(np.float64), axis=1)
     np.save(tmp_path / "p.npy", p)
     a = calibrate.fit(p, y)
     src = io.read_scores(str(tmp_path / "p.npy"))[0]
+    assert isinstance(src, NpyRows)
     b = calibrate.fit(src, y)
     assert b.input_kind == "probabilities"
     assert a.temperature == b.temperature and a.decision_thresholds == b.decision_thresholds
