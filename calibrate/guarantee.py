@@ -45,7 +45,7 @@ START_PREDICTIONS = 100
 #: Level of the expected lower bound that places the start with them; fixed,
 #: so that the start does not move with the user's confidence.
 START_LEVEL = 0.05
-_START_GRID = 512
+_START_GRID = 2048
 
 
 def lower_bound(n_correct, n, confidence):
@@ -104,16 +104,36 @@ def start_index(n_predicted, expected_correct=None, start_predictions=START_PRED
     e = np.asarray(expected_correct, dtype=np.float64)
     idx = np.arange(len(n_predicted))
     if len(idx) > _START_GRID:
-        # The inverse beta costs ~5 us a value: on a million candidates look
-        # at a geometric grid of prediction counts (the start is a heuristic;
-        # any score-only choice keeps the guarantee).
-        grid = np.geomspace(1, n_predicted[-1], _START_GRID)
+        # On a large rule (the global one over every row) look at a grid of
+        # prediction counts, dense in both linear and log scale.
+        grid = np.concatenate([np.geomspace(1, n_predicted[-1], _START_GRID // 2),
+                               np.linspace(1, n_predicted[-1], _START_GRID // 2)])
         idx = np.unique(np.minimum(np.searchsorted(n_predicted, grid), len(idx) - 1))
-    # Continuous Clopper-Pearson bound at k = e (the beta quantile is smooth in k).
-    with np.errstate(all="ignore"):
-        lb = special.betaincinv(np.maximum(e[idx], 1e-12),
-                                np.maximum(n_predicted[idx] - e[idx] + 1, 1e-12), START_LEVEL)
+    lb = _lower_bound_continuous(e[idx], n_predicted[idx].astype(np.float64), START_LEVEL)
     return int(idx[np.argmax(np.nan_to_num(lb, nan=-1.0))])
+
+
+def _lower_bound_continuous(k, n, alpha, steps=4):
+    """Clopper-Pearson lower bound at level ``alpha`` for real-valued k.
+
+    Solves I_p(k, n - k + 1) = alpha by Newton's method from the Wilson score
+    bound, with scipy.special.betainc (~0.1 us a value) instead of betaincinv
+    (~5 us): over every candidate of 1000 classes that is the difference
+    between a few and a few hundred milliseconds.
+    """
+    a = np.maximum(k, 1e-12)
+    b = np.maximum(n - k + 1, 1e-12)
+    z = special.ndtri(1.0 - alpha)
+    q = np.clip(k / n, 0.0, 1.0)
+    wilson = (q + z * z / (2 * n) - z * np.sqrt(q * (1 - q) / n + z * z / (4 * n * n))) \
+        / (1 + z * z / n)
+    p = np.clip(wilson, 1e-9, 1 - 1e-9)
+    log_beta = special.betaln(a, b)
+    with np.errstate(all="ignore"):
+        for _ in range(steps):
+            pdf = np.exp((a - 1) * np.log(p) + (b - 1) * np.log1p(-p) - log_beta)
+            p = np.clip(p - (special.betainc(a, b, p) - alpha) / pdf, 1e-12, 1 - 1e-12)
+    return p
 
 
 def fixed_sequence(pvalues, alpha, start):

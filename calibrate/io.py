@@ -23,9 +23,6 @@ SCORE_KEYS = ("logits", "scores", "probs", "probabilities", "log_probs")
 LABEL_KEYS = ("labels", "targets", "y")
 INPUT_SUFFIXES = (".npy", ".npz", ".pt", ".pth", ".csv")
 OUTPUT_SUFFIXES = (".npy", ".csv", ".jsonl")
-#: .npy files up to this size are read into memory once; larger ones are read
-#: in row chunks at every pass, so memory stays flat.
-WHOLE_FILE_BYTES = 256 * 2**20
 
 
 def atomic_write(path, data):
@@ -89,10 +86,7 @@ def load_arrays(path, role="scores"):
         raise invalid(where, "an existing file", "nothing at that path")
     try:
         if suffix == ".npy":
-            rows = NpyRows(path, where)
-            # A small file is read once; a large one in row chunks at every pass.
-            small = rows.size * rows.dtype.itemsize <= WHOLE_FILE_BYTES
-            return {"": np.asarray(rows) if small else rows}
+            return {"": NpyRows(path, where)}
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
                 return {k: z[k] for k in z.files}

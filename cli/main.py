@@ -6,7 +6,6 @@ import threading
 import warnings
 
 import click
-import numpy as np
 
 import calibrate
 from calibrate import _chunks, io

@@ -44,7 +44,6 @@ def test_shards_read_across_boundaries(tmp_path):
 
 def test_fit_on_file_equals_fit_in_memory(tmp_path, data, monkeypatch):
     z, y = data
-    monkeypatch.setattr(io, "WHOLE_FILE_BYTES", 0)       # stream even a small file
     np.save(tmp_path / "z.npy", z)
     a = calibrate.fit(z, y)
     b = calibrate.fit(str(tmp_path / "z.npy"), y)     # a path: read in row chunks
@@ -55,7 +54,6 @@ def test_fit_on_file_equals_fit_in_memory(tmp_path, data, monkeypatch):
 
 def test_probabilities_file_converted_lazily(tmp_path, data, monkeypatch):
     z, y = data
-    monkeypatch.setattr(io, "WHOLE_FILE_BYTES", 0)
     p = special.softmax(z.astype(np.float64), axis=1)
     np.save(tmp_path / "p.npy", p)
     a = calibrate.fit(p, y)
