@@ -5,19 +5,13 @@ import json
 import click
 
 import calibrate
-from calibrate import io, metrics
+from calibrate import metrics
 from calibrate.evaluation import NOISE_LEVEL, evaluate as _evaluate
 
-INPUT_CHOICES = ["logits", "probabilities", "log-probabilities"]
+from .common import INPUT_CHOICES, SCHEDULER, fmt as _fmt, load_scores_and_labels, on_cluster
 #: Above this many classes the table lists the status counts and the classes below target.
 COMPACT_ABOVE = 20
 WORST_SHOWN = 10
-
-
-def _fmt(v, pct=False):
-    if v is None:
-        return "-"
-    return f"{100 * v:.2f}%" if pct else f"{v:.4g}"
 
 
 def format_metrics(m):
@@ -114,11 +108,12 @@ def format_evaluation(res, thresholds_path):
 
 @click.command("evaluate")
 @click.argument("thresholds", type=click.Path(dir_okay=False))
-@click.argument("scores", type=click.Path(dir_okay=False))
-@click.option("--labels", "labels_path", type=click.Path(dir_okay=False),
+@click.argument("scores", nargs=-1, required=True)
+@click.option("--labels", "labels_paths", multiple=True,
               help="True labels of the new data (.npy, .npz, .pt, .csv); optional when SCORES "
-                   "is an .npz or .pt dict holding 'labels'.")
-@click.option("--input", "input_kind", type=click.Choice(INPUT_CHOICES),
+                   "is an .npz or .pt dict holding 'labels'. Repeat it, or give a glob, for "
+                   "shards.")
+@click.option("--input", "input_kind", type=click.Choice(INPUT_CHOICES[1:]),
               help="What SCORES hold (default: as when the file was fitted).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
@@ -127,28 +122,27 @@ def format_evaluation(res, thresholds_path):
 @click.option("--bootstrap", default=0, show_default=True, type=click.IntRange(min=0),
               help="Bootstrap resamples for 95% intervals of the ECEs (0: none).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap.")
-def evaluate(thresholds, scores, labels_path, input_kind, as_json, plot_path, bootstrap, seed):
+@SCHEDULER
+def evaluate(thresholds, scores, labels_paths, input_kind, as_json, plot_path, bootstrap, seed,
+             scheduler):
     """Check a THRESHOLDS file on new labelled SCORES: did the precision target hold?
 
     Reports per class and overall the precision, recall, coverage and support
     of the file's decisions on the new data next to what the file promised
     (held-out figures and lower bounds), and the calibration metrics before
     and after temperature scaling.  Exits 0 whether or not the target held.
+    SCORES is one file, or several .npy shards (paths or a glob).
     """
     if plot_path is not None:
         from calibrate import plots  # matplotlib only when a picture is asked for
         plots.check_output(plot_path)
     cal = calibrate.load(thresholds)
-    s, y = io.load_scores(scores)
-    if labels_path is not None:
-        y = io.load_labels(labels_path)
-    elif y is None:
-        raise click.UsageError(
-            f"Missing option '--labels': '{scores}' holds no array named labels")
+    s, y = load_scores_and_labels(scores, labels_paths)
+    s = on_cluster(s, scheduler)
     res = _evaluate(cal, s, y, input_kind=input_kind, bootstrap=bootstrap, seed=seed)
     if plot_path is not None:
         plots.save_report(cal, s, y, plot_path, input_kind=input_kind,
-                          title=f"{thresholds} on {scores}", held_out=False)
+                          title=f"{thresholds} on {' '.join(scores)}", held_out=False)
     if as_json:
         out = dict(res, thresholds=thresholds)
         if plot_path is not None:

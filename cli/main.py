@@ -11,8 +11,10 @@ import calibrate
 from calibrate import _chunks, io
 from calibrate.errors import CalibrateError
 
+from .common import (INPUT_CHOICES, SCHEDULER, fmt, load_scores_and_labels, names, on_cluster,
+                     spec)
+
 TASK_CHOICES = ["auto", "multiclass", "binary", "multilabel"]
-INPUT_CHOICES = ["auto", "logits", "probabilities", "log-probabilities"]
 RULE_CHOICES = ["per-class", "global"]
 #: Above this many classes the human summary shows counts and the worst classes.
 COMPACT_ABOVE = 20
@@ -74,34 +76,6 @@ def cli():
         _chunks.progress_hook = _Progress()
 
 
-SCHEDULER = click.option(
-    "--scheduler", metavar="ADDRESS",
-    help="Run the passes on a running dask.distributed cluster (e.g. tcp://host:8786); "
-         "the workers read the .npy files themselves, so they must see the same paths. "
-         "Needs the 'dask' extra.")
-
-
-def _on_cluster(scores, address):
-    """Scores as a dask array on the cluster at ``address`` (None: unchanged)."""
-    if address is None:
-        return scores
-    try:
-        import dask.array as da
-        from dask.distributed import Client
-    except ImportError:
-        raise click.UsageError("--scheduler needs dask: pip install 'calibrate[dask]'")
-    try:
-        client = Client(address, timeout="10s", set_as_default=True)
-        click.get_current_context().call_on_close(client.close)
-    except (OSError, TimeoutError) as exc:
-        raise click.BadParameter(f"no dask scheduler answered at {address} ({exc})",
-                                 param_hint="'--scheduler'")
-    if scores.ndim < 2:
-        return scores  # one score per row: small, read whole
-    rows = max(1, (1 << 24) // max(1, scores.shape[1]))
-    return da.from_array(scores, chunks=(rows,) + scores.shape[1:], asarray=True)
-
-
 class _Progress:
     """A click progress bar on stderr for passes of many chunks (a terminal only)."""
 
@@ -129,27 +103,6 @@ class _Progress:
 def _echo_warnings(caught):
     for w in caught:
         click.echo(f"warning: {w.message}", err=True)
-
-
-def _names(paths, role):
-    """How errors name an input: the file, or the shard list."""
-    if len(paths) == 1 and not any(ch in paths[0] for ch in "*?["):
-        return f"{role} file '{paths[0]}'"
-    return f"{role} shards '{' '.join(paths)}'"
-
-
-def _spec(paths):
-    return paths[0] if len(paths) == 1 else list(paths)
-
-
-def _load_scores_and_labels(scores_paths, labels_paths):
-    scores, labels = io.read_scores(_spec(scores_paths))
-    if labels_paths:
-        labels = io.read_labels(_spec(labels_paths))
-    elif labels is None:
-        raise click.UsageError(
-            f"Missing option '--labels': '{' '.join(scores_paths)}' holds no array named labels")
-    return scores, labels
 
 
 @cli.command()
@@ -191,15 +144,15 @@ def fit(scores, labels_paths, output, precision, confidence, simultaneous, rule,
     if plot_path is not None:
         from calibrate import plots  # matplotlib only when a picture is asked for
         plots.check_output(plot_path)
-    s, y = _load_scores_and_labels(scores, labels_paths)
-    s = _on_cluster(s, scheduler)
+    s, y = load_scores_and_labels(scores, labels_paths)
+    s = on_cluster(s, scheduler)
     classes = io.load_class_names(classes_path) if classes_path else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         cal = calibrate.fit(s, y, precision=precision, confidence=confidence, rule=rule,
                             task=task, input_kind=input_kind, classes=classes,
-                            simultaneous=simultaneous, scores_name=_names(scores, "scores"),
-                            labels_name=_names(labels_paths or scores, "labels"),
+                            simultaneous=simultaneous, scores_name=names(scores, "scores"),
+                            labels_name=names(labels_paths or scores, "labels"),
                             classes_name=f"classes file '{classes_path}'")
     _echo_warnings(caught)
     cal.save(output)
@@ -240,9 +193,9 @@ def apply(thresholds, scores, output, rule, input_kind, proba_path, scheduler):
         io.check_output_suffix(proba_path, (".npy", ".csv"))
         io.check_writable(proba_path)
     cal = calibrate.load(thresholds)
-    s, _ = io.read_scores(_spec(scores))
-    s = _on_cluster(s, scheduler)
-    name = _names(scores, "scores")
+    s, _ = io.read_scores(spec(scores))
+    s = on_cluster(s, scheduler)
+    name = names(scores, "scores")
     counts = Counts(cal.task)
     blocks = counts.watch(cal.iter_predict(s, rule=rule, input_kind=input_kind, name=name))
     shape, dtype = cal.decisions_shape(s.shape[0])
@@ -290,12 +243,6 @@ class Counts:
         return msg
 
 
-def _fmt(v, pct=False):
-    if v is None:
-        return "-"
-    return f"{100 * v:.2f}%" if pct else f"{v:.4g}"
-
-
 #: What the ECE pairs are, in the human summary's note.
 PAIRS_SHORT = {"multiclass": "top-label confidence", "binary": "positive-class probability",
                "multilabel": "(row, class) probabilities pooled"}
@@ -335,8 +282,8 @@ def format_summary(cal, input_forced=False, task_forced=False):
         lines += [
             f"{'':22}{'before':>10}{'after':>10}",
             f"{'NLL':22}{s['nll']['before']:>10.4f}{s['nll']['after']:>10.4f}",
-            f"{'ECE (15 bins)':22}{_fmt(s['ece']['before'], True):>10}"
-            f"{_fmt(s['ece']['after'], True):>10}",
+            f"{'ECE (15 bins)':22}{fmt(s['ece']['before'], True):>10}"
+            f"{fmt(s['ece']['after'], True):>10}",
         ]
     tg = cal.target
     if tg["confidence"] is None:
@@ -351,9 +298,9 @@ def format_summary(cal, input_forced=False, task_forced=False):
               f"{'predicted':>10}{'lower bd':>9}  status")
 
     def row(name, r):
-        return (f"{str(name)[:13]:<14}{_fmt(r['threshold']):>10}{_fmt(r['precision']):>10}"
-                f"{_fmt(r['recall']):>8}{r['support']:>9}{r['predicted']:>10}"
-                f"{_fmt(r['lower_bound']):>9}  {r['status']}")
+        return (f"{str(name)[:13]:<14}{fmt(r['threshold']):>10}{fmt(r['precision']):>10}"
+                f"{fmt(r['recall']):>8}{r['support']:>9}{r['predicted']:>10}"
+                f"{fmt(r['lower_bound']):>9}  {r['status']}")
 
     rows = s["per_class"]
     lines.append("")
@@ -371,7 +318,7 @@ def format_summary(cal, input_forced=False, task_forced=False):
         lines.append(header)
         lines += [row(r["class"], r) for r in rows]
     g = s["global"]
-    lines.append(row("(global)", g) + f"   coverage {_fmt(g['coverage'], True)}")
+    lines.append(row("(global)", g) + f"   coverage {fmt(g['coverage'], True)}")
     stuck = [r for r in rows if r["status"] in ("uncertified", "too-few")]
     if len(stuck) * 4 >= len(rows) and tg["confidence"] is not None:
         per = sum(r["support"] for r in rows) / max(1, len(rows))

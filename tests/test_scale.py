@@ -210,3 +210,21 @@ def test_probabilities_stream_in_blocks(tmp_path, data, monkeypatch):
         assert res.exit_code == 0, res.output
     assert np.array_equal(np.load("p.npy"), cal.predict_proba(z))
     np.testing.assert_allclose(np.loadtxt("p.csv", delimiter=","), cal.predict_proba(z), rtol=1e-6)
+
+
+def test_evaluate_reads_shards(tmp_path, data, monkeypatch):
+    import json
+    z, y = data
+    monkeypatch.chdir(tmp_path)
+    calibrate.fit(z, y).save("t.json")
+    np.save("z.npy", z)
+    np.save("y.npy", y)
+    for i, lo in enumerate(range(0, len(z), 2500)):
+        np.save(f"part_{i}.npy", z[lo:lo + 2500])
+        np.save(f"lab_{i}.npy", y[lo:lo + 2500])
+    r = CliRunner()
+    one = r.invoke(cli, ["evaluate", "t.json", "z.npy", "--labels", "y.npy", "--json"])
+    many = r.invoke(cli, ["evaluate", "t.json", "part_*.npy", "--labels", "lab_*.npy", "--json"])
+    assert one.exit_code == many.exit_code == 0, many.output
+    a, b = json.loads(one.stdout), json.loads(many.stdout)
+    assert a["per_class"] == b["per_class"] and a["metrics"] == b["metrics"]
