@@ -92,7 +92,13 @@ def row_sums(a, exact=False):
 
 
 def is_dask(x):
+    """A dask array (recognised without importing dask)."""
     return type(x).__module__.split(".")[0] == "dask"
+
+
+def is_tensor(x):
+    """A torch tensor (recognised without importing torch)."""
+    return type(x).__module__.startswith("torch")
 
 
 def _dask_blocks(arrays):

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import _chunks, rules
 from . import scores as _scores
-from .errors import CalibrateError, check_unit_interval, invalid
+from .errors import check_unit_interval, invalid
 from .io import atomic_write
 
 SCHEMA_VERSION = 1

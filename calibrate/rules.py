@@ -28,7 +28,7 @@ def top_scores(logits, temperature):
     (a GPU tensor kept on its device by ``fit``) is scored on its device;
     only these two arrays come back.
     """
-    if type(logits).__module__.startswith("torch"):
+    if _chunks.is_tensor(logits):
         from . import _torch_kernels
         return _torch_kernels.top_scores(logits, temperature)
     z = logits

@@ -37,9 +37,7 @@ class InputKindWarning(UserWarning):
     """Scores were read as probabilities although they could be logits."""
 
 
-def is_tensor(x):
-    """Whether ``x`` is a torch tensor, without importing torch."""
-    return type(x).__module__.startswith("torch")
+is_tensor = _chunks.is_tensor
 
 
 def stays_on_device(x):

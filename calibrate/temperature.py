@@ -66,12 +66,6 @@ class TemperatureResult:
     gradient: object = field(default=None, repr=False)
 
 
-def _is_tensor(x):
-    """A torch tensor (recognised without importing torch): the passes run
-    on its device with the torch kernels of :mod:`._torch_kernels`."""
-    return type(x).__module__.startswith("torch")
-
-
 def softmax_stats(z, y, beta, with_g0=True, nll_at_one=False):
     """Means over rows of NLL, NLL', NLL'' at ``beta``, and NLL'(0), in one pass.
 
@@ -82,7 +76,7 @@ def softmax_stats(z, y, beta, with_g0=True, nll_at_one=False):
     and the moments are centred; float32 data stays float32 inside a chunk,
     row results are accumulated in float64.
     """
-    if _is_tensor(z):  # a GPU tensor kept on its device by scores.prepare
+    if _chunks.is_tensor(z):  # a GPU tensor kept on its device by scores.prepare
         from . import _torch_kernels
         return _torch_kernels.softmax_stats(z, y, beta, with_g0, nll_at_one)
     n, c = z.shape
@@ -116,7 +110,7 @@ def softmax_stats(z, y, beta, with_g0=True, nll_at_one=False):
 
 def sigmoid_stats(z, y, beta):
     """Per-column means of NLL, NLL', NLL'' at ``beta`` (C,), and NLL'(0)."""
-    if _is_tensor(z):
+    if _chunks.is_tensor(z):
         from . import _torch_kernels
         return _torch_kernels.sigmoid_stats(z, y, beta)
     n, c = z.shape
@@ -218,7 +212,7 @@ def fit_softmax_temperature(logits, labels, nll_before=True):
     z = logits
     y = np.asarray(labels)
     beta0 = 1.0
-    if not _is_tensor(z) and z.shape[0] >= 8 * SAMPLE_ROWS:
+    if not _chunks.is_tensor(z) and z.shape[0] >= 8 * SAMPLE_ROWS:
         # Warm start: the optimum on an evenly spread sample of rows costs a
         # fraction of a pass and leaves the full-data Newton two or three
         # passes from the exact optimum.
@@ -254,7 +248,7 @@ def fit_sigmoid_temperature(logits, labels, min_class_count=MIN_CLASS_COUNT, cla
     binary = logits.ndim == 1
     z = logits.reshape(-1, 1) if binary else logits
     # (a tensor's labels go to its device as its dtype, in the torch kernel)
-    fdt = np.float64 if _is_tensor(z) or z.dtype.kind != "f" else z.dtype
+    fdt = np.float64 if _chunks.is_tensor(z) or z.dtype.kind != "f" else z.dtype
     y = np.asarray(labels).reshape(z.shape).astype(fdt)
     c = z.shape[1]
     pos = y.sum(axis=0)
@@ -303,7 +297,7 @@ def fit_sigmoid_temperature(logits, labels, min_class_count=MIN_CLASS_COUNT, cla
 
 def _name_class(exc, idx, z, y, classes=None):
     """Re-raise a worse-than-chance error naming the first offending class."""
-    if _is_tensor(z):
+    if _chunks.is_tensor(z):
         z = z.detach().cpu().numpy()
     g0 = ((0.5 - y) * z).mean(axis=0, dtype=np.float64)
     bad = idx[np.flatnonzero(g0 >= 0)]
