@@ -30,7 +30,7 @@ labels are looked at:
   where the model itself promises the most certifiable precision.  It uses
   the labels only through the one fitted temperature, and not the target.
 * without them, the strictest threshold with at least ``START_PREDICTIONS``
-  predictions (or all of them, when a class has fewer); the contract's
+  predictions (or all of them, when a class has fewer); a
   simulation (10 classes, 4000 rows, target 0.9, confidence 0.95) found 3.5%
   violations and 88% of the best possible recall with this start.
 """

@@ -108,7 +108,7 @@ def _load_torch(path, where):
     try:
         import torch
     except ImportError:
-        raise invalid(where, "torch installed to read .pt files (pip install 'calibrate[torch]')",
+        raise invalid(where, "torch installed to read .pt files (pip install 'calibrate-thresholds[torch]')",
                       "no torch")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)

@@ -66,7 +66,7 @@ def _matplotlib():
         import matplotlib
         from matplotlib.figure import Figure  # noqa: F401
     except ImportError:
-        raise invalid("plot", "matplotlib installed (pip install 'calibrate[plot]')",
+        raise invalid("plot", "matplotlib installed (pip install 'calibrate-thresholds[plot]')",
                       "no matplotlib") from None
     return matplotlib
 

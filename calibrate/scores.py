@@ -82,7 +82,7 @@ def is_sigmoid(task):
 
 
 def resolve_task(scores, labels, task="auto"):
-    """The task for ``scores`` and ``labels`` (see DESIGN.md, ``--task auto``).
+    """The task for ``scores`` and ``labels`` (``--task auto``).
 
     Labels of shape (N, C) with C > 1 mean multilabel; one score per row means
     binary; anything else is multiclass.  Two score columns stay multiclass

@@ -1,6 +1,6 @@
 """scikit-learn integration: temperature and precision thresholds for a fitted classifier.
 
-Needs scikit-learn (``pip install 'calibrate[sklearn]'``); ``import calibrate``
+Needs scikit-learn (``pip install 'calibrate-thresholds[sklearn]'``); ``import calibrate``
 never imports this module or scikit-learn.
 
 >>> clf = LogisticRegression().fit(X_train, y_train)

@@ -206,7 +206,7 @@ def fit_softmax_temperature(logits, labels, nll_before=True):
     """Fit one T for multiclass logits (N, C) and integer labels (N,).
 
     Returns a :class:`TemperatureResult`; T is exact to a relative ~1e-7 in
-    beta (the contract asks 1e-5).  ``nll_before=False`` skips the NLL at
+    beta (1e-5 is required).  ``nll_before=False`` skips the NLL at
     T = 1 (``nll_before`` is then None) for callers that compute it anyway.
     """
     z = logits

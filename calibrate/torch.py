@@ -1,6 +1,6 @@
 """PyTorch integration: deploy a threshold file as a module, collect logits.
 
-Needs the ``torch`` extra (``pip install 'calibrate[torch]'``); ``import
+Needs the ``torch`` extra (``pip install 'calibrate-thresholds[torch]'``); ``import
 calibrate`` never imports this module or torch.
 
 * :class:`ThresholdHead` -- an ``nn.Module`` that holds a fitted temperature

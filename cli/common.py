@@ -23,7 +23,7 @@ def on_cluster(scores, address):
         import dask.array as da
         from dask.distributed import Client
     except ImportError:
-        raise click.UsageError("--scheduler needs dask: pip install 'calibrate[dask]'")
+        raise click.UsageError("--scheduler needs dask: pip install 'calibrate-thresholds[dask]'")
     try:
         client = Client(address, timeout="10s", set_as_default=True)
         click.get_current_context().call_on_close(client.close)

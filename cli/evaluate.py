@@ -118,7 +118,7 @@ def format_evaluation(res, thresholds_path):
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
               help="Also draw the report on the new data (.png, .pdf or .svg; needs "
-                   "matplotlib: pip install 'calibrate[plot]').")
+                   "matplotlib: pip install 'calibrate-thresholds[plot]').")
 @click.option("--bootstrap", default=0, show_default=True, type=click.IntRange(min=0),
               help="Bootstrap resamples for 95% intervals of the ECEs (0: none).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap.")

@@ -130,7 +130,7 @@ def _echo_warnings(caught):
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
               help="Also draw the calibration report (.png, .pdf or .svg; needs matplotlib: "
-                   "pip install 'calibrate[plot]').")
+                   "pip install 'calibrate-thresholds[plot]').")
 @SCHEDULER
 def fit(scores, labels_paths, output, precision, confidence, simultaneous, rule, task,
         input_kind, classes_path, as_json, scheduler, plot_path):

@@ -1,6 +1,6 @@
 """Bad input to the ``calibrate`` command line: one clear line, the right exit code.
 
-The contract (DESIGN.md, "Command line"): exit 1 for bad data or files, with
+The command line promises: exit 1 for bad data or files, with
 one line on stderr and no traceback; exit 2 for usage errors; nothing is left
 half-written.  Every case is a row of one table: a builder makes the bad input
 in ``tmp_path`` and returns the arguments; the row lists the exit code, the

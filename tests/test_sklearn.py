@@ -32,7 +32,7 @@ class InSample:
     """One 'fold' whose test rows are its training rows.
 
     The checks fit on random labels.  Out-of-fold scores of random labels are
-    no better than chance, which calibrate refuses by contract (DESIGN.md:
+    no better than chance, which calibrate refuses by design (README:
     "a model worse than chance is refused with a message"); in-sample scores
     of a fitted logistic regression never are (its NLL at its optimum is
     below the NLL at T = infinity).  The checks are about API behaviour, so
