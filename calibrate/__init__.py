@@ -5,13 +5,14 @@
 >>> cal.predict(test_logits)          # class ids, -1 = abstain
 >>> cal.save("thresholds.json"); cal = calibrate.load("thresholds.json")
 
-Importing this package never imports torch, scikit-learn or matplotlib.
+Importing this package never imports torch, scikit-learn, matplotlib or dask.
 """
 
 from .artifact import Calibrator, load
 from .errors import CalibrateError
 from .evaluation import evaluate
 from .fitting import fit
+from .sources import open_scores
 
 __version__ = "0.1.0"
-__all__ = ["fit", "load", "Calibrator", "CalibrateError"]
+__all__ = ["fit", "load", "evaluate", "open_scores", "Calibrator", "CalibrateError"]

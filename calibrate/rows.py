@@ -152,10 +152,6 @@ class MappedRows(RowSource):
         return self.fn(np.asarray(self.source[start:stop]))
 
 
-def is_row_source(x):
-    return isinstance(x, RowSource)
-
-
 def expand(paths):
     """Sorted file list from paths and glob patterns (``*``, ``?``, ``[``)."""
     out = []

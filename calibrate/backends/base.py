@@ -1,0 +1,259 @@
+"""What every backend offers: the passes over the rows of one score array.
+
+A :class:`Backend` wraps one array (numpy in memory, a ``.npy`` row source, a
+dask array, a torch tensor on its device) and owns every pass over its rows.
+Subclasses say how blocks of rows are visited (:meth:`Backend.map`,
+:meth:`Backend.blocks`); the passes themselves are written once here on top
+of the numpy kernels of :mod:`calibrate.kernels`, and the torch backend
+replaces the hot ones with the torch kernels.
+
+Each pass reduces its per-block results in one place, so that a statistic
+does not depend on how the rows were cut: per-row values are concatenated
+and summed once over all rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import kernels
+
+#: ``progress(label, n_blocks)`` returns ``advance(k)`` (or None): how a caller
+#: is told that a pass of many blocks advanced (the CLI draws a bar).
+Progress = Callable[[str, int], "Callable[[int], None] | None"]
+
+
+@dataclass(frozen=True)
+class RowStats:
+    """One pass over the raw scores: what input detection looks at.
+
+    ``sum_err`` is the largest |row sum - 1| (inf unless every value could be a
+    probability), ``lse_err`` the largest |logsumexp| of a row (inf unless every
+    value is <= 0); both are inf for one-column scores.
+    """
+    nan: bool
+    posinf: bool
+    neginf: bool
+    min: float
+    max: float
+    sum_err: float
+    lse_err: float
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class SoftmaxStats:
+    """Means over rows of the softmax NLL and its derivatives in beta = 1/T
+    (see :func:`calibrate.kernels.softmax_stats`); ``nll_at_one`` is the NLL at
+    beta = 1 when the pass was asked for it."""
+    nll: float
+    gradient: float
+    curvature: float
+    gradient_at_zero: float
+    nll_at_one: float | None = None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class SigmoidStats:
+    """Per-column means of the sigmoid NLL and its derivatives in beta = 1/T."""
+    nll: np.ndarray
+    gradient: np.ndarray
+    curvature: np.ndarray
+    gradient_at_zero: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {k: np.asarray(v).tolist() for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class SoftmaxPass:
+    """The summary metrics' pass over multiclass logits at one temperature
+    (:func:`calibrate.kernels.softmax_metrics`): per row the argmax ``k``, its
+    probability ``conf`` and log-probability ``logp``, ``py`` = p_y and
+    ``sq`` = sum_k p_k^2; per class ``colsum`` = sum_i p_ik; and the entries
+    above the first classwise bin, as classes ``hi_cls`` and values ``hi_p``."""
+    k: np.ndarray
+    conf: np.ndarray
+    py: np.ndarray
+    sq: np.ndarray
+    colsum: np.ndarray
+    hi_cls: np.ndarray
+    hi_p: np.ndarray
+    logp: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {k: np.asarray(v).tolist() for k, v in self.__dict__.items()}
+
+
+class Backend:
+    """The rows of one array and every pass over them (abstract).
+
+    ``shape`` and ``dtype`` are those of the values; passes hand blocks of
+    rows to numpy kernels and return numpy results.  ``name`` is how errors
+    name the array; ``progress`` (optional) hears about long passes.
+    """
+
+    kind = "abstract"
+
+    def __init__(self, shape: tuple[int, ...], dtype: Any, name: str = "scores",
+                 progress: Progress | None = None) -> None:
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+        self.name = name
+        self.progress = progress
+
+    # -- how blocks are visited (subclasses) ----------------------------------
+    def map(self, kernel: Callable, *aligned: np.ndarray, args: tuple = (),
+            label: str | None = None) -> list:
+        """``kernel(block, *aligned_blocks, *args)`` for each block of rows, results
+        in row order; ``aligned`` are numpy arrays with one entry per row, cut
+        with the rows; ``args`` go whole to every call."""
+        raise NotImplementedError
+
+    def blocks(self, max_elements: int) -> Iterator[np.ndarray]:
+        """The values, a numpy block of consecutive rows at a time."""
+        raise NotImplementedError
+
+    def sample(self, n_rows: int) -> np.ndarray:
+        """About ``n_rows`` rows as a numpy array, spread evenly over the rows."""
+        raise NotImplementedError
+
+    def to_numpy(self) -> np.ndarray:
+        """All values as one numpy array (for narrow arrays)."""
+        raise NotImplementedError
+
+    def mapped(self, fn: Callable, dtype: Any, row_shape: tuple[int, ...]) -> Backend:
+        """A backend over ``fn(block)`` for every block (a row-wise function):
+        computed now or lazily, as the backend finds cheaper."""
+        raise NotImplementedError
+
+    def columns(self) -> Backend:
+        """The values as 2-D (N, C): one-column (N, 1) for a 1-D array."""
+        if self.ndim == 2:
+            return self
+        return self.mapped(lambda b: np.asarray(b).reshape(-1, 1), self.dtype, (1,))
+
+    # -- shape ------------------------------------------------------------------
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def n_rows(self) -> int:
+        return self.shape[0]
+
+    @property
+    def row_elements(self) -> int:
+        return int(np.prod(self.shape[1:])) if self.ndim > 1 else 1
+
+    # -- reductions ---------------------------------------------------------------
+    def concat(self, kernel: Callable, *aligned: np.ndarray, args: tuple = (),
+               label: str | None = None) -> tuple:
+        """:meth:`map` for kernels returning a tuple of per-row arrays: each
+        concatenated over all rows."""
+        parts = self.map(kernel, *aligned, args=args, label=label)
+        return tuple(np.concatenate([p[i] for p in parts]) for i in range(len(parts[0])))
+
+    def sum_rows(self, kernel: Callable, *aligned: np.ndarray, args: tuple = (),
+                 label: str | None = None) -> list:
+        """Totals (float64) of the per-row arrays ``kernel`` returns, summed once
+        over all rows: independent of how the rows were cut."""
+        return [np.sum(np.asarray(c, dtype=np.float64), axis=0)
+                for c in self.concat(kernel, *aligned, args=args, label=label)]
+
+    def sum_blocks(self, kernel: Callable, *aligned: np.ndarray, args: tuple = (),
+                   label: str | None = None) -> list:
+        """Totals (float64) of the partial sums ``kernel`` returns per block,
+        added in row order."""
+        parts = self.map(kernel, *aligned, args=args, label=label)
+        total = [np.asarray(p, dtype=np.float64).copy() for p in parts[0]]
+        for part in parts[1:]:
+            for acc, p in zip(total, part):
+                acc += p
+        return total
+
+    # -- the passes ----------------------------------------------------------------
+    def row_stats(self) -> RowStats:
+        """Finiteness, range and row-sum / logsumexp spread of the raw scores."""
+        parts = self.map(kernels.row_stats, label="checking scores")
+        return RowStats(
+            nan=any(p.nan for p in parts), posinf=any(p.posinf for p in parts),
+            neginf=any(p.neginf for p in parts),
+            min=min(p.min for p in parts), max=max(p.max for p in parts),
+            sum_err=max(p.sum_err for p in parts), lse_err=max(p.lse_err for p in parts))
+
+    def decimals(self) -> int | None:
+        """The decimal places every value is rounded to (see :func:`kernels.decimals`)."""
+        found = self.map(kernels.decimals, label="checking scores")
+        return None if any(d is None for d in found) else max(found)
+
+    def row_totals(self) -> np.ndarray:
+        """The sum of each row (float64)."""
+        return np.concatenate(self.map(kernels.row_totals, label="checking scores"))
+
+    def logits(self, task: str, input_kind: str) -> Backend:
+        """The logits behind scores of ``input_kind`` for ``task``: (N, C), or (N,)
+        for binary (two softmax columns become z1 - z0)."""
+        fdt = kernels.float_dtype(self.dtype)
+        if task == "binary":
+            if input_kind == "logits" and self.ndim == 1 and self.dtype == fdt:
+                return self
+            return self.mapped(lambda b: kernels.binary_logits(b, input_kind), fdt, ())
+        if input_kind == "logits" and self.dtype == fdt:
+            return self
+        return self.mapped(lambda b: kernels.logits(b, task, input_kind), fdt, self.shape[1:])
+
+    def softmax_stats(self, y: np.ndarray, beta: float, with_g0: bool = True,
+                      nll_at_one: bool = False) -> SoftmaxStats:
+        sums = self.sum_rows(kernels.softmax_stats, y, args=(float(beta), with_g0, nll_at_one),
+                             label="temperature pass")
+        return SoftmaxStats(*(float(v) / self.n_rows for v in sums))
+
+    def sigmoid_stats(self, y: np.ndarray, beta: np.ndarray) -> SigmoidStats:
+        """(N, C) logits against (N, C) labels (in the logits' float dtype)."""
+        sums = self.sum_blocks(kernels.sigmoid_stats, y,
+                               args=(np.asarray(beta, dtype=np.float64),),
+                               label="temperature pass")
+        return SigmoidStats(*(v / self.n_rows for v in sums))
+
+    def top_scores(self, temperature: float) -> tuple[np.ndarray, np.ndarray]:
+        """Argmax class and its calibrated log-probability, one per row."""
+        k, logp = self.concat(kernels.top_scores, args=(float(temperature),), label="scoring")
+        return k, logp
+
+    def softmax_metrics(self, y: np.ndarray, temperature: float, n_bins: int) -> SoftmaxPass:
+        parts = self.map(kernels.softmax_metrics, y, args=(float(temperature), n_bins),
+                         label="metrics")
+        cat = [np.concatenate([q[i] for q in parts]) for i in range(8)]
+        colsum = np.sum([q[4] for q in parts], axis=0)
+        return SoftmaxPass(k=cat[0], conf=cat[1], py=cat[2], sq=cat[3], colsum=colsum,
+                           hi_cls=cat[5], hi_p=cat[6], logp=cat[7])
+
+    # -- apply, a block at a time ------------------------------------------------------
+    def iter_map(self, kernel: Callable, *args: Any, max_elements: int,
+                 label: str | None = None) -> Iterator[np.ndarray]:
+        """``kernel(block, *args)`` (returning one array with a row per row) for
+        blocks of about ``max_elements`` values, yielded in row order: streaming
+        output keeps memory flat."""
+        for zc in self.blocks(max_elements):
+            yield kernel(zc, *args)
+
+    def iter_decisions(self, task: str, temperature: Any, tau: np.ndarray,
+                       max_elements: int) -> Iterator[np.ndarray]:
+        """Decisions block by block (see :func:`calibrate.kernels.decisions`)."""
+        return self.iter_map(kernels.decisions, task, temperature, tau,
+                             max_elements=max_elements, label="deciding")
+
+    def iter_proba(self, task: str, temperature: Any, max_elements: int) -> Iterator[np.ndarray]:
+        """Calibrated probabilities block by block."""
+        return self.iter_map(kernels.proba, task, temperature, max_elements=max_elements,
+                             label="probabilities")
