@@ -6,7 +6,7 @@ import threading
 
 import click
 
-from calibrate import sources
+import calibrate  # cheap: the library's modules load when a command uses them
 
 INPUT_CHOICES = ["auto", "logits", "probabilities", "log-probabilities"]
 
@@ -20,7 +20,7 @@ SCHEDULER = click.option(
 
 def open_inputs(scores_paths, labels_paths=(), scheduler=None, need_labels=True):
     """The library's :func:`calibrate.sources.open_scores`, closed with the command."""
-    opened = sources.open_scores(list(scores_paths), list(labels_paths) or None, scheduler,
+    opened = calibrate.sources.open_scores(list(scores_paths), list(labels_paths) or None, scheduler,
                                  require_labels=False)
     click.get_current_context().call_on_close(opened.close)
     if need_labels and opened.labels is None:

@@ -4,11 +4,7 @@ import json
 
 import click
 
-import calibrate
-from calibrate import metrics
-from calibrate.evaluation import NOISE_LEVEL, evaluate as _evaluate
-
-from calibrate.summary import WORST_SHOWN
+import calibrate  # cheap: the library's modules load when a command uses them
 
 from .common import INPUT_CHOICES, SCHEDULER, fmt as _fmt, open_inputs, progress
 
@@ -16,7 +12,7 @@ from .common import INPUT_CHOICES, SCHEDULER, fmt as _fmt, open_inputs, progress
 def format_metrics(m):
     """Rows ``name  before  after`` for a metrics block (ECEs in %)."""
     lines = [f"{'':22}{'before':>10}{'after':>10}"]
-    for key, label in metrics.LABELS.items():
+    for key, label in calibrate.metrics.LABELS.items():
         if key not in m:
             continue
         pct = key not in ("nll", "brier")
@@ -76,7 +72,7 @@ def format_evaluation(rep, thresholds_path):
         lines.append(f"  the guarantee allows about {rep.expected_violations:.2g} classes "
                      "whose true precision is below target; "
                      f"'missed' = below target within sampling noise (one-sided "
-                     f"{100 * NOISE_LEVEL:g}% upper bound reaches it)")
+                     f"{100 * calibrate.evaluation.NOISE_LEVEL:g}% upper bound reaches it)")
     lines += _class_table(rep)
     lines += _pooled_rows(rep, unit)
     return "\n".join(lines)
@@ -89,7 +85,7 @@ def _class_table(rep):
     bad = rep.below_target()
     if not bad:
         return [HEADER]
-    shown = bad[:WORST_SHOWN]
+    shown = bad[:calibrate.summary.WORST_SHOWN]
     return ([f"the {len(shown)} classes with the lowest precision below target"
              + (f" (of {len(bad)})" if len(bad) > len(shown) else "") + ":", HEADER]
             + [_row(r["class"], r) for r in shown])
@@ -143,7 +139,7 @@ def evaluate(thresholds, scores, labels_paths, input_kind, as_json, plot_path, b
     cal = calibrate.load(thresholds)
     inputs = open_inputs(scores, labels_paths, scheduler)
     s, y = inputs.scores, inputs.labels
-    res = _evaluate(cal, s, y, input_kind=input_kind, bootstrap=bootstrap, seed=seed)
+    res = calibrate.evaluate(cal, s, y, input_kind=input_kind, bootstrap=bootstrap, seed=seed)
     if plot_path is not None:
         plots.save_report(cal, s, y, plot_path, input_kind=input_kind,
                           title=f"{thresholds} on {' '.join(scores)}", held_out=False)

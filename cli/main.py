@@ -7,9 +7,7 @@ import warnings
 
 import click
 
-import calibrate
-from calibrate import io, summary
-from calibrate.artifact import DecisionTally
+import calibrate  # cheap: the library's modules load when a command uses them
 from calibrate.errors import CalibrateError
 
 from .common import INPUT_CHOICES, SCHEDULER, fmt, open_inputs, progress
@@ -109,13 +107,13 @@ def fit(scores, labels_paths, output, precision, confidence, simultaneous, rule,
     SCORES is one file, or several .npy shards (paths or a glob such as
     'val/logits_*.npy'), read in row chunks without concatenating them.
     """
-    io.check_output_suffix(output, (".json",))
-    io.check_writable(output)
+    calibrate.io.check_output_suffix(output, (".json",))
+    calibrate.io.check_writable(output)
     if plot_path is not None:
         from calibrate import plots  # matplotlib only when a picture is asked for
         plots.check_output(plot_path)
     inputs = open_inputs(scores, labels_paths, scheduler)
-    classes = io.load_class_names(classes_path) if classes_path else None
+    classes = calibrate.io.load_class_names(classes_path) if classes_path else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         cal = calibrate.fit(inputs.scores, inputs.labels, precision=precision,
@@ -157,26 +155,26 @@ def apply(thresholds, scores, output, rule, input_kind, proba_path, scheduler):
     """
     # Refuse bad output names before any work is done.
     if output is not None:
-        io.check_output_suffix(output)
-        io.check_writable(output)
+        calibrate.io.check_output_suffix(output)
+        calibrate.io.check_writable(output)
     if proba_path is not None:
-        io.check_output_suffix(proba_path, (".npy", ".csv"))
-        io.check_writable(proba_path)
+        calibrate.io.check_output_suffix(proba_path, (".npy", ".csv"))
+        calibrate.io.check_writable(proba_path)
     cal = calibrate.load(thresholds)
     inputs = open_inputs(scores, (), scheduler, need_labels=False)
     s, name = inputs.scores, inputs.scores_name
-    tally = DecisionTally(cal.task)
+    tally = calibrate.artifact.DecisionTally(cal.task)
     blocks = tally.watch(cal.iter_predict(s, rule=rule, input_kind=input_kind, name=name,
                                           progress=progress()))
     shape, dtype = cal.decisions_shape(s.shape[0])
     if output is None:
-        io.write_predictions_to(click.get_binary_stream("stdout"), ".jsonl", blocks,
+        calibrate.io.write_predictions_to(click.get_binary_stream("stdout"), ".jsonl", blocks,
                                 cal.classes, shape=shape, dtype=dtype)
     else:
-        io.write_predictions(output, blocks, cal.classes, shape=shape, dtype=dtype)
+        calibrate.io.write_predictions(output, blocks, cal.classes, shape=shape, dtype=dtype)
     if proba_path is not None:
         shape, dtype = cal.proba_shape(s.shape[0], s.dtype)
-        io.write_array(proba_path, cal.iter_predict_proba(s, input_kind=input_kind, name=name),
+        calibrate.io.write_array(proba_path, cal.iter_predict_proba(s, input_kind=input_kind, name=name),
                        shape=shape, dtype=dtype)
     if output is not None:
         click.echo(format_counts(tally.counts(), rule or cal.rule, output, proba_path))
@@ -263,7 +261,7 @@ def _threshold_table(s):
     if s.is_compact():
         lines.append(f"per-class thresholds: {len(s.per_class)} classes; "
                      + ", ".join(f"{v} {k}" for k, v in s.status_counts().items()))
-        worst = s.lowest_recall(summary.WORST_SHOWN)
+        worst = s.lowest_recall(calibrate.summary.WORST_SHOWN)
         lines.append(f"the {len(worst)} classes with the lowest recall:")
         lines.append(TABLE_HEADER)
         lines += [_row(r.name, r) for r in worst]
