@@ -187,16 +187,19 @@ def logits(x, task, input_kind):
 
 # -- temperature statistics ------------------------------------------------------
 
-def softmax_stats(zc, yc, beta, with_g0=True, nll_at_one=False):
+def softmax_stats(zc, yc, beta, with_g0=True, nll_at_one=False, unit=1.0):
     """Per-row NLL, NLL', NLL'' at ``beta`` (and NLL'(0), and the NLL at beta = 1
     with ``nll_at_one``) of softmax(beta z) against labels ``yc``::
 
         NLL = log sum_c exp(beta u_c) - beta u_y,   NLL' = E_p[u] - u_y,
         NLL'' = Var_p[u],                           NLL'(0) = mean_c u_c - u_y
 
-    with u = z - max(z).  Returns a tuple of float64 (n,) arrays.
+    with u = z - max(z).  ``unit`` (a power of two) divides the logits first,
+    exactly, so that logits of any scale neither overflow nor underflow;
+    beta is then in units of 1 / ``unit``.  Returns a tuple of float64 (n,)
+    arrays.
     """
-    zc = np.asarray(zc)
+    zc = _in_units(np.asarray(zc), unit)
     r, c = zc.shape
     b = float(beta)  # a Python float keeps float32 data float32 (NEP 50)
     dt = float_dtype(zc.dtype)
@@ -204,9 +207,9 @@ def softmax_stats(zc, yc, beta, with_g0=True, nll_at_one=False):
     e = scratch((r, c), dt, 1)
     np.subtract(zc, zc.max(axis=1, keepdims=True), out=u)
     uy = u[np.arange(r), yc].astype(np.float64)
-    if nll_at_one:
-        np.exp(u, out=e)
-        nll1 = np.log(row_sums(e)) - uy
+    if nll_at_one:   # at T = 1: beta = unit, in units of 1 / unit
+        np.exp(u if unit == 1.0 else np.multiply(u, float(unit), out=e), out=e)
+        nll1 = np.log(row_sums(e)) - uy * float(unit)
     np.multiply(u, b, out=e)
     np.exp(e, out=e)
     tot = row_sums(e)
@@ -219,7 +222,15 @@ def softmax_stats(zc, yc, beta, with_g0=True, nll_at_one=False):
     return out + (nll1,) if nll_at_one else out
 
 
-def sigmoid_stats(zc, yc, beta):
+def _in_units(z, unit):
+    """``z / unit`` for a power of two ``unit`` (or one per column): exact."""
+    if np.all(np.asarray(unit) == 1.0):
+        return z
+    inv = 1.0 / np.asarray(unit, dtype=np.float64)
+    return z * (inv.astype(z.dtype) if z.dtype.kind == "f" else inv)
+
+
+def sigmoid_stats(zc, yc, beta, unit=1.0):
     """Column sums of NLL, NLL', NLL'' at ``beta`` (one per column) and of NLL'(0)
     for sigmoid(beta z) against 0/1 labels::
 
@@ -227,9 +238,10 @@ def sigmoid_stats(zc, yc, beta):
         NLL'(0) = (1/2 - y) z,  s = sigmoid(beta z)
 
     ``zc`` and ``yc`` are (n, C) (labels in the logits' float dtype); ``beta``
-    is (C,).  Returns four float64 (C,) partial sums.
+    is (C,); ``unit`` (powers of two, one per column) as in :func:`softmax_stats`.
+    Returns four float64 (C,) partial sums.
     """
-    zc, yc = np.asarray(zc), np.asarray(yc)
+    zc, yc = _in_units(np.asarray(zc), unit), np.asarray(yc)
     bvec = np.asarray(beta, dtype=np.float64)
     bcast = bvec.astype(zc.dtype) if zc.dtype == np.float32 else bvec
     a = zc * bcast

@@ -57,6 +57,8 @@ SAMPLE_ROWS = 4096
 #: Logits whose scale lies in this range start at beta = 1 (the fit of earlier
 #: versions, unchanged); outside it, at the nearest power of two of 1 / scale.
 ORDINARY_SCALE = (2.0 ** -6, 2.0 ** 12)
+#: The scale (mean max - mean logit of a row) logits are brought near otherwise.
+REFERENCE_SCALE = 4.0
 
 _RTOL_FINAL = 1e-4    # with final_step: a step this small is taken without a pass
 _RTOL = 1e-6          # Newton step relative to beta at which we stop: quadratic
@@ -125,11 +127,14 @@ class WorseThanChance(CalibrateError):
 
 
 def unit_of(scale: float) -> float:
-    """The power of two the fit starts from (1 for logits of ordinary scale)."""
+    """The power of two the logits are divided by (exactly) before the Newton
+    iteration: 1 for logits of ordinary scale (so their fit is that of earlier
+    versions, bit for bit), else the power of two that brings their scale near
+    ``REFERENCE_SCALE``."""
     if not math.isfinite(scale) or scale <= 0:
         return 1.0
     lo, hi = ORDINARY_SCALE
-    return 1.0 if lo <= scale <= hi else 2.0 ** round(math.log2(scale))
+    return 1.0 if lo <= scale <= hi else 2.0 ** round(math.log2(scale / REFERENCE_SCALE))
 
 
 def _softmax_scale(z: np.ndarray) -> float:
@@ -231,9 +236,9 @@ def newton(evaluate: Callable, n_params: int, beta0: Any = 1.0, beta_max: Any = 
     return NewtonResult(beta, f_at, f_one, capped, passes, False, g_last)
 
 
-def _warn_not_converged(name: str, res: NewtonResult) -> None:
+def _warn_not_converged(name: str, res: NewtonResult, unit: float = 1.0) -> None:
     live = ~res.capped
-    t = 1.0 / res.beta[live]
+    t = unit / res.beta[live]
     warnings.warn(
         f"{name}: the temperature fit did not converge in {res.passes} passes: T = "
         f"{', '.join(f'{v:.6g}' for v in t[:5])}{' ...' if t.size > 5 else ''}, last "
@@ -261,12 +266,15 @@ def fit_softmax_temperature(logits: Any, labels: Any, nll_before: bool = True,
     takes.  Returns a :class:`TemperatureResult`; T is exact to a relative
     ~1e-7 in beta (1e-5 is required).  ``nll_before=False`` skips the NLL at
     T = 1 (``nll_before`` is then None) for callers that compute it anyway.
+
+    The Newton iteration runs on the logits divided by their power-of-two
+    :func:`unit_of` scale (exactly), so every bound is relative to it.
     """
     z: Backend = as_backend(logits, name)
     y = as_array(labels)
     sample_z = z.sample(SAMPLE_ROWS)
     unit = unit_of(_softmax_scale(sample_z))
-    beta0, cap = 1.0 / unit, 1.0 / (T_MIN * unit)
+    beta0, cap = 1.0, 1.0 / T_MIN
     separable = lambda: [bool(np.all(z.concat(_true_class_is_max, y)[0]))]  # noqa: E731
     if z.n_rows >= 8 * SAMPLE_ROWS:
         # Warm start: the optimum on an evenly spread sample of rows costs a
@@ -275,32 +283,33 @@ def fit_softmax_temperature(logits: Any, labels: Any, nll_before: bool = True,
         zs = as_backend(sample_z)
         ys = as_backend(y).sample(SAMPLE_ROWS)
         try:
-            beta0 = float(newton(lambda b: _softmax_values(zs, ys, b[0], True, False), 1,
+            beta0 = float(newton(lambda b: _softmax_values(zs, ys, b[0], True, False, unit), 1,
                                  beta0, cap, creep=False, max_passes=12).beta[0])
         except CalibrateError:
             pass  # let the full data decide, and word the refusal
+    at_one = beta0 == unit  # the first pass is at T = 1
     first = [True]
 
     def evaluate(b: np.ndarray) -> tuple:
         # NLL'(0) and the NLL at T = 1 are needed once, from the first pass.
-        want_one = first[0] and beta0 != 1.0 and nll_before
-        out = _softmax_values(z, y, b[0], first[0], want_one)
+        want_one = first[0] and not at_one and nll_before
+        out = _softmax_values(z, y, b[0], first[0], want_one, unit)
         first[0] = False
         return out
 
     res = newton(evaluate, 1, beta0, cap, separable, final_step=True)
     if not res.converged:
-        _warn_not_converged(name, res)
-    before = float(res.nll_at_one[0]) if nll_before or beta0 == 1.0 else None
+        _warn_not_converged(name, res, unit)
+    before = float(res.nll_at_one[0]) if nll_before or at_one else None
     return TemperatureResult(
-        temperature=float(1.0 / res.beta[0]), nll_before=before, nll_after=float(res.nll[0]),
+        temperature=float(unit / res.beta[0]), nll_before=before, nll_after=float(res.nll[0]),
         status="capped" if res.capped[0] else "fitted", n_passes=res.passes,
         converged=res.converged, gradient=float(res.gradient[0]))
 
 
 def _softmax_values(z: Backend, y: np.ndarray, beta: float, with_g0: bool,
-                    nll_at_one: bool) -> tuple:
-    st = z.softmax_stats(y, beta, with_g0=with_g0, nll_at_one=nll_at_one)
+                    nll_at_one: bool, unit: float) -> tuple:
+    st = z.softmax_stats(y, beta, with_g0=with_g0, nll_at_one=nll_at_one, unit=unit)
     out = (st.nll, st.gradient, st.curvature, st.gradient_at_zero)
     return out + (st.nll_at_one,) if nll_at_one else out
 
@@ -312,7 +321,8 @@ def fit_sigmoid_temperature(logits: Any, labels: Any, min_class_count: int = MIN
 
     Binary gives one T.  Multilabel gives one T per class; classes with fewer
     than ``min_class_count`` positives or negatives share one T fitted on all
-    classes pooled (their NLL summed), recorded as status "shared".
+    classes pooled (their NLL summed), recorded as status "shared".  Each
+    column's Newton runs in units of its own power-of-two scale.
     """
     z0: Backend = as_backend(logits, name)
     binary = z0.ndim == 1
@@ -325,7 +335,7 @@ def fit_sigmoid_temperature(logits: Any, labels: Any, min_class_count: int = MIN
     separable = lambda: z.sum_blocks(_sign_mismatches, y)[0] == 0  # noqa: E731
 
     def per_column(b: np.ndarray) -> tuple:
-        st = z.sigmoid_stats(y, b)
+        st = z.sigmoid_stats(y, b, units)
         return st.nll, st.gradient, st.curvature, st.gradient_at_zero
 
     temps = np.empty(c)
@@ -335,32 +345,25 @@ def fit_sigmoid_temperature(logits: Any, labels: Any, min_class_count: int = MIN
     shared_t = None
     if own.any():
         try:
-            res = newton(per_column, c, 1.0 / units, 1.0 / (T_MIN * units), separable,
-                         done=~own)
+            res = newton(per_column, c, 1.0, 1.0 / T_MIN, separable, done=~own)
         except WorseThanChance as exc:
             raise (exc if binary else _name_class(exc, classes)) from None
-        temps[own], nll_after[own], grad[own] = 1.0 / res.beta[own], res.nll[own], \
+        temps[own], nll_after[own], grad[own] = units[own] / res.beta[own], res.nll[own], \
             res.gradient[own]
         status[own & res.capped] = "capped"
         passes, conv = res.passes, res.converged
     if not own.all() or not binary:
-        # The pooled T: one beta for every class, objective summed over classes.
-        def pooled(b: np.ndarray) -> tuple:
-            return tuple(v.sum() for v in per_column(np.full(c, b[0])))
-        u = unit_of(float(np.exp(np.mean(np.log(units)))))
-        res = newton(pooled, 1, 1.0 / u, 1.0 / (T_MIN * u),
-                     lambda: [bool(np.all(separable()))])
-        shared_t = float(1.0 / res.beta[0])
-        passes += res.passes
-        conv = conv and res.converged
+        shared_t, p, cv = _pooled_temperature(per_column, units, separable)
+        passes += p
+        conv = conv and cv
         if not own.all():
             temps[~own] = shared_t
             status[~own] = "shared"
     if not conv:
         warnings.warn(f"{name}: the temperature fit did not converge in {passes} passes",
                       TemperatureWarning, stacklevel=2)
-    before = z.sigmoid_stats(y, np.ones(c)).nll
-    after = z.sigmoid_stats(y, 1.0 / temps).nll
+    before = z.sigmoid_stats(y, units, units).nll        # beta = unit: T = 1
+    after = z.sigmoid_stats(y, units / temps, units).nll
     passes += 2
     if binary:
         return TemperatureResult(
@@ -370,6 +373,22 @@ def fit_sigmoid_temperature(logits: Any, labels: Any, min_class_count: int = MIN
     return TemperatureResult(
         temperature=temps, nll_before=before, nll_after=after, status=list(status),
         n_passes=passes, converged=conv, shared_temperature=shared_t, gradient=grad)
+
+
+def _pooled_temperature(per_column: Callable, units: np.ndarray,
+                        separable: Callable) -> tuple[float, int, bool]:
+    """One T for every class, the objective summed over classes; returns
+    (T, passes, converged).  The common beta b is in units of the classes'
+    typical scale u; class c sees b u_c / u in its own units."""
+    u = unit_of(float(np.exp(np.mean(np.log(units)))))
+    r = units / u
+
+    def pooled(b: np.ndarray) -> tuple:
+        f, g, h, g0 = per_column(np.full(units.size, b[0]) * r)
+        return f.sum(), (g * r).sum(), (h * r * r).sum(), (g0 * r).sum()
+
+    res = newton(pooled, 1, 1.0, 1.0 / T_MIN, lambda: [bool(np.all(separable()))])
+    return float(u / res.beta[0]), res.passes, res.converged
 
 
 def _name_class(exc: WorseThanChance, classes: list | None = None) -> CalibrateError:

@@ -213,15 +213,19 @@ class Backend:
         return self.mapped(lambda b: kernels.logits(b, task, input_kind), fdt, self.shape[1:])
 
     def softmax_stats(self, y: np.ndarray, beta: float, with_g0: bool = True,
-                      nll_at_one: bool = False) -> SoftmaxStats:
-        sums = self.sum_rows(kernels.softmax_stats, y, args=(float(beta), with_g0, nll_at_one),
+                      nll_at_one: bool = False, unit: float = 1.0) -> SoftmaxStats:
+        """Softmax temperature statistics of logits / ``unit`` (a power of two)."""
+        sums = self.sum_rows(kernels.softmax_stats, y,
+                             args=(float(beta), with_g0, nll_at_one, float(unit)),
                              label="temperature pass")
         return SoftmaxStats(*(float(v) / self.n_rows for v in sums))
 
-    def sigmoid_stats(self, y: np.ndarray, beta: np.ndarray) -> SigmoidStats:
-        """(N, C) logits against (N, C) labels (in the logits' float dtype)."""
+    def sigmoid_stats(self, y: np.ndarray, beta: np.ndarray, unit: Any = 1.0) -> SigmoidStats:
+        """(N, C) logits / ``unit`` (powers of two per column) against (N, C) labels
+        (in the logits' float dtype)."""
         sums = self.sum_blocks(kernels.sigmoid_stats, y,
-                               args=(np.asarray(beta, dtype=np.float64),),
+                               args=(np.asarray(beta, dtype=np.float64),
+                                     np.asarray(unit, dtype=np.float64)),
                                label="temperature pass")
         return SigmoidStats(*(v / self.n_rows for v in sums))
 

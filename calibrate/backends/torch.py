@@ -112,23 +112,30 @@ class TorchBackend(Backend):
     def _labels(self, y: np.ndarray | torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         return labels_on(y, self.device, dtype)
 
+    def _in_units(self, z: torch.Tensor, unit: Any) -> torch.Tensor:
+        if np.all(np.asarray(unit) == 1.0):
+            return z
+        inv = torch.as_tensor(1.0 / np.asarray(unit, dtype=np.float64), device=self.device)
+        return z * inv.to(z.dtype)     # a power of two: exact
+
     def softmax_stats(self, y: np.ndarray, beta: float, with_g0: bool = True,
-                      nll_at_one: bool = False) -> SoftmaxStats:
+                      nll_at_one: bool = False, unit: float = 1.0) -> SoftmaxStats:
         yt = self._labels(y, torch.int64)
         acc = torch.zeros(5, dtype=_F64, device=self.device)
         for s in self._slices():
-            acc += torch.stack(tk.softmax_stats(self.tensor[s], yt[s], float(beta), nll_at_one))
+            z = self._in_units(self.tensor[s], unit)
+            acc += torch.stack(tk.softmax_stats(z, yt[s], float(beta), nll_at_one, float(unit)))
         v = [x / self.n_rows for x in acc.tolist()]
         return SoftmaxStats(v[0], v[1], v[2], v[3] if with_g0 else 0.0,
                             v[4] if nll_at_one else None)
 
-    def sigmoid_stats(self, y: np.ndarray, beta: np.ndarray) -> SigmoidStats:
+    def sigmoid_stats(self, y: np.ndarray, beta: np.ndarray, unit: Any = 1.0) -> SigmoidStats:
         z = self.tensor
         yt = self._labels(y, z.dtype)
         bt = torch.as_tensor(np.asarray(beta, dtype=np.float64), device=self.device).to(z.dtype)
         acc = torch.zeros((4, z.shape[1]), dtype=_F64, device=self.device)
         for s in self._slices():
-            acc += tk.sigmoid_stats(z[s], yt[s], bt)
+            acc += tk.sigmoid_stats(self._in_units(z[s], unit), yt[s], bt)
         f, g, h, g0 = acc.cpu().numpy() / self.n_rows
         return SigmoidStats(f, g, h, g0)
 

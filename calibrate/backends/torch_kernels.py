@@ -86,9 +86,11 @@ def top_log_prob(z: Tensor, beta: Tensor) -> Tuple[Tensor, Tensor]:
     return k.squeeze(1), logp
 
 
-def softmax_stats(z: Tensor, y: Tensor, beta: float, nll_at_one: bool) -> List[Tensor]:
+def softmax_stats(z: Tensor, y: Tensor, beta: float, nll_at_one: bool,
+                  unit: float = 1.0) -> List[Tensor]:
     """Sums over the rows of ``z`` of NLL, NLL', NLL'', NLL'(0) and the NLL at
-    beta = 1 (zero unless ``nll_at_one``), as :func:`calibrate.kernels.softmax_stats`."""
+    beta = ``unit`` (T = 1; zero unless ``nll_at_one``), as
+    :func:`calibrate.kernels.softmax_stats` on logits already divided by ``unit``."""
     c = z.size(1)
     u = z - z.amax(dim=1, keepdim=True)
     uy = u.gather(1, y.unsqueeze(1)).squeeze(1).to(torch.float64)
@@ -101,7 +103,7 @@ def softmax_stats(z: Tensor, y: Tensor, beta: float, nll_at_one: bool) -> List[T
     g0 = (u.sum(dim=1, dtype=torch.float64) / c - uy).sum()
     nll1 = torch.zeros((), dtype=torch.float64, device=z.device)
     if nll_at_one:
-        nll1 = (torch.log(torch.exp(u).sum(dim=1, dtype=torch.float64)) - uy).sum()
+        nll1 = (torch.log(torch.exp(u * unit).sum(dim=1, dtype=torch.float64)) - uy * unit).sum()
     return [nll.sum(), (m1 - uy).sum(), torch.clamp_min(m2 - m1 * m1, 0.0).sum(), g0, nll1]
 
 
