@@ -1,26 +1,19 @@
-"""The documentation runs: README.md and docs/*.md are executed as they are written.
+"""The documentation runs: README.md and docs/*.md are checked against the real tool.
 
-The conventions, which docs/cli.md also states for writers:
+docs/cli.md ("How the documentation is tested") states the conventions for writers:
 
-* A ```python block runs.  The blocks of one section (a ``#`` / ``##`` heading) run in
-  document order in one namespace, so later blocks build on earlier ones, in a fresh
-  temporary directory holding a copy of ``sample_data/``.
-* A ```output block right after a ```python block is what that block prints.
-* A fenced block whose first line starts with ``$ `` is a transcript: every ``$ `` line
-  is a shell command, run by bash in the section's directory with this environment's
-  ``calibrate`` on the PATH, and the lines up to the next ``$ `` line are what it prints
-  (stdout and stderr together, as a terminal shows them).  Commands and python blocks
-  of one section share the directory, in document order.
-* In an output or a transcript, a line that is exactly ``...`` stands for one or more
-  lines left out; every other line must equal the real one (trailing blanks aside).
-  A command exits 0, unless a line of its output starts with ``Error: ``: then it must
-  exit 1 (bad data) or 2 (usage).
-* ```bash blocks are commands for the reader's machine (installing, their own files)
-  and are not run; every ``calibrate`` command in them must still parse with the real
-  command line (its options, choices and arguments exist).
-* The README's synopsis (a plain ``` block whose lines start with ``calibrate``) names
-  every option of every command, and the choices of each choice option.
-* Every command's ``--help`` is shown as a transcript somewhere in README.md or docs/.
+* ```python blocks run (one namespace per ``#`` / ``##`` section, in order, in a
+  temporary directory holding a copy of sample_data/); a ```output block right after
+  one is what it prints;
+* a block whose first line starts with ``$ `` is a transcript: each command runs in
+  bash and its output (stdout and stderr) must be the one shown, a line ``...``
+  standing for one or more lines left out; it exits 0 unless it shows ``Error: ``;
+* the ``calibrate`` commands of ```bash blocks (not run) parse with the real CLI;
+* ```json blocks are the sample data's threshold files, to the digits shown;
+* the README's synopsis names every option and choice; every ``--help`` is shown;
+  every ``calibrate.<name>`` mentioned exists; links between the documents resolve;
+  docs/file-format.md lists every field of a threshold file and docs/math.md every
+  summary metric.
 
 There is no way to mark a python block or a transcript as "do not run".
 """
@@ -141,7 +134,7 @@ def _environment():
     ``calibrate``), and the 80 columns click wraps help text at."""
     bindir = os.path.dirname(sys.executable)
     env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""),
-               COLUMNS="80", LC_ALL="C.UTF-8")
+               COLUMNS="80")
     env.pop("PYTHONWARNINGS", None)
     return env
 
@@ -481,16 +474,16 @@ def _field_paths(value, path=""):
     return out
 
 
-def _documented(path, heading_word):
+def _table_keys(path):
     """The first cells (in backticks) of the table rows of ``path``."""
-    return {m for m in re.findall(r"^\| `([^`]+)` \|", path.read_text("utf-8"), flags=re.M)}
+    return set(re.findall(r"^\| `([^`]+)` \|", path.read_text("utf-8"), flags=re.M))
 
 
 def test_file_format_documents_every_field():
     real = set()
     for task in ("multiclass", "binary", "multilabel"):
         real |= {f for f in _field_paths(_sample_file(task)) if not f.endswith("[]")}
-    documented = _documented(ROOT / "docs" / "file-format.md", "field")
+    documented = _table_keys(ROOT / "docs" / "file-format.md")
     assert real - documented == set(), "fields missing from docs/file-format.md"
     assert documented - real == set(), "docs/file-format.md documents fields no file has"
 
@@ -499,4 +492,4 @@ def test_math_defines_every_summary_metric():
     real = set()
     for task in ("multiclass", "binary", "multilabel"):
         real |= set(_sample_file(task)["summary"]["metrics"])
-    assert _documented(ROOT / "docs" / "math.md", "key") == real
+    assert _table_keys(ROOT / "docs" / "math.md") == real
