@@ -8,7 +8,7 @@ float32 logits, with the temperatures each found.
 
     python benchmarks/bench_fit.py [rows] [classes]
 
-The goal (issue 3): the full fit in at most 1/10 of scikit-learn's time, with
+The goal: the full fit in at most 1/10 of scikit-learn's time, with
 the same T to 1e-4.
 """
 

@@ -8,7 +8,7 @@ The files are made once in a scratch folder (default: a temporary folder;
 
     python benchmarks/bench_scale.py [--rows 50000,200000,1000000] [--dir DIR] [--keep]
 
-Goals (issue 5): 1M x 1000 fitted in under 20 s with peak RSS under 1.5 GB on a
+Goals: 1M x 1000 fitted in under 20 s with peak RSS under 1.5 GB on a
 2-core machine, time growing linearly with rows.
 """
 

@@ -320,7 +320,7 @@ def test_equal_mass_is_less_biased_when_confidences_crowd_near_one():
 
 
 def test_equal_mass_is_not_less_biased_for_a_perfectly_calibrated_model():
-    # The reverse of the previous test, and a caveat to the expectation: with
+    # The reverse of the previous test (docs/design.md, "Calibration metrics"): with
     # true ECE 0 the whole estimate is sampling noise, sum_b |sum_{i in b} (o_i - p_i)| / n,
     # of order sum_b sqrt(n_b) / n, which equal-size bins make largest (sqrt is concave).
     rng = np.random.default_rng(14)
