@@ -209,16 +209,30 @@ def evaluate(cal: Calibrator, scores: Any, labels: Any, input_kind: str | None =
     n_rows = int(z.n_rows)
     y = check_labels(as_array(labels, "labels"), cal.task, n_rows, len(cal.classes))
     target = float(cal.target["precision"])
-    held = cal.summary if isinstance(cal.summary, dict) else {}
     units = rules.decision_units(z, y, cal.task, cal.temperature, cal.n_scored)
+    per_rows, overall, glob = _rule_rows(cal, units, target)
+    counts = {s: 0 for s in STATUSES}
+    for r in per_rows:
+        counts[r.status] += 1
+    T = cal.temperature
+    return EvaluationReport(
+        n=n_rows, task=cal.task, rule=cal.rule, target=dict(cal.target),
+        temperature=T if np.ndim(T) == 0 else [float(v) for v in T], per_class=per_rows,
+        overall=overall, global_rule=glob, counts=counts,
+        expected_violations=_expected_violations(cal, cal.n_scored - counts["no-threshold"]),
+        metrics=_metrics(cal, z, y, bootstrap, seed))
+
+
+def _rule_rows(cal: Calibrator, units: rules.DecisionUnits, target: float) -> tuple:
+    """The per-class rows, the pooled row and the global rule's row on new data."""
+    held = cal.summary if isinstance(cal.summary, dict) else {}
     n_units = units.n_units
     cls, correct = units.class_ids(), units.correct.ravel()
     per_tau = cal.decision_thresholds["per_class"]
     acc = units.accepted(cal.rule_thresholds("per-class"))
-    n_scored = len(per_tau)
-    pred = np.bincount(cls[acc], minlength=n_scored)
-    hits = np.bincount(cls[acc & correct], minlength=n_scored)
-    held_rows = held.get("per_class") or [None] * n_scored
+    pred = np.bincount(cls[acc], minlength=len(per_tau))
+    hits = np.bincount(cls[acc & correct], minlength=len(per_tau))
+    held_rows = held.get("per_class") or [None] * len(per_tau)
     scored = cal.classes[1:] if cal.task == "binary" else cal.classes
     per_rows = tuple(
         _row(name, pred[j], hits[j], units.support[j], n_units, per_tau[j] is not None, target,
@@ -233,16 +247,7 @@ def evaluate(cal: Calibrator, scores: Any, labels: Any, input_kind: str | None =
     glob = _row(None, int(g_acc.sum()), int((g_acc & correct).sum()), total_support, n_units,
                 g_tau is not None, target, to_probability(g_tau, cal.task),
                 _promised(held.get("global")))
-    counts = {s: 0 for s in STATUSES}
-    for r in per_rows:
-        counts[r.status] += 1
-    T = cal.temperature
-    return EvaluationReport(
-        n=n_rows, task=cal.task, rule=cal.rule, target=dict(cal.target),
-        temperature=T if np.ndim(T) == 0 else [float(v) for v in T], per_class=per_rows,
-        overall=overall, global_rule=glob, counts=counts,
-        expected_violations=_expected_violations(cal, n_scored - counts["no-threshold"]),
-        metrics=_metrics(cal, z, y, bootstrap, seed))
+    return per_rows, overall, glob
 
 
 def _expected_violations(cal: Calibrator, certified: int) -> float | None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from . import params, rules, summary
+from . import metrics, params, rules, summary
 from . import thresholds as _thr
 from .artifact import Calibrator, to_probability
 from .backends import Progress
@@ -99,11 +99,15 @@ def fit_prepared(prepared: PreparedScores, names: list[str], precision: float,
     z, y, task, n_cls = prepared.logits, prepared.labels, prepared.task, prepared.n_classes
     # The summary's metric pass at T = 1 gives the NLL before: no need to
     # spend an extra exp on it in the temperature fit.
-    temp = fit_temperature(z, y, task, prepared.name, names, nll_before=False)
+    temp = fit_temperature(z, y, task, prepared.name, names, nll_before=False,
+                           summary_bins=metrics.N_BINS)
     T = temp.temperature
-    m_before = summary.metrics_at(z, y, task, 1.0)
-    # multiclass: one pass gives the metrics at T and the decision scores
-    m_after = summary.metrics_at(z, y, task, T)
+    # multiclass: the temperature passes usually made the metrics' passes on
+    # the way; the one at T also gives the decision scores
+    m_before = (summary.softmax_summary(temp.at_one, y, n_cls) if temp.at_one is not None
+                else summary.metrics_at(z, y, task, 1.0, scores=False))
+    m_after = (summary.softmax_summary(temp.at_t, y, n_cls) if temp.at_t is not None
+               else summary.metrics_at(z, y, task, T))
     units = rules.decision_units(z, y, task, T, n_cls, top=m_after.top)
     per, glob = search_rules(units, precision, confidence, simultaneous)
     fs = summary.fit_summary(prepared, temp, names, per, glob, units, m_before.values,

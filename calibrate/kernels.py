@@ -196,30 +196,10 @@ def softmax_stats(zc, yc, beta, with_g0=True, nll_at_one=False, unit=1.0):
 
     with u = z - max(z).  ``unit`` (a power of two) divides the logits first,
     exactly, so that logits of any scale neither overflow nor underflow;
-    beta is then in units of 1 / ``unit``.  Returns a tuple of float64 (n,)
-    arrays.
+    beta is then in units of 1 / ``unit``.  Returns a (4, n) or (5, n)
+    float64 array, one row per statistic.
     """
-    zc = _in_units(np.asarray(zc), unit)
-    r, c = zc.shape
-    b = float(beta)  # a Python float keeps float32 data float32 (NEP 50)
-    dt = float_dtype(zc.dtype)
-    u = scratch((r, c), dt, 0)
-    e = scratch((r, c), dt, 1)
-    np.subtract(zc, zc.max(axis=1, keepdims=True), out=u)
-    uy = u[np.arange(r), yc].astype(np.float64)
-    if nll_at_one:   # at T = 1: beta = unit, in units of 1 / unit
-        np.exp(u if unit == 1.0 else np.multiply(u, float(unit), out=e), out=e)
-        nll1 = np.log(row_sums(e)) - uy * float(unit)
-    np.multiply(u, b, out=e)
-    np.exp(e, out=e)
-    tot = row_sums(e)
-    m1 = np.einsum("ij,ij->i", e, u).astype(np.float64) / tot      # E_p[u]
-    np.multiply(e, u, out=e)
-    m2 = np.einsum("ij,ij->i", e, u).astype(np.float64) / tot      # E_p[u^2]
-    nll = np.log(tot) - b * uy
-    g0 = row_sums(u) / c - uy if with_g0 else np.zeros(r)          # NLL'(0)
-    out = (nll, m1 - uy, np.maximum(m2 - m1 * m1, 0), g0)
-    return out + (nll1,) if nll_at_one else out
+    return softmax_pass(zc, yc, beta, unit, with_g0, nll_at_one).stats
 
 
 def _in_units(z, unit):
@@ -239,7 +219,7 @@ def sigmoid_stats(zc, yc, beta, unit=1.0):
 
     ``zc`` and ``yc`` are (n, C) (labels in the logits' float dtype); ``beta``
     is (C,); ``unit`` (powers of two, one per column) as in :func:`softmax_stats`.
-    Returns four float64 (C,) partial sums.
+    Returns a (4, C) float64 array of partial sums.
     """
     zc, yc = _in_units(np.asarray(zc), unit), np.asarray(yc)
     bvec = np.asarray(beta, dtype=np.float64)
@@ -249,10 +229,10 @@ def sigmoid_stats(zc, yc, beta, unit=1.0):
     # softplus(a) - y a = -log sigmoid(a) for y = 1, -log sigmoid(-a) for y = 0
     nll = np.logaddexp(0, np.where(yc == 1, -a, a))
     res = sig - yc
-    return (nll.sum(axis=0, dtype=np.float64),
-            (res * zc).sum(axis=0, dtype=np.float64),
-            (sig * (1 - sig) * zc * zc).sum(axis=0, dtype=np.float64),
-            ((0.5 - yc) * zc).sum(axis=0, dtype=np.float64))
+    return np.stack([nll.sum(axis=0, dtype=np.float64),
+                     (res * zc).sum(axis=0, dtype=np.float64),
+                     (sig * (1 - sig) * zc * zc).sum(axis=0, dtype=np.float64),
+                     ((0.5 - yc) * zc).sum(axis=0, dtype=np.float64)])
 
 
 # -- decision scores and probabilities ---------------------------------------------
@@ -336,35 +316,110 @@ def decide_sigmoid(scores, tau):
 
 # -- the fit summary's metrics pass --------------------------------------------------
 
-def softmax_metrics(zc, yc, temperature, n_bins):
-    """What the summary metrics need from a block of multiclass logits at
-    ``temperature``, without keeping (n, C) probabilities.
+@dataclass(frozen=True)
+class MetricParts:
+    """What the summary metrics need from a block of multiclass logits at one
+    temperature, without keeping (n, C) probabilities.
 
-    Per row: the argmax k, the confidence max p, p_y, sum_k p_k^2 and the
-    argmax's log-probability (exactly as :func:`top_scores`, so a fit can take
-    its decision scores from this pass); per class: the column sums of p; and
-    the few (row, class) entries with p_k above 1 / n_bins (at most n_bins - 1
-    per row), which alone can fall outside the first bin of the classwise ECE.
-    Returns (k, conf, py, sq, colsum, hi_cls, hi_p, logp).
+    Per row: the argmax ``k``, the confidence ``conf`` = max p, ``py`` = p_y,
+    ``sq`` = sum_k p_k^2 and (when asked for) ``logp``, the argmax's
+    log-probability exactly as :func:`top_scores` gives it, so that a fit can
+    take its decision scores from this pass; per class ``colsum`` = sum of p;
+    and the few (row, class) entries with p_k above 1 / n_bins (at most
+    n_bins - 1 per row), ``hi_cls`` and ``hi_p``, which alone can fall outside
+    the first bin of the classwise ECE.
     """
-    zc, yc = np.asarray(zc), np.asarray(yc)
-    r, c = zc.shape
+    k: np.ndarray
+    conf: np.ndarray
+    py: np.ndarray
+    sq: np.ndarray
+    colsum: np.ndarray
+    hi_cls: np.ndarray
+    hi_p: np.ndarray
+    logp: np.ndarray | None
+
+
+def _metric_parts(e, kc, yc, n_bins, scores):
+    """:class:`MetricParts` from ``e`` = exp((z - z_k) / T) (overwritten when
+    ``scores``: the argmax entries are zeroed for the log-probability)."""
+    r, c = e.shape
     rows = np.arange(r)
-    b = 1.0 / float(temperature)
-    dt = float_dtype(zc.dtype)
     cut = (1.0 - 1e-4) / n_bins  # a little below the edge: rounding never hides an entry
-    kc = zc.argmax(axis=1)
-    e = scratch((r, c), dt, 2)
-    np.subtract(zc, zc[rows, kc][:, None], out=e)
-    np.multiply(e, b, out=e)
-    np.exp(e, out=e)
     tot = row_sums(e)
     inv = 1.0 / tot
     py = e[rows, yc].astype(np.float64) * inv
     sq = np.einsum("ij,ij->i", e, e).astype(np.float64) * inv * inv
-    col = np.einsum("i,ij->j", inv.astype(dt), e)  # not BLAS: its threads stall here
+    col = np.einsum("i,ij->j", inv.astype(e.dtype), e)  # not BLAS: its threads stall here
     # flatnonzero on the raveled mask is ~20x faster than a 2-D nonzero
-    hr, hc = np.divmod(np.flatnonzero(e > (cut * tot).astype(dt)[:, None]), c)
+    hr, hc = np.divmod(np.flatnonzero(e > (cut * tot).astype(e.dtype)[:, None]), c)
     high = e[hr, hc].astype(np.float64) * inv[hr]
-    logp = top_log_prob(e, kc)
-    return (kc.astype(np.int64), inv, py, sq, col.astype(np.float64), hc, high, logp)
+    logp = top_log_prob(e, kc) if scores else None
+    return MetricParts(kc.astype(np.int64), inv, py, sq, col.astype(np.float64), hc, high, logp)
+
+
+def softmax_metrics(zc, yc, temperature, n_bins, scores=True):
+    """The :class:`MetricParts` of a block of multiclass logits at ``temperature``
+    (with the decision scores ``logp`` when ``scores``)."""
+    zc, yc = np.asarray(zc), np.asarray(yc)
+    r, c = zc.shape
+    kc = zc.argmax(axis=1)
+    e = scratch((r, c), float_dtype(zc.dtype), 2)
+    np.subtract(zc, zc[np.arange(r), kc][:, None], out=e)
+    np.multiply(e, 1.0 / float(temperature), out=e)
+    np.exp(e, out=e)
+    return _metric_parts(e, kc, yc, n_bins, scores)
+
+
+@dataclass(frozen=True)
+class PassParts:
+    """One block's share of a fused pass (:func:`softmax_pass`): per-row
+    temperature statistics (rows of ``stats``, as :func:`softmax_stats`), and
+    the :class:`MetricParts` at T = 1 and at the pass's own beta, each when asked."""
+    stats: np.ndarray
+    at_one: MetricParts | None
+    at_beta: MetricParts | None
+
+
+def softmax_pass(zc, yc, beta, unit=1.0, with_g0=True, nll_at_one=False, metrics_at_one=False,
+                 metrics_at_beta=False, n_bins=15):
+    """:func:`softmax_stats` at ``beta`` and, from the same exponentials, the
+    summary metrics' parts at T = 1 and at T = unit / beta: one read of the block
+    serves the temperature and the summary.
+
+    The logits are divided by ``unit`` (a power of two, exactly).  The parts at
+    beta are bit for bit those :func:`softmax_metrics` gives at T = unit / beta
+    when beta / unit == 1 / (unit / beta) (the caller makes sure of it), and
+    carry the decision scores.
+    """
+    zc = _in_units(np.asarray(zc), unit)
+    yc = np.asarray(yc)
+    r, c = zc.shape
+    rows = np.arange(r)
+    b = float(beta)
+    dt = float_dtype(zc.dtype)
+    kc = zc.argmax(axis=1)
+    u = scratch((r, c), dt, 0)
+    np.subtract(zc, zc[rows, kc][:, None], out=u)      # u = z - max(z)
+    uy = u[rows, yc].astype(np.float64)
+    e = scratch((r, c), dt, 1)
+    np.multiply(u, b, out=e)
+    np.exp(e, out=e)
+    tot = row_sums(e)
+    at_one = None
+    if nll_at_one or metrics_at_one:   # at T = 1: beta = unit, in units of 1 / unit
+        e1 = e
+        if b != float(unit):
+            e1 = scratch((r, c), dt, 2)
+            np.exp(u if unit == 1.0 else np.multiply(u, float(unit), out=e1), out=e1)
+        nll1 = np.log(row_sums(e1)) - uy * float(unit)
+        if metrics_at_one:
+            at_one = _metric_parts(e1, kc, yc, n_bins, False)
+    at_beta = _metric_parts(e, kc, yc, n_bins, True) if metrics_at_beta else None
+    # (zeroing the argmax entries for the scores leaves the moments alone: u_k = 0)
+    m1 = np.einsum("ij,ij->i", e, u).astype(np.float64) / tot      # E_p[u]
+    np.multiply(e, u, out=e)
+    m2 = np.einsum("ij,ij->i", e, u).astype(np.float64) / tot      # E_p[u^2]
+    nll = np.log(tot) - b * uy
+    g0 = row_sums(u) / c - uy if with_g0 else np.zeros(r)          # NLL'(0)
+    stats = [nll, m1 - uy, np.maximum(m2 - m1 * m1, 0), g0] + ([nll1] if nll_at_one else [])
+    return PassParts(np.stack(stats), at_one, at_beta)

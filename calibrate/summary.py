@@ -18,7 +18,7 @@ import numpy as np
 from scipy import special
 
 from . import metrics
-from .backends import Backend
+from .backends import Backend, SoftmaxPass
 from .smooth_ece import smooth_ece
 
 #: Above this many classes a table shows the status counts and the worst classes.
@@ -39,21 +39,28 @@ class MetricsAt:
 
 
 def metrics_at(z: Backend, y: np.ndarray, task: str, temperature: Any,
-               n_bins: int = metrics.N_BINS) -> MetricsAt:
+               n_bins: int = metrics.N_BINS, scores: bool = True) -> MetricsAt:
     """:func:`calibrate.metrics.all_metrics` of softmax / sigmoid (z / T).
 
-    multiclass: one chunked pass (:meth:`Backend.softmax_metrics`); the
-    classwise ECE is exact: first-bin sums per class are the column sums minus
-    the entries above 1 / n_bins.  binary and multilabel: from the N (or N C)
-    probabilities.  The NLL here is the probabilities' log loss; a fit may
-    replace it with its temperature objective.
+    multiclass: one chunked pass (:meth:`Backend.softmax_metrics`, with the
+    decision scores when ``scores``).  binary and multilabel: from the N (or
+    N C) probabilities.  The NLL here is the probabilities' log loss; a fit
+    may replace it with its temperature objective.
     """
     if task != "multiclass":
         zz = np.asarray(z.to_numpy(), dtype=np.float64)
         p = special.expit(zz / np.asarray(temperature, dtype=np.float64))
         return MetricsAt(metrics.all_metrics(p, y, task, n_bins))
-    n, c = z.shape
-    sp = z.softmax_metrics(y, temperature, n_bins)
+    return softmax_summary(z.softmax_metrics(y, temperature, n_bins, scores), y, z.shape[1],
+                           n_bins)
+
+
+def softmax_summary(sp: SoftmaxPass, y: np.ndarray, n_classes: int,
+                    n_bins: int = metrics.N_BINS) -> MetricsAt:
+    """Every summary metric from a multiclass metrics pass.  The classwise ECE is
+    exact: first-bin sums per class are the column sums minus the entries above
+    1 / n_bins."""
+    n, c = len(y), n_classes
     correct = (sp.k == y).astype(np.float64)
     tiny = np.finfo(np.float64).tiny
     # classwise: gap[k, b] = #(y = k, p_yk in b) - sum of p_k in b
@@ -75,7 +82,7 @@ def metrics_at(z: Backend, y: np.ndarray, task: str, temperature: Any,
         "top_label_ece_15_equal_width": float(np.abs(tl).sum() / n),
         "smooth_ece": smooth_ece(sp.conf, correct),
     }
-    return MetricsAt(values, (sp.k, sp.logp))
+    return MetricsAt(values, None if sp.logp is None else (sp.k, sp.logp))
 
 
 def named_metrics(before: dict, after: dict, task: str) -> dict:

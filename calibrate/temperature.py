@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import Backend, as_array, as_backend
+from .backends import Backend, SoftmaxPass, as_array, as_backend
 from .errors import CalibrateError
 
 #: Lowest temperature returned for logits of ordinary scale, where separable
@@ -60,6 +60,7 @@ ORDINARY_SCALE = (2.0 ** -6, 2.0 ** 12)
 #: The scale (mean max - mean logit of a row) logits are brought near otherwise.
 REFERENCE_SCALE = 4.0
 
+FUSE_RTOL = 1e-3      # a pass after a step this small (relative) is likely the last
 _RTOL_FINAL = 1e-4    # with final_step: a step this small is taken without a pass
 _RTOL = 1e-6          # Newton step relative to beta at which we stop: quadratic
                       # convergence leaves ~1e-12; float32 sums leave ~1e-7
@@ -111,11 +112,15 @@ class TemperatureResult:
     converged: bool
     shared_temperature: float | None = None
     gradient: Any = field(default=None, repr=False)
+    #: The summary metrics' passes at T = 1 and at the fitted T, when the fit
+    #: made them on the way (multiclass, asked with ``summary_bins``).
+    at_one: SoftmaxPass | None = field(default=None, repr=False)
+    at_t: SoftmaxPass | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
         def plain(v: Any) -> Any:
             return np.asarray(v).tolist() if isinstance(v, np.ndarray) else v
-        return {k: plain(v) for k, v in self.__dict__.items()}
+        return {k: plain(v) for k, v in self.__dict__.items() if k not in ("at_one", "at_t")}
 
 
 class WorseThanChance(CalibrateError):
@@ -151,7 +156,7 @@ def _sigmoid_scale(z: np.ndarray) -> np.ndarray:
 def newton(evaluate: Callable, n_params: int, beta0: Any = 1.0, beta_max: Any = 1.0 / T_MIN,
            separable: Callable | None = None, final_step: bool = False,
            done: np.ndarray | None = None, creep: bool = True,
-           max_passes: int = _MAX_PASSES) -> NewtonResult:
+           max_passes: int = _MAX_PASSES, snap: Callable | None = None) -> NewtonResult:
     """Safeguarded Newton on a convex 1-D objective per parameter.
 
     ``evaluate(beta)`` returns per-parameter arrays (f, g, h, g0), and on its
@@ -166,8 +171,10 @@ def newton(evaluate: Callable, n_params: int, beta0: Any = 1.0, beta_max: Any = 
     and f there is its second-order value f - g^2 / (2 h).  ``creep=False``
     turns off the doubling meant for separable data (a warm start, whose data
     are not checked for separability, converges faster without it).
+    ``snap(beta)`` moves each point to be evaluated to a nearby one (by an ulp).
     """
-    beta = np.broadcast_to(np.asarray(beta0, dtype=np.float64), (n_params,)).copy()
+    snap = snap or (lambda b: b)
+    beta = snap(np.broadcast_to(np.asarray(beta0, dtype=np.float64), (n_params,)).copy())
     cap = np.broadcast_to(np.asarray(beta_max, dtype=np.float64), (n_params,)).copy()
     lo = np.zeros(n_params)
     hi = np.full(n_params, np.inf)
@@ -186,12 +193,7 @@ def newton(evaluate: Callable, n_params: int, beta0: Any = 1.0, beta_max: Any = 
         passes += 1
         if f_one is None:
             f_one = vals[4] if len(vals) > 4 else f.copy()
-            bad = np.flatnonzero(~skip & (g0 >= 0))
-            if bad.size:
-                raise WorseThanChance(
-                    "scores: expected a model better than chance, found logits that "
-                    "do not favour the true labels (the likelihood is best at T = "
-                    "infinity); check that labels and score columns match", bad)
+            _refuse_worse_than_chance(g0, skip)
         live = ~done
         f_at[live], g_last[live] = f[live], g[live]
         lo = np.where(live & (g < 0), beta, lo)
@@ -204,8 +206,7 @@ def newton(evaluate: Callable, n_params: int, beta0: Any = 1.0, beta_max: Any = 
         beta = np.where(flat, cap, beta)
         at_cap = live & (beta >= cap) & (g < 0)
         if at_cap.any() and separable is not None:
-            if sep is None:
-                sep = np.asarray(separable(), bool)
+            sep = np.asarray(separable(), bool) if sep is None else sep
             # not separable: the optimum lies beyond the cap; search on
             cap = np.where(at_cap & ~sep, cap * 2.0 ** 20, cap)
             at_cap &= sep
@@ -221,19 +222,36 @@ def newton(evaluate: Callable, n_params: int, beta0: Any = 1.0, beta_max: Any = 
         done |= at_cap | converged_now
         if done.all():
             return NewtonResult(beta, f_at, f_one, capped, passes, True, g_last)
-        new = beta - step
-        bad_step = ~np.isfinite(new) | (new <= lo) | (new >= hi)
-        fallback = np.where(np.isfinite(hi), 0.5 * (lo + hi), 4.0 * beta)
-        new = np.where(bad_step, fallback, new)
-        # On separable data the gradient fades like exp(-beta * margin) and
-        # Newton creeps up by ~1/margin a pass, the gradient shrinking by a
-        # constant factor instead of quadratically: then double beta.
-        creeping = creep & np.isinf(hi) & (g < 0) & (np.abs(g) > 0.1 * np.abs(g_prev))
-        new = np.where(creeping, np.maximum(new, 2.0 * beta), new)
+        new = _safeguarded(beta, step, g, g_prev, lo, hi, creep)
         g_prev = np.where(live, g, g_prev)
-        new = np.minimum(new, cap)
+        new = snap(np.minimum(new, cap))
         beta = np.where(done, beta, new)
     return NewtonResult(beta, f_at, f_one, capped, passes, False, g_last)
+
+
+def _refuse_worse_than_chance(g0: np.ndarray, skip: np.ndarray) -> None:
+    """NLL'(0) >= 0: the likelihood is best at T = infinity."""
+    bad = np.flatnonzero(~skip & (g0 >= 0))
+    if bad.size:
+        raise WorseThanChance(
+            "scores: expected a model better than chance, found logits that "
+            "do not favour the true labels (the likelihood is best at T = "
+            "infinity); check that labels and score columns match", bad)
+
+
+def _safeguarded(beta: np.ndarray, step: np.ndarray, g: np.ndarray, g_prev: np.ndarray,
+                 lo: np.ndarray, hi: np.ndarray, creep: bool) -> np.ndarray:
+    """The next beta: the Newton step where it stays inside the bracket (lo, hi),
+    else bisection (or x4 while there is no upper end)."""
+    new = beta - step
+    bad_step = ~np.isfinite(new) | (new <= lo) | (new >= hi)
+    fallback = np.where(np.isfinite(hi), 0.5 * (lo + hi), 4.0 * beta)
+    new = np.where(bad_step, fallback, new)
+    # On separable data the gradient fades like exp(-beta * margin) and
+    # Newton creeps up by ~1/margin a pass, the gradient shrinking by a
+    # constant factor instead of quadratically: then double beta.
+    creeping = creep & np.isinf(hi) & (g < 0) & (np.abs(g) > 0.1 * np.abs(g_prev))
+    return np.where(creeping, np.maximum(new, 2.0 * beta), new)
 
 
 def _warn_not_converged(name: str, res: NewtonResult, unit: float = 1.0) -> None:
@@ -259,7 +277,8 @@ def _sign_mismatches(zc: np.ndarray, yc: np.ndarray) -> tuple:
 
 
 def fit_softmax_temperature(logits: Any, labels: Any, nll_before: bool = True,
-                            name: str = "scores") -> TemperatureResult:
+                            name: str = "scores", summary_bins: int | None = None
+                            ) -> TemperatureResult:
     """Fit one T for multiclass logits (N, C) and integer labels (N,).
 
     ``logits`` is a backend or anything :func:`calibrate.backends.as_backend`
@@ -268,7 +287,11 @@ def fit_softmax_temperature(logits: Any, labels: Any, nll_before: bool = True,
     T = 1 (``nll_before`` is then None) for callers that compute it anyway.
 
     The Newton iteration runs on the logits divided by their power-of-two
-    :func:`unit_of` scale (exactly), so every bound is relative to it.
+    :func:`unit_of` scale (exactly), so every bound is relative to it.  With
+    ``summary_bins``, the first pass also makes the summary metrics' pass at
+    T = 1, and a pass that is likely the last (the previous step was tiny)
+    the one at its own beta: when the fit stops there, the result carries
+    them (``at_one``, ``at_t``) and the fit's caller saves a pass each.
     """
     z: Backend = as_backend(logits, name)
     y = as_array(labels)
@@ -288,23 +311,43 @@ def fit_softmax_temperature(logits: Any, labels: Any, nll_before: bool = True,
         except CalibrateError:
             pass  # let the full data decide, and word the refusal
     at_one = beta0 == unit  # the first pass is at T = 1
-    first = [True]
+    seen: dict = {"prev": None, "at_one": None, "at_beta": None}
 
     def evaluate(b: np.ndarray) -> tuple:
+        first, prev, beta = seen["prev"] is None, seen["prev"], float(b[0])
         # NLL'(0) and the NLL at T = 1 are needed once, from the first pass.
-        want_one = first[0] and not at_one and nll_before
-        out = _softmax_values(z, y, b[0], first[0], want_one, unit)
-        first[0] = False
-        return out
+        fp = z.softmax_pass(
+            y, beta, unit, with_g0=first, nll_at_one=first and not at_one and nll_before,
+            metrics_at_one=first and summary_bins is not None,
+            metrics_at_beta=(summary_bins is not None and not first
+                             and abs(beta - prev) <= FUSE_RTOL * beta),
+            n_bins=summary_bins or 15)
+        seen["prev"] = beta
+        if fp.at_one is not None:
+            seen["at_one"] = fp.at_one
+        if fp.at_beta is not None:
+            seen["at_beta"] = (beta, fp.at_beta)
+        st = fp.stats
+        out = (st.nll, st.gradient, st.curvature, st.gradient_at_zero)
+        return out + (st.nll_at_one,) if st.nll_at_one is not None else out
 
-    res = newton(evaluate, 1, beta0, cap, separable, final_step=True)
+    res = newton(evaluate, 1, beta0, cap, separable, final_step=True,
+                 snap=lambda b: _round_trip(b, unit))
     if not res.converged:
         _warn_not_converged(name, res, unit)
     before = float(res.nll_at_one[0]) if nll_before or at_one else None
+    fused = seen["at_beta"]
     return TemperatureResult(
         temperature=float(unit / res.beta[0]), nll_before=before, nll_after=float(res.nll[0]),
         status="capped" if res.capped[0] else "fitted", n_passes=res.passes,
-        converged=res.converged, gradient=float(res.gradient[0]))
+        converged=res.converged, gradient=float(res.gradient[0]), at_one=seen["at_one"],
+        at_t=fused[1] if fused is not None and fused[0] == res.beta[0] else None)
+
+
+def _round_trip(beta: np.ndarray, unit: float) -> np.ndarray:
+    """beta moved (by at most an ulp) so that T = unit / beta gives 1 / T =
+    beta / unit back exactly: a pass at beta is then a pass at T."""
+    return unit * (1.0 / (1.0 / (np.asarray(beta) / unit)))
 
 
 def _softmax_values(z: Backend, y: np.ndarray, beta: float, with_g0: bool,
@@ -401,14 +444,17 @@ def _name_class(exc: WorseThanChance, classes: list | None = None) -> CalibrateE
 
 
 def fit_temperature(logits: Any, labels: Any, task: str, name: str = "scores",
-                    classes: list | None = None, nll_before: bool = True) -> TemperatureResult:
+                    classes: list | None = None, nll_before: bool = True,
+                    summary_bins: int | None = None) -> TemperatureResult:
     """Dispatch on the task: softmax for multiclass, sigmoid otherwise.
 
-    ``name`` and ``classes`` are how a refusal names the input and a class.
+    ``name`` and ``classes`` are how a refusal names the input and a class;
+    ``summary_bins`` see :func:`fit_softmax_temperature`.
     """
     try:
         if task == "multiclass":
-            return fit_softmax_temperature(logits, labels, nll_before, name=name)
+            return fit_softmax_temperature(logits, labels, nll_before, name=name,
+                                           summary_bins=summary_bins)
         return fit_sigmoid_temperature(logits, labels, classes=classes, name=name)
     except CalibrateError as exc:
         msg = str(exc)

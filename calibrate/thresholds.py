@@ -23,6 +23,7 @@ a thousand classes cost about what one search over all rows does.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -237,6 +238,16 @@ def search_sorted(bounds: np.ndarray, s: np.ndarray, correct: np.ndarray,
     return out  # type: ignore[return-value]
 
 
+def _elementwise(fn: Any, *arrays: np.ndarray) -> np.ndarray:
+    """``fn`` of aligned arrays, value by value, computed in chunks on the
+    thread pool (the incomplete beta function dominates a search over many
+    classes; scipy's ufuncs release the GIL)."""
+    from .backends.local import row_slices, run_chunks
+
+    parts = run_chunks(fn, arrays, row_slices(len(arrays[0]), 8192))
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
 def _segment_first(mask: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
     """Per segment [start, stop): the first index where ``mask`` holds, else stop."""
     idx = np.where(mask, np.arange(mask.size), mask.size)
@@ -270,10 +281,10 @@ def _choose_small(groups: np.ndarray, cb: np.ndarray, n: np.ndarray, k: np.ndarr
         want = np.minimum(start_predictions, total)
         start = _segment_first(nn >= want[seg], starts, stops)
     else:
-        lb = guarantee.expected_lower_bound(e[sel], nn)
+        lb = _elementwise(guarantee.expected_lower_bound, e[sel], nn)
         best = np.maximum.reduceat(lb, starts)
         start = _segment_first(lb == best[seg], starts, stops)
-    fail = guarantee.p_values(kk, nn, precision) > a
+    fail = _elementwise(lambda k, n: guarantee.p_values(k, n, precision), kk, nn) > a
     first_fail = _segment_first(fail & (local >= start[seg]), starts, stops)
     status[(status == "ok") & (first_fail == start)] = "uncertified"
     return sel[np.maximum(first_fail - 1, 0)], status

@@ -27,10 +27,11 @@ import numpy as np
 
 from ..errors import invalid
 from ..rows import RowSource
-from .base import Backend, Progress, RowStats, SigmoidStats, SoftmaxPass, SoftmaxStats
+from .base import (Backend, FusedPass, Progress, RowStats, SigmoidStats, SoftmaxPass,
+                   SoftmaxStats)
 from .local import LocalBackend
 
-__all__ = ["Backend", "LocalBackend", "Progress", "RowStats", "SigmoidStats", "SoftmaxPass",
+__all__ = ["Backend", "FusedPass", "LocalBackend", "Progress", "RowStats", "SigmoidStats", "SoftmaxPass",
            "SoftmaxStats", "as_backend", "as_array", "DEVICE_TYPES"]
 
 #: Tensors on these device types stay there (torch kernels); other tensors are

@@ -77,10 +77,11 @@ class SigmoidStats:
 @dataclass(frozen=True)
 class SoftmaxPass:
     """The summary metrics' pass over multiclass logits at one temperature
-    (:func:`calibrate.kernels.softmax_metrics`): per row the argmax ``k``, its
-    probability ``conf`` and log-probability ``logp``, ``py`` = p_y and
-    ``sq`` = sum_k p_k^2; per class ``colsum`` = sum_i p_ik; and the entries
-    above the first classwise bin, as classes ``hi_cls`` and values ``hi_p``."""
+    (:class:`calibrate.kernels.MetricParts` of every block): per row the argmax
+    ``k``, its probability ``conf`` and (when asked) log-probability ``logp``,
+    ``py`` = p_y and ``sq`` = sum_k p_k^2; per class ``colsum`` = sum_i p_ik;
+    and the entries above the first classwise bin, as classes ``hi_cls`` and
+    values ``hi_p``."""
     k: np.ndarray
     conf: np.ndarray
     py: np.ndarray
@@ -88,10 +89,33 @@ class SoftmaxPass:
     colsum: np.ndarray
     hi_cls: np.ndarray
     hi_p: np.ndarray
-    logp: np.ndarray
+    logp: np.ndarray | None
+
+    @classmethod
+    def of(cls, parts: list) -> SoftmaxPass:
+        """Blocks' :class:`~calibrate.kernels.MetricParts`, in row order, as one."""
+        def cat(name: str) -> np.ndarray:
+            return np.concatenate([getattr(q, name) for q in parts])
+        return cls(k=cat("k"), conf=cat("conf"), py=cat("py"), sq=cat("sq"),
+                   colsum=np.sum([q.colsum for q in parts], axis=0), hi_cls=cat("hi_cls"),
+                   hi_p=cat("hi_p"), logp=None if parts[0].logp is None else cat("logp"))
 
     def to_dict(self) -> dict:
-        return {k: np.asarray(v).tolist() for k, v in self.__dict__.items()}
+        return {k: (None if v is None else np.asarray(v).tolist())
+                for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class FusedPass:
+    """One pass that served the temperature and the summary: ``stats`` at the
+    pass's beta, and the metrics' pass at T = 1 and at that beta when asked."""
+    stats: SoftmaxStats
+    at_one: SoftmaxPass | None = None
+    at_beta: SoftmaxPass | None = None
+
+    def to_dict(self) -> dict:
+        return {"stats": self.stats.to_dict(), "at_one": self.at_one is not None,
+                "at_beta": self.at_beta is not None}
 
 
 class Backend:
@@ -215,10 +239,24 @@ class Backend:
     def softmax_stats(self, y: np.ndarray, beta: float, with_g0: bool = True,
                       nll_at_one: bool = False, unit: float = 1.0) -> SoftmaxStats:
         """Softmax temperature statistics of logits / ``unit`` (a power of two)."""
-        sums = self.sum_rows(kernels.softmax_stats, y,
-                             args=(float(beta), with_g0, nll_at_one, float(unit)),
-                             label="temperature pass")
-        return SoftmaxStats(*(float(v) / self.n_rows for v in sums))
+        return self.softmax_pass(y, beta, unit, with_g0, nll_at_one).stats
+
+    def softmax_pass(self, y: np.ndarray, beta: float, unit: float = 1.0, with_g0: bool = True,
+                     nll_at_one: bool = False, metrics_at_one: bool = False,
+                     metrics_at_beta: bool = False, n_bins: int = 15) -> FusedPass:
+        """One pass: temperature statistics at ``beta`` and, from the same
+        exponentials, the metrics' passes at T = 1 and at T = unit / beta
+        (:func:`calibrate.kernels.softmax_pass`)."""
+        parts = self.map(kernels.softmax_pass, y,
+                         args=(float(beta), float(unit), with_g0, nll_at_one, metrics_at_one,
+                               metrics_at_beta, n_bins), label="temperature pass")
+        rows = np.concatenate([q.stats for q in parts], axis=1)
+        # each statistic summed once over all its rows: independent of the blocks
+        stats = SoftmaxStats(*(float(np.sum(r)) / self.n_rows for r in rows))
+        return FusedPass(
+            stats,
+            SoftmaxPass.of([q.at_one for q in parts]) if metrics_at_one else None,
+            SoftmaxPass.of([q.at_beta for q in parts]) if metrics_at_beta else None)
 
     def sigmoid_stats(self, y: np.ndarray, beta: np.ndarray, unit: Any = 1.0) -> SigmoidStats:
         """(N, C) logits / ``unit`` (powers of two per column) against (N, C) labels
@@ -234,13 +272,13 @@ class Backend:
         k, logp = self.concat(kernels.top_scores, args=(float(temperature),), label="scoring")
         return k, logp
 
-    def softmax_metrics(self, y: np.ndarray, temperature: float, n_bins: int) -> SoftmaxPass:
-        parts = self.map(kernels.softmax_metrics, y, args=(float(temperature), n_bins),
-                         label="metrics")
-        cat = [np.concatenate([q[i] for q in parts]) for i in range(8)]
-        colsum = np.sum([q[4] for q in parts], axis=0)
-        return SoftmaxPass(k=cat[0], conf=cat[1], py=cat[2], sq=cat[3], colsum=colsum,
-                           hi_cls=cat[5], hi_p=cat[6], logp=cat[7])
+    def softmax_metrics(self, y: np.ndarray, temperature: float, n_bins: int,
+                        scores: bool = True) -> SoftmaxPass:
+        """The summary metrics' pass at ``temperature`` (with the decision scores
+        when ``scores``)."""
+        return SoftmaxPass.of(self.map(kernels.softmax_metrics, y,
+                                       args=(float(temperature), n_bins, scores),
+                                       label="metrics"))
 
     # -- apply, a block at a time ------------------------------------------------------
     def iter_map(self, kernel: Callable, *args: Any, max_elements: int,

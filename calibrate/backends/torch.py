@@ -23,7 +23,8 @@ import torch
 
 from .. import kernels
 from . import torch_kernels as tk
-from .base import Backend, Progress, RowStats, SigmoidStats, SoftmaxPass, SoftmaxStats
+from .base import (Backend, FusedPass, Progress, RowStats, SigmoidStats, SoftmaxPass,
+                   SoftmaxStats)
 from .local import chunk_rows, row_slices, run_chunks, sample_rows
 
 #: Elements per chunk on the device: about 64 MiB of float32 per temporary.
@@ -118,8 +119,18 @@ class TorchBackend(Backend):
         inv = torch.as_tensor(1.0 / np.asarray(unit, dtype=np.float64), device=self.device)
         return z * inv.to(z.dtype)     # a power of two: exact
 
-    def softmax_stats(self, y: np.ndarray, beta: float, with_g0: bool = True,
-                      nll_at_one: bool = False, unit: float = 1.0) -> SoftmaxStats:
+    def softmax_pass(self, y: np.ndarray, beta: float, unit: float = 1.0, with_g0: bool = True,
+                     nll_at_one: bool = False, metrics_at_one: bool = False,
+                     metrics_at_beta: bool = False, n_bins: int = 15) -> FusedPass:
+        # the statistics on the device; the metrics from CPU copies (not fused)
+        stats = self._softmax_stats(y, beta, with_g0, nll_at_one, unit)
+        return FusedPass(
+            stats,
+            self.softmax_metrics(y, 1.0, n_bins, scores=False) if metrics_at_one else None,
+            self.softmax_metrics(y, unit / beta, n_bins) if metrics_at_beta else None)
+
+    def _softmax_stats(self, y: np.ndarray, beta: float, with_g0: bool, nll_at_one: bool,
+                       unit: float) -> SoftmaxStats:
         yt = self._labels(y, torch.int64)
         acc = torch.zeros(5, dtype=_F64, device=self.device)
         for s in self._slices():
@@ -152,9 +163,12 @@ class TorchBackend(Backend):
             lps.append(lp)
         return torch.cat(ks).cpu().numpy(), torch.cat(lps).cpu().numpy()
 
-    def softmax_metrics(self, y: np.ndarray, temperature: float, n_bins: int) -> SoftmaxPass:
+    def softmax_metrics(self, y: np.ndarray, temperature: float, n_bins: int,
+                        scores: bool = True) -> SoftmaxPass:
         # the metrics from CPU copies, the decision scores from the device
-        sp = super().softmax_metrics(y, temperature, n_bins)
+        sp = super().softmax_metrics(y, temperature, n_bins, scores=False)
+        if not scores:
+            return sp
         k, logp = self.top_scores(temperature)
         return dataclasses.replace(sp, k=k, logp=logp)
 
