@@ -131,7 +131,9 @@ def test_progress_sees_every_chunk(data, monkeypatch):
 
     monkeypatch.setattr(local, "TARGET_ELEMENTS", 20 * 500)
     calibrate.fit(z, y, progress=hook)
-    assert "temperature pass" in seen and "metrics" in seen
+    # the summary's metrics ride on the temperature passes (fused), or have their own
+    assert "temperature pass" in seen and set(seen) <= {"checking scores", "temperature pass",
+                                                       "metrics", "scoring"}
     assert all(done == total > 0 for done, total in seen.values())
 
 
