@@ -1,5 +1,7 @@
 """Small pure helpers shared by the family modules."""
 
+import sys
+
 import numpy as np
 
 from ..errors import CalibrateError
@@ -84,3 +86,28 @@ def col_sums(m):
             out[0] += m[2 * h]
         m = out
     return m.sum(axis=0, dtype=np.float64)
+
+
+class ChunkMethods:
+    """A fitted family's pure chunk functions as its methods: ``f.top(z)`` is
+    ``top(f, z)`` of the module that defines ``f``'s class (multiclass
+    families have probabilities, log_probabilities, top; sigmoid ones
+    probabilities, log_odds, scores)."""
+
+    def _call(self, name, z):
+        return getattr(sys.modules[type(self).__module__], name)(self, z)
+
+    def probabilities(self, z):
+        return self._call("probabilities", z)
+
+    def log_probabilities(self, z):
+        return self._call("log_probabilities", z)
+
+    def top(self, z):
+        return self._call("top", z)
+
+    def log_odds(self, z):
+        return self._call("log_odds", z)
+
+    def scores(self, z):
+        return self._call("scores", z)

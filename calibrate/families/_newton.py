@@ -117,3 +117,16 @@ def newton(evaluate, x0, lower=None, upper=None, rtol=1e-10, final=1e-5,
         converged |= finish
         x = np.where((good & ~finish)[:, None], new, x)
     return x_acc, f_acc, g_acc, passes, converged, at_bound
+
+
+def two_params(f, ga, gb, haa, hab, hbb, pooled=False):
+    """The (f, g, H) that :func:`newton` takes, from per-problem arrays of the
+    value, the two gradient and the three Hessian entries; ``pooled`` sums
+    them into one problem (one pair of parameters shared by all)."""
+    parts = (f, ga, gb, haa, hab, hbb)
+    if pooled:
+        parts = tuple(np.atleast_1d(np.sum(v)) for v in parts)
+    f, ga, gb, haa, hab, hbb = (np.atleast_1d(v) for v in parts)
+    g = np.stack([ga, gb], axis=1)
+    h = np.stack([np.stack([haa, hab], 1), np.stack([hab, hbb], 1)], 1)
+    return f, g, h

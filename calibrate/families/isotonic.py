@@ -33,7 +33,7 @@ from . import _common
 
 
 @dataclass(frozen=True)
-class Isotonic:
+class Isotonic(_common.ChunkMethods):
     """Fitted isotonic maps: per label the knots (block centres), the block
     values and the clip bounds."""
     method: ClassVar[str] = "isotonic"
@@ -42,15 +42,6 @@ class Isotonic:
     values: tuple         # per label: the block values at those knots
     lo: tuple             # per label: the clip bounds 0.5 / n, 1 - 0.5 / n
     hi: tuple
-
-    def probabilities(self, z):
-        return probabilities(self, z)
-
-    def log_odds(self, z):
-        return log_odds(self, z)
-
-    def scores(self, z):
-        return scores(self, z)
 
 
 def blocks(z, y):

@@ -34,7 +34,7 @@ import numpy as np
 
 from .. import temperature as _temperature
 from . import _common
-from ._newton import newton
+from ._newton import newton, two_params
 from ._passes import float_dtype, scratch, total
 
 #: Starting weight of the uniform component.
@@ -43,7 +43,7 @@ _BETA_MIN = 1e-12     # beta = 1/T kept positive
 
 
 @dataclass(frozen=True)
-class Mix:
+class Mix(_common.ChunkMethods):
     """Fitted mixture: temperature T and uniform weight w."""
     method: ClassVar[str] = "mix"
     task: str
@@ -52,15 +52,6 @@ class Mix:
     nll: float
     n_passes: int
     converged: bool
-
-    def log_probabilities(self, z):
-        return log_probabilities(self, z)
-
-    def probabilities(self, z):
-        return probabilities(self, z)
-
-    def top(self, z):
-        return top(self, z)
 
 
 def _row_terms(zc, yc, beta):
@@ -99,10 +90,8 @@ def _evaluate(z, y):
     n = z.shape[0]
 
     def evaluate(x):
-        f, gb, gw, hbb, hbw, hww = (v / n for v in total(_kernel, z, y, x[0, 0], x[0, 1],
-                                                         label="mixture pass"))
-        return (np.array([f]), np.array([[gb, gw]]),
-                np.array([[[hbb, hbw], [hbw, hww]]]))
+        return two_params(*(v / n for v in total(_kernel, z, y, x[0, 0], x[0, 1],
+                                                 label="mixture pass")))
     return evaluate
 
 

@@ -27,12 +27,12 @@ from scipy import special
 
 from .. import temperature as _temperature
 from . import _common
-from ._newton import newton
+from ._newton import newton, two_params
 from ._passes import scratch, total
 
 
 @dataclass(frozen=True)
-class OvrPlatt:
+class OvrPlatt(_common.ChunkMethods):
     """Fitted one-vs-rest Platt scaling: (a_k, b_k) per class."""
     method: ClassVar[str] = "ovr-platt"
     task: str
@@ -42,15 +42,6 @@ class OvrPlatt:
     n_passes: int
     converged: bool
     shared: tuple | None = None
-
-    def log_probabilities(self, z):
-        return log_probabilities(self, z)
-
-    def probabilities(self, z):
-        return probabilities(self, z)
-
-    def top(self, z):
-        return top(self, z)
 
 
 def _logits(zc, a, b):
@@ -107,14 +98,9 @@ def _evaluate(z, y, own, rest):
         else:
             a, b = rest[:, 0].copy(), rest[:, 1].copy()
             a[own], b[own] = p[:, 0], p[:, 1]
-        f, ga, gb, haa, hab, hbb = (v / n for v in total(_kernel, z, y, a, b,
-                                                         label="one-vs-rest Platt pass"))
-        sums = (f, ga, gb, haa, hab, hbb)
-        f, ga, gb, haa, hab, hbb = ((np.atleast_1d(v.sum()) for v in sums) if own is None
-                                    else (v[own] for v in sums))
-        g = np.stack([ga, gb], axis=1)
-        h = np.stack([np.stack([haa, hab], 1), np.stack([hab, hbb], 1)], 1)
-        return f, g, h
+        sums = [v / n for v in total(_kernel, z, y, a, b, label="one-vs-rest Platt pass")]
+        return two_params(*(sums if own is None else [v[own] for v in sums]),
+                          pooled=own is None)
     return evaluate
 
 

@@ -30,12 +30,12 @@ from scipy import special
 
 from .. import temperature as _temperature
 from . import _common
-from ._newton import newton
+from ._newton import newton, two_params
 from ._passes import total
 
 
 @dataclass(frozen=True)
-class Platt:
+class Platt(_common.ChunkMethods):
     """Fitted Platt scaling: one (a, b) per label (one for binary)."""
     method: ClassVar[str] = "platt"
     task: str
@@ -46,15 +46,6 @@ class Platt:
     n_passes: int
     converged: bool
     shared: tuple | None = None   # the pooled (a, b), when fitted
-
-    def log_odds(self, z):
-        return log_odds(self, z)
-
-    def probabilities(self, z):
-        return probabilities(self, z)
-
-    def scores(self, z):
-        return scores(self, z)
 
 
 def _stats(zc, yc, a, b):
@@ -75,12 +66,7 @@ def _evaluate(z, y, pooled=False):
 
     def evaluate(x):
         a, b = (np.full(c, x[0, 0]), np.full(c, x[0, 1])) if pooled else (x[:, 0], x[:, 1])
-        f, ga, gb, haa, hab, hbb = (v / n for v in total(_stats, z, y, a, b))
-        if pooled:
-            f, ga, gb, haa, hab, hbb = (np.atleast_1d(v.sum()) for v in (f, ga, gb, haa, hab, hbb))
-        g = np.stack([ga, gb], axis=1)
-        h = np.stack([np.stack([haa, hab], 1), np.stack([hab, hbb], 1)], 1)
-        return f, g, h
+        return two_params(*(v / n for v in total(_stats, z, y, a, b)), pooled=pooled)
     return evaluate
 
 

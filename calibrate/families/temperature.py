@@ -16,7 +16,7 @@ from . import _common
 
 
 @dataclass(frozen=True)
-class Temperature:
+class Temperature(_common.ChunkMethods):
     """Fitted temperature(s): one T (multiclass, binary) or one per label."""
     method: ClassVar[str] = "temperature"
     task: str
@@ -28,21 +28,6 @@ class Temperature:
     @property
     def beta(self):
         return 1.0 / np.asarray(self.temperature)
-
-    def probabilities(self, z):
-        return probabilities(self, z)
-
-    def log_probabilities(self, z):
-        return log_probabilities(self, z)
-
-    def log_odds(self, z):
-        return log_odds(self, z)
-
-    def top(self, z):
-        return top(self, z)
-
-    def scores(self, z):
-        return scores(self, z)
 
 
 def fit(z, y, task, classes=None):

@@ -60,7 +60,7 @@ _F_NOISE = 1e-12
 
 
 @dataclass(frozen=True)
-class Vector:
+class Vector(_common.ChunkMethods):
     """Fitted vector scaling: per-class scales a and offsets b."""
     method: ClassVar[str] = "vector"
     task: str
@@ -71,15 +71,6 @@ class Vector:
     objective: float        # J at the optimum
     n_passes: int
     converged: bool
-
-    def log_probabilities(self, z):
-        return log_probabilities(self, z)
-
-    def probabilities(self, z):
-        return probabilities(self, z)
-
-    def top(self, z):
-        return top(self, z)
 
 
 def _logits(zc, a, b, slot=0):
