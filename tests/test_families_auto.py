@@ -57,16 +57,20 @@ def test_paired_se_and_the_one_se_rule():
     assert crossval.choose(nll, "one-se")[0] == "simple"     # 0.001 is within noise
     nll["simple"] = base + 0.05
     assert crossval.choose(nll, "one-se")[0] == "rich"
+    nll["simple"] = base * (1 + 5e-6)                    # within 1e-5 relative: a tie
+    assert crossval.choose(nll)[0] == "simple"
 
 
-def test_auto_picks_temperature_on_pure_temperature_data():
-    z, y = make_multiclass(seed=1, n=3000)
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_auto_picks_temperature_on_pure_temperature_data(seed):
+    z, y = make_multiclass(seed=seed, n=3000)
     r = families.auto(z, y, "multiclass")
     assert r.choice == "temperature" and r.fitted.method == "temperature"
     assert [s.method for s in r.scores] == list(families.MULTICLASS)
     assert all(s.cv_nll is not None and 0 <= s.cv_ece < 1 for s in r.scores)
     assert r.fitted == families.fit("temperature", z, y, "multiclass")
-    z, y = make_binary(seed=1, n=3000)
+    # (binary: platt, one parameter more, wins about 1 draw in 4 by noise)
+    z, y = make_binary(seed=seed, n=3000)
     assert families.auto(z, y, "binary").choice == "temperature"
 
 

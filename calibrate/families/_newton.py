@@ -45,6 +45,18 @@ def _step(g, h, free):
     return np.where(free, np.einsum("mij,mj->mi", vec, coef), 0.0)
 
 
+def _into_box(x, step, lo, hi):
+    """x - step, the step shortened to reach the box's edge when it would
+    leave it (the direction stays Newton's, a descent direction; clipping
+    coordinates would not), landing exactly on the bound it meets."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = np.where(step > 0, (x - lo) / step, np.where(step < 0, (x - hi) / step, np.inf))
+    alpha = np.minimum(1.0, room.min(axis=1))
+    new = np.clip(x - alpha[:, None] * step, lo, hi)
+    edge = (room <= alpha[:, None]) & (alpha[:, None] < 1.0)
+    return np.where(edge, np.where(step > 0, lo, hi), new)
+
+
 def newton(evaluate, x0, lower=None, upper=None, rtol=1e-10, final=1e-5,
            max_passes=_MAX_PASSES):
     """Minimise m independent objectives of d parameters by damped Newton.
@@ -94,15 +106,7 @@ def newton(evaluate, x0, lower=None, upper=None, rtol=1e-10, final=1e-5,
             continue
         held = ((x_acc <= lo) & (g > 0)) | ((x_acc >= hi) & (g < 0))
         step = _step(g, h, ~held)
-        # A step leaving the box is shortened to reach its edge (the direction
-        # stays Newton's, a descent direction; clipping coordinates would not).
-        with np.errstate(divide="ignore", invalid="ignore"):
-            room = np.where(step > 0, (x_acc - lo) / step, np.where(step < 0, (x_acc - hi) / step,
-                                                                   np.inf))
-        alpha = np.minimum(1.0, room.min(axis=1))
-        new = np.clip(x_acc - alpha[:, None] * step, lo, hi)
-        edge = (room <= alpha[:, None]) & (alpha[:, None] < 1.0)
-        new = np.where(edge, np.where(step > 0, lo, hi), new)
+        new = _into_box(x_acc, step, lo, hi)
         moved = np.abs(new - x_acc)
         small = np.all(moved <= rtol * _scale(x_acc), axis=1)
         last = np.all(moved <= final * _scale(x_acc), axis=1) & ~small

@@ -8,15 +8,21 @@ and its CV ECE the 15-bin equal-width ECE of the pooled out-of-fold
 scoring rule, decides; the ECE is reported beside it (the prototype found
 that rules weighing ECE in the choice gave up NLL and gained no ECE).
 
-The choice (``rule="one-se"``, the default): the simplest family (families
-are listed simplest first) whose CV NLL is within one standard error of the
-lowest, the standard error being that of the paired out-of-fold difference
-to the lowest (rows, or whole groups, as the units: a cluster-robust
-standard error).  This is the one-standard-error rule of Breiman et al.
-(Classification and Regression Trees, 1984; Hastie, Tibshirani & Friedman,
-Elements of Statistical Learning, 7.10): on data that one temperature
-calibrates exactly, the plain lowest CV NLL (``rule="lowest"``) picks a
-richer family (mix, platt, isotonic) in 15-30% of draws by noise alone.
+The choice (``rule="lowest"``, the default): the lowest CV NLL, CV NLLs
+within 1e-5 relative counting as ties won by the simpler family (families
+are listed simplest first).  The fits are exact to about that, and the
+mixture gains less than that on data that one temperature calibrates
+exactly: without the tie it won 9 of 20 such draws of 3000 rows, with a
+weight too small to move a held-out NLL by 1e-5.  Platt still wins 5 of 20
+pure-temperature binary draws (held-out cost ~0.0003), by noise.
+``rule="one-se"`` takes instead the simplest family within one standard
+error of the lowest (the one-standard-error rule of Breiman et al.,
+Classification and Regression Trees, 1984; Hastie, Tibshirani & Friedman,
+Elements of Statistical Learning, 7.10), the standard error being that of
+the paired out-of-fold difference (rows, or whole groups, as units:
+cluster-robust).  It keeps the temperature on such data, but on the real
+IMDB set it also kept the temperature where isotonic was better held out
+(ECE 1.6% against 0.8%).
 The winner is refitted on all rows.
 
 Folds are a function of the row count, the groups and the seed alone, never
@@ -48,9 +54,9 @@ SCREEN_ELEMENTS = 2_000_000
 #: The split-half z-score that counts as per-class signal.
 SIGNAL_Z = 3.0
 N_FOLDS = 5
-RULES = ("one-se", "lowest")
+RULES = ("lowest", "one-se")
 PER_CLASS = ("ovr-platt", "vector")
-_TIE = 1e-9
+_TIE = 1e-5
 
 
 @dataclass(frozen=True)
@@ -157,16 +163,15 @@ def paired_se(d, units=None):
     return float(np.sqrt(u / (u - 1) * np.sum(resid * resid)) / n)
 
 
-def choose(nll, rule="one-se", units=None):
+def choose(nll, rule="lowest", units=None):
     """The winning family from out-of-fold per-row NLLs ``nll`` (a dict,
     simplest family first).  Returns ``(choice, se)``: se maps each family to
     the standard error of its paired difference to the lowest.  Differences
-    below ``_TIE`` relative are ties (a mixture fitted at w = 0 is the
-    temperature fit, up to rounding), won by the simpler family."""
+    below ``_TIE`` relative are ties, won by the simpler family."""
     mean = {m: float(np.mean(v)) for m, v in nll.items()}
     best = min(nll, key=mean.get)
     se = {m: paired_se(nll[m] - nll[best], units) for m in nll}
-    slack = _TIE * (1.0 + abs(mean[best]))
+    slack = _TIE * abs(mean[best])
     for m in nll:
         if mean[m] - mean[best] <= slack + (se[m] if rule == "one-se" else 0.0):
             return m, se
@@ -204,32 +209,12 @@ def _cross_validate(method, z, y, folds, task, temps, classes, options):
     return nll, np.concatenate(conf), np.concatenate(outcome), fits
 
 
-def auto(z, y, task, groups=None, methods=None, n_folds=N_FOLDS, seed=0, rule="one-se",
-         max_cv_elements=CV_ELEMENTS, classes=None, **options):
-    """Choose a family by K-fold cross-validated NLL and refit it on all rows.
-
-    ``z``: logits ((N, C) multiclass or multilabel, (N,) binary; numpy, a
-    row source or a dask array); ``y``: labels; ``groups``: one id per row,
-    or None; ``methods``: the families to compare (default: all for the
-    task, simplest first); ``rule``: "one-se" or "lowest" (see the module).
-    Returns an :class:`AutoResult`.
-    """
-    from . import check_method, fit, methods as task_methods
-    names = task_methods(task) if methods is None else tuple(methods)
-    for m in names:
-        if m == "auto":
-            raise invalid("method", "a family name in auto's list", "'auto'")
-        check_method(m, task)
-    if rule not in RULES:
-        raise invalid("rule", "one of " + ", ".join(RULES), repr(rule))
-    n = z.shape[0]
-    n_cols = 1 if len(z.shape) == 1 else z.shape[1]
-    rows = cv_rows(n, n_cols, groups, seed, max_cv_elements)
-    zc, yc = take(z, rows), take(np.asarray(y), rows)
-    codes = _group_codes(groups, n)
-    units = None if codes is None else np.unique(codes[rows], return_inverse=True)[1]
-    folds = fold_ids(rows.size, n_folds, units, seed)
-    results, notes, fits, temps, signal = {}, {}, {}, None, None
+def _score_families(names, zc, yc, folds, task, seed, classes, options):
+    """Cross-validate each family: ``(results, notes, signal)``, results[m]
+    = (out-of-fold NLL, confidences, outcomes, fold fits, seconds), notes[m]
+    = (why it was not scored, seconds), signal = the split-half z or None."""
+    from . import fit
+    results, notes, temps, signal = {}, {}, None, None
     for m in names:
         t0 = time.perf_counter()
         if m in PER_CLASS and task == "multiclass" and zc.size > SCREEN_ELEMENTS:
@@ -251,9 +236,37 @@ def auto(z, y, task, groups=None, methods=None, n_folds=N_FOLDS, seed=0, rule="o
             temps = [f.temperature[0] for f in out[3]]
         if np.all(np.isfinite(out[0])):
             results[m] = out + (time.perf_counter() - t0,)
-            fits[m] = out[3]
         else:
             notes[m] = ("a non-finite out-of-fold NLL", time.perf_counter() - t0)
+    return results, notes, signal
+
+
+def auto(z, y, task, groups=None, methods=None, n_folds=N_FOLDS, seed=0, rule="lowest",
+         max_cv_elements=CV_ELEMENTS, classes=None, **options):
+    """Choose a family by K-fold cross-validated NLL and refit it on all rows.
+
+    ``z``: logits ((N, C) multiclass or multilabel, (N,) binary; numpy, a
+    row source or a dask array); ``y``: labels; ``groups``: one id per row,
+    or None; ``methods``: the families to compare (default: all for the
+    task, simplest first); ``rule``: "lowest" or "one-se" (see the module).
+    Returns an :class:`AutoResult`.
+    """
+    from . import check_method, fit, methods as task_methods
+    names = task_methods(task) if methods is None else tuple(methods)
+    for m in names:
+        if m == "auto":
+            raise invalid("method", "a family name in auto's list", "'auto'")
+        check_method(m, task)
+    if rule not in RULES:
+        raise invalid("rule", "one of " + ", ".join(RULES), repr(rule))
+    n = z.shape[0]
+    n_cols = 1 if len(z.shape) == 1 else z.shape[1]
+    rows = cv_rows(n, n_cols, groups, seed, max_cv_elements)
+    zc, yc = take(z, rows), take(np.asarray(y), rows)
+    codes = _group_codes(groups, n)
+    units = None if codes is None else np.unique(codes[rows], return_inverse=True)[1]
+    folds = fold_ids(rows.size, n_folds, units, seed)
+    results, notes, signal = _score_families(names, zc, yc, folds, task, seed, classes, options)
     if not results:
         raise invalid("method auto", "at least one family that fits every fold",
                       "; ".join(f"{m}: {note}" for m, (note, _) in notes.items()))
@@ -263,7 +276,7 @@ def auto(z, y, task, groups=None, methods=None, n_folds=N_FOLDS, seed=0, rule="o
                     se[m], results[m][4]) if m in results
         else FamilyScore(m, None, None, None, notes[m][1], notes[m][0]) for m in names)
     t0 = time.perf_counter()
-    starts = [_warm(f) for f in fits[choice]]
+    starts = [_warm(f) for f in results[choice][3]]
     init = None if starts[0] is None else np.mean(starts, axis=0)
     temperature = None
     if task == "multiclass" and choice != "temperature":

@@ -15,8 +15,9 @@ sigmoid(x_k) of a log-probability is at most 1/2).  Classes with fewer than
 ``temperature.MIN_CLASS_COUNT`` positives or negatives share one (a, b)
 fitted on all classes pooled (status "shared").  a_k is kept in
 [0, 1 / T_MIN]: "capped" at the top (separable), "flat" at 0 (a class whose
-logits do not favour it: its probability no longer depends on them).  The renormalised p is not the
-objective: each class's fit is its own binary likelihood, as in scikit-learn.
+logits do not favour it: its probability no longer depends on them).  The
+renormalised p is not the objective: each class's fit is its own binary
+likelihood, as in scikit-learn.
 """
 
 from dataclasses import dataclass

@@ -44,7 +44,7 @@ import numpy as np
 
 from .. import temperature as _temperature
 from . import _common
-from ._passes import float_dtype, scratch, take, total
+from ._passes import scratch, take, total
 
 #: Default L2 penalty lam (per mean-NLL unit).
 PENALTY = 1e-3
@@ -213,7 +213,8 @@ def fit(z, y, temperature=None, penalty=PENALTY, init=None, hessian_rows=HESSIAN
 
     ``temperature``: the T of the penalty's centre 1/T (fitted here when
     None).  ``init``: a starting (a, b) as a (2, C) array (default (1/T, 0)).
-    Returns a :class:`Vector` whose (a, b) minimise J to ~1e-9 relative.
+    Returns a :class:`Vector`; (a, b) minimise J to ~1e-7 relative (float32
+    logits: to their gradient's rounding, about as close).
     """
     y = np.asarray(y, dtype=np.int64)
     passes = 0
@@ -252,19 +253,6 @@ def fit(z, y, temperature=None, penalty=PENALTY, init=None, hessian_rows=HESSIAN
     return Vector(task="multiclass", a=_common.tup(theta[0]), b=_common.tup(theta[1]),
                   temperature=float(temperature), penalty=float(penalty), objective=float(f),
                   n_passes=passes + prob.passes, converged=converged)
-
-
-def one_step(z, y, temperature, penalty=PENALTY):
-    """(a, b) after one per-class Newton step from (1/T, 0): each class's
-    2 x 2 diagonal block of the Hessian, the cross-class terms left out.
-    One pass; a cheap first look at what per-class parameters gain (see
-    :func:`calibrate.families.crossval.auto`'s screen)."""
-    y = np.asarray(y, dtype=np.int64)
-    a0 = 1.0 / float(temperature)
-    prob = _Problem(z, y, a0, float(penalty), hessian_rows=z.shape[0])
-    theta = np.stack([np.full(z.shape[1], a0), np.zeros(z.shape[1])])
-    _, g, blocks = prob.gradient(*theta)
-    return theta - _precondition(blocks, g)
 
 
 def split_half_signal(z, y, temperature, seed=0):
