@@ -163,3 +163,14 @@ def test_npy_rows_in_tiny_chunks_give_the_same_fit(tmp_path, monkeypatch, method
     for name in ("temperature", "weight", "a", "b"):
         if hasattr(a, name):
             np.testing.assert_allclose(getattr(b, name), getattr(a, name), rtol=rtol, atol=rtol)
+
+
+def test_dask_array_gives_the_same_auto():
+    da = pytest.importorskip("dask.array")
+    z, y = make_multiclass(seed=5, n=1200, c=5, dtype=np.float64)
+    a = families.auto(z, y, "multiclass", max_cv_elements=5 * 600)
+    b = families.auto(da.from_array(z, chunks=(250, 5)), y, "multiclass",
+                      max_cv_elements=5 * 600)
+    assert a.choice == b.choice and a.cv_rows == b.cv_rows == 600
+    assert [s.cv_nll for s in a.scores] == pytest.approx([s.cv_nll for s in b.scores], rel=1e-12)
+    np.testing.assert_allclose(b.fitted.temperature, a.fitted.temperature, rtol=1e-9)
