@@ -10,8 +10,9 @@ Each class's (a_k, b_k) minimises its binary NLL
 
 convex in (a_k, b_k); one pass gives every class's gradient and 2 x 2
 Hessian, so all classes take their Newton steps together (:mod:`._newton`),
-from (1/T, 0) with T the temperature fit (from (1, 0) Newton can diverge:
-sigmoid(x_k) of a log-probability is at most 1/2).  Classes with fewer than
+from (1/T, 0) with T the temperature fit, where the classes start near their
+optimum (an undamped Newton from (1, 0) diverged in a prototype: sigmoid of
+a log-probability is at most 1/2).  Classes with fewer than
 ``temperature.MIN_CLASS_COUNT`` positives or negatives share one (a, b)
 fitted on all classes pooled (status "shared").  a_k is kept in
 [0, 1 / T_MIN]: "capped" at the top (separable), "flat" at 0 (a class whose
