@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from scipy import special
 
-from calibrate import _chunks, families
+from calibrate import families
+from calibrate.backends import local
 from calibrate.errors import CalibrateError
 from calibrate.families import crossval
 from calibrate.rows import NpyRows
@@ -126,13 +127,14 @@ def test_per_class_screen_skips_them_without_per_class_signal(monkeypatch):
 
 def chunked(monkeypatch, rows):
     """Make every pass use ``rows``-row chunks, and count the chunks."""
-    monkeypatch.setattr(_chunks, "_TARGET_ELEMENTS", 1)   # (read at each call below)
-    monkeypatch.setattr(_chunks, "chunk_rows", lambda n_cols, target=None: rows)
+    monkeypatch.setattr(local, "chunk_rows", lambda n_cols, target_elements=None: rows)
     seen = [0]
+    run = local.run_chunks
 
-    def hook(label, n):
-        seen[0] += n
-    monkeypatch.setattr(_chunks, "progress_hook", hook)
+    def counting(kernel, arrays, slices, progress=None, label=None):
+        seen[0] += len(slices)
+        return run(kernel, arrays, slices, progress, label)
+    monkeypatch.setattr(local, "run_chunks", counting)
     return seen
 
 

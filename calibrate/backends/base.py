@@ -155,6 +155,17 @@ class Backend:
         """All values as one numpy array (for narrow arrays)."""
         raise NotImplementedError
 
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """The rows ``rows`` (sorted indices) as a numpy array, read a block at a
+        time so that memory holds one block and the result."""
+        parts, start = [], 0
+        for block in self.blocks(1 << 22):
+            lo, hi = np.searchsorted(rows, [start, start + len(block)])
+            if hi > lo:
+                parts.append(block[rows[lo:hi] - start])
+            start += len(block)
+        return np.concatenate(parts) if parts else self.sample(0)[:0]
+
     def mapped(self, fn: Callable, dtype: Any, row_shape: tuple[int, ...]) -> Backend:
         """A backend over ``fn(block)`` for every block (a row-wise function):
         computed now or lazily, as the backend finds cheaper."""

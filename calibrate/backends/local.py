@@ -134,6 +134,11 @@ class LocalBackend(Backend):
     def to_numpy(self) -> np.ndarray:
         return np.asarray(self.data[0:self.n_rows])
 
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        if isinstance(self.data, np.ndarray):
+            return self.data[rows]
+        return super().take(rows)
+
     def columns(self) -> Backend:
         if self.ndim == 1 and isinstance(self.data, np.ndarray):
             return LocalBackend(self.data.reshape(-1, 1), self.name, self.progress)

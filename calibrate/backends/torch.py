@@ -69,6 +69,10 @@ class TorchBackend(Backend):
     def to_numpy(self) -> np.ndarray:
         return self.tensor.cpu().numpy()
 
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        idx = torch.as_tensor(rows, device=self.device)
+        return self.tensor.index_select(0, idx).cpu().numpy()
+
     def mapped(self, fn: Callable, dtype: Any, row_shape: tuple[int, ...]) -> Backend:
         raise NotImplementedError("TorchBackend converts with its own kernels (logits)")
 
