@@ -156,7 +156,7 @@ def _sigmoid_scale(z: np.ndarray) -> np.ndarray:
 def newton(evaluate: Callable, n_params: int, beta0: Any = 1.0, beta_max: Any = 1.0 / T_MIN,
            separable: Callable | None = None, final_step: bool = False,
            done: np.ndarray | None = None, creep: bool = True,
-           max_passes: int = _MAX_PASSES, snap: Callable | None = None) -> NewtonResult:
+           max_passes: int | None = None, snap: Callable | None = None) -> NewtonResult:
     """Safeguarded Newton on a convex 1-D objective per parameter.
 
     ``evaluate(beta)`` returns per-parameter arrays (f, g, h, g0), and on its
@@ -187,7 +187,7 @@ def newton(evaluate: Callable, n_params: int, beta0: Any = 1.0, beta_max: Any = 
     g_last = np.zeros(n_params)
     g_prev = np.full(n_params, np.inf)  # gradient at the previous pass
     passes = 0
-    while passes < max_passes:
+    while passes < (max_passes or _MAX_PASSES):
         vals = [np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in evaluate(beta)]
         f, g, h, g0 = vals[:4]
         passes += 1
