@@ -122,10 +122,18 @@ class LocalBackend(Backend):
                  label: str | None = None) -> Iterator[np.ndarray]:
         # each block's chunks run on the pool, so apply uses every core
         rows = chunk_rows(self.row_elements, max_elements)
-        for s in row_slices(self.n_rows, rows):
+        per = chunk_rows(self.row_elements)
+        blocks = row_slices(self.n_rows, rows)
+        advance = None
+        if self.progress is not None:
+            total = sum(len(row_slices(s.stop - s.start, per)) for s in blocks)
+            advance = self.progress(label or "pass", total)
+        for s in blocks:
             part = _RowWindow(self.data, s)
-            chunks = row_slices(part.shape[0], chunk_rows(self.row_elements))
+            chunks = row_slices(part.shape[0], per)
             out = run_chunks(lambda b: kernel(b, *args), (part,), chunks, None, label)
+            if advance is not None:
+                advance(len(chunks))
             yield out[0] if len(out) == 1 else np.concatenate(out)
 
     def sample(self, n_rows: int) -> np.ndarray:
