@@ -288,3 +288,156 @@ def _choose_small(groups: np.ndarray, cb: np.ndarray, n: np.ndarray, k: np.ndarr
     first_fail = _segment_first(fail & (local >= start[seg]), starts, stops)
     status[(status == "ok") & (first_fail == start)] = "uncertified"
     return sel[np.maximum(first_fail - 1, 0)], status
+
+
+# -- the same search on cells of a histogram (calibrate.refinement) ------------------
+
+@dataclass(frozen=True)
+class Pending:
+    """The search cannot decide yet: these cells' contents are needed."""
+    nodes: np.ndarray
+
+
+def _expected_bounds(it: Any, expit_expected: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds on one value's expected probability in each item: expit of the
+    item's value range (widened by float slack) when the expected probability
+    is the sigmoid of the value, else [0, 1]."""
+    if not expit_expected:
+        return np.zeros(it.n.size), np.ones(it.n.size)
+    from scipy import special
+    slack = 1e-12 * (1.0 + np.abs(np.nan_to_num(it.lo, posinf=0, neginf=0))
+                     + np.abs(np.nan_to_num(it.hi, posinf=0, neginf=0)))
+    return (np.clip(special.expit(it.lo - slack) - 1e-15, 0, 1),
+            np.clip(special.expit(it.hi + slack) + 1e-15, 0, 1))
+
+
+def search_items(it: Any, precision: float, confidence: float | None = None,
+                 alpha: float | None = None, expit_expected: bool = True,
+                 start_predictions: int = guarantee.START_PREDICTIONS) -> Threshold | Pending:
+    """:func:`search` on a group's :class:`calibrate.refinement.Items`: the same
+    :class:`Threshold`, or :class:`Pending` with the cells it must see first.
+
+    Cells whose values are unknown ("blobs") are decided by bounds that hold
+    for every arrangement of their values: a blob's last candidate accepts all
+    of it (exact counts); a candidate inside it has between ``n`` and the
+    blob's count, its correct ones between (count - blob's wrong ones) and
+    (count capped by the blob's correct ones), its expected sum within the
+    blob's range of expected probabilities.
+    """
+    if it.n.size == 0:
+        return Threshold(None, 0, 0, None, None, "no-predictions")
+    N, K, E = it.N, it.K, it.E
+    chosen = _plain_choice(it, N, K, precision)
+    if isinstance(chosen, Pending) or chosen is None:
+        return chosen if chosen is not None else Threshold(None, 0, 0, None, None,
+                                                           "unreachable")
+    if confidence is None:
+        return _at_item(it, N, K, chosen, None)
+    alpha = 1.0 - confidence if alpha is None else alpha
+    if N[-1] < guarantee.min_certifiable(precision, alpha):
+        return Threshold(None, 0, 0, None, None, "too-few")
+    start = _start_item(it, N, E, expit_expected, start_predictions)
+    if isinstance(start, Pending):
+        return start
+    j = _sequence(it, N, K, precision, alpha, start)
+    if j is None or isinstance(j, Pending):
+        return j if j is not None else Threshold(None, 0, 0, None, None, "uncertified")
+    return _at_item(it, N, K, j, alpha)
+
+
+def _plain_choice(it: Any, N: np.ndarray, K: np.ndarray, p: float) -> int | Pending | None:
+    """The last item holding a candidate with held-out precision >= p (an item
+    whose last candidate, or value, does), None if there is none."""
+    blob = ~it.exact
+    surely = K / N >= p
+    n_before = N - it.n
+    possible = blob & ((K - p * (n_before + it.k)) >= 0)
+    last = int(np.flatnonzero(surely)[-1]) if surely.any() else -1
+    after = np.flatnonzero(possible & (np.arange(it.n.size) > last))
+    if after.size:
+        return Pending(it.node[after])
+    return None if last < 0 else last
+
+
+def _start_item(it: Any, N: np.ndarray, E: np.ndarray, expit_expected: bool,
+                start_predictions: int) -> int | Pending:
+    """The item where the fixed sequence starts (see :func:`guarantee.start_index`)."""
+    blob = ~it.exact
+    d_lo = int(it.exact.sum() + blob.sum())
+    d_hi = int(it.exact.sum() + it.n[blob].sum())
+    if d_lo <= guarantee.START_GRID < d_hi:
+        return Pending(it.node[blob])          # how many candidates is not yet known
+    n_before, e_before = N - it.n, E - it.e
+    emin, emax = _expected_bounds(it, expit_expected)
+    if d_hi <= guarantee.START_GRID:
+        # every candidate: an exact item is one; a blob's lie within bounds
+        items_at = np.arange(it.n.size)
+        n_lo = np.where(blob, n_before + 1, N)
+    else:
+        grid = np.sort(np.concatenate([np.geomspace(1, N[-1], guarantee.START_GRID // 2),
+                                       np.linspace(1, N[-1], guarantee.START_GRID // 2)]))
+        items_at = np.minimum(np.searchsorted(N, grid, side="left"), it.n.size - 1)
+        n_lo = np.where(blob[items_at], np.maximum(np.ceil(grid), n_before[items_at] + 1),
+                        N[items_at])
+        items_at, first = np.unique(items_at, return_index=True)
+        n_lo = np.minimum.reduceat(n_lo, first) if n_lo.size else n_lo
+        # (several grid counts in one blob: the loosest lower end bounds them all)
+    b = blob[items_at]
+    nb, eb = n_before[items_at], e_before[items_at]
+    n_hi = N[items_at]
+    e_lo = np.where(b, eb + (n_lo - nb) * emin[items_at], E[items_at])
+    e_hi = np.where(b, np.minimum(E[items_at], eb + (n_hi - nb) * emax[items_at]), E[items_at])
+    lo_b = guarantee.expected_lower_bound(e_lo, n_hi)
+    hi_b = guarantee.expected_lower_bound(e_hi, n_lo)
+    exact_lb = np.where(b, -np.inf, lo_b)
+    best = max(float(np.max(np.where(b, lo_b, -np.inf))), float(np.max(exact_lb)))
+    unsure = b & (hi_b >= best)
+    if unsure.any():
+        return Pending(it.node[items_at[unsure]])
+    return int(items_at[np.argmax(exact_lb)])
+
+
+def _p_upper(it: Any, N: np.ndarray, K: np.ndarray, p: float) -> np.ndarray:
+    """The largest p-value any candidate inside each blob can have: with all of its
+    wrong values first (k stays, n grows by them), then every added value right."""
+    n_before, k_before = N - it.n, K - it.k
+    w = it.n - it.k
+    k_worst = np.where(w >= 1, k_before, k_before + 1)
+    n_worst = np.where(w >= 1, n_before + w, n_before + 1)
+    return guarantee.p_values(k_worst, n_worst, p)
+
+
+def _sequence(it: Any, N: np.ndarray, K: np.ndarray, p: float, alpha: float,
+              start: int) -> int | Pending | None:
+    """Fixed-sequence testing from the start item: the last candidate before the
+    first failure (an item index), None when the start fails."""
+    p_end = guarantee.p_values(K, N, p)                  # exact at every item's end
+    if p_end[start] > alpha:
+        return None
+    blob = ~it.exact
+    ok_blob = _p_upper(it, N, K, p) <= alpha
+    rest = np.arange(start + 1, it.n.size)
+    fails = rest[p_end[rest] > alpha]
+    stop = int(fails[0]) if fails.size else it.n.size    # first item whose end fails
+    unsure = rest[(rest <= stop) & blob[rest] & ~ok_blob[rest]] if rest.size else rest
+    if unsure.size:
+        return Pending(it.node[unsure])
+    if stop == it.n.size:
+        return it.n.size - 1                              # every candidate passes
+    return stop - 1 if it.exact[stop] else Pending(it.node[[stop]])
+
+
+def _at_item(it: Any, N: np.ndarray, K: np.ndarray, j: int,
+             alpha: float | None) -> Threshold | Pending:
+    """The threshold at item j's last candidate: midway between its value and the
+    next item's first (both must be known), or accepting all after the last."""
+    if j == it.n.size - 1:
+        value = ACCEPT_ALL
+    else:
+        unknown = [i for i in (j, j + 1) if not it.exact[i]]
+        if unknown:
+            return Pending(it.node[unknown])
+        value = _midpoint(it.value[j], it.value[j + 1])
+    n, k = int(N[j]), int(K[j])
+    lb = None if alpha is None else float(guarantee.lower_bound(k, n, 1.0 - alpha))
+    return Threshold(value, n, k, float(k / n), lb, "ok")

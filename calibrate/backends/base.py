@@ -216,6 +216,24 @@ class Backend:
                 acc += p
         return total
 
+    def fold(self, kernel: Callable, *aligned: np.ndarray, args: tuple = (),
+             init: Callable, label: str | None = None) -> Any:
+        """Accumulate over all rows: ``kernel(acc, block, *aligned_blocks, *args)``
+        adds a block into ``acc`` (made by ``init()``, added with ``+=``).  For
+        large accumulators (histograms): each worker keeps its own."""
+        def run(*blocks: Any) -> Any:
+            acc = init()
+            kernel(acc, *blocks, *args)
+            return acc
+
+        total = None
+        for acc in self.map(run, *aligned, label=label):
+            if total is None:
+                total = acc
+            else:
+                total += acc
+        return total if total is not None else init()
+
     # -- the passes ----------------------------------------------------------------
     def row_stats(self) -> RowStats:
         """Finiteness, range and row-sum / logsumexp spread of the raw scores."""

@@ -110,6 +110,28 @@ class LocalBackend(Backend):
         run = kernel if not args else (lambda *blocks: kernel(*blocks, *args))
         return run_chunks(run, (self.data,) + aligned, self._slices(), self.progress, label)
 
+    def fold(self, kernel: Callable, *aligned: np.ndarray, args: tuple = (),
+             init: Callable, label: str | None = None) -> Any:
+        # one accumulator per worker thread, not one per chunk: histograms of
+        # millions of cells would otherwise be allocated and added per chunk
+        accs: dict = {}
+
+        def run(*blocks: Any) -> None:
+            me = threading.get_ident()
+            acc = accs.get(me)
+            if acc is None:
+                acc = accs[me] = init()
+            kernel(acc, *blocks, *args)
+
+        run_chunks(run, (self.data,) + aligned, self._slices(), self.progress, label)
+        total = None
+        for acc in accs.values():
+            if total is None:
+                total = acc
+            else:
+                total += acc
+        return total if total is not None else init()
+
     def blocks(self, max_elements: int) -> Iterator[np.ndarray]:
         rows = chunk_rows(self.row_elements, max_elements)
         if rows >= self.n_rows:

@@ -1,0 +1,326 @@
+"""Exact order statistics and threshold searches over values too many to sort.
+
+A binary or multilabel task can have a billion (row, label) scores: sorting
+them is out of reach of memory and time, yet the threshold search needs the
+exact sorted candidates where it decides, and the equal-mass ECE needs exact
+order statistics.  Both are answered here from nested histograms, refined
+only where the answer is not yet certain, in a few passes over the rows:
+
+1. a first pass counts every value into ``BINS`` cells of its group (a label,
+   or all pairs pooled), evenly spaced in value;
+2. the question is answered from the counts where they suffice; the cells
+   where they do not are split into ``SUB_BINS`` sub-cells, or, once they hold
+   few values, gathered: their distinct values with counts;
+3. the next pass counts only the values that fall in those cells; repeat.
+
+Cells are intervals of values, so every cell's values precede (in decreasing
+order) those of the next, and a value always falls in the same cell: the
+sorted candidates are the gathered cells' values in order, and between them
+cells whose contents never needed to be known.  The answers equal those of
+the in-memory search (:func:`calibrate.thresholds.search`) on the same values:
+they use exact counts, and bounds that hold for every arrangement of a cell's
+contents.  (Sums of expected probabilities are added in another order than a
+sorted cumulative sum, so those agree to float rounding.)
+
+A pass is :func:`accumulate` on blocks of values, run by a backend
+(:meth:`calibrate.backends.Backend.fold`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Cells per group on the first pass.
+BINS = 1024
+#: Sub-cells a refined cell is split into.
+SUB_BINS = 256
+#: A cell with at most this many values is gathered instead of split.
+GATHER = 4096
+#: Bits of a cell's position within its parent (SUB_BINS = 2 ** _BITS).
+_BITS = 8
+#: Levels of cells below the first at most (the key below holds them).
+_MAX_DEPTH = 6
+
+
+@dataclass(frozen=True)
+class TreeSpec:
+    """Where a pass sends each value (small arrays, picklable; see :meth:`Tree.spec`)."""
+    root_lo: np.ndarray
+    root_scale: np.ndarray
+    bins: int
+    lo: np.ndarray
+    hi: np.ndarray
+    child: np.ndarray
+    gathered: np.ndarray
+    wanted: np.ndarray
+    roots_wanted: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return self.lo.size
+
+    def locate(self, g: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """The leaf of each (group, value), -1 where no wanted cell lies below its
+        first-level cell.  A value's leaf depends on the value alone."""
+        b = np.floor((v - self.root_lo[g]) * self.root_scale[g])
+        node = g * self.bins + np.clip(np.nan_to_num(b), 0, self.bins - 1).astype(np.int64)
+        out = np.full(v.size, -1, np.int64)
+        idx = np.flatnonzero(self.roots_wanted[node])
+        node, vv = node[idx], v[idx]
+        while True:
+            c = self.child[node]
+            deeper = np.flatnonzero(c >= 0)
+            if deeper.size == 0:
+                break
+            nd = node[deeper]
+            j = np.floor((vv[deeper] - self.lo[nd]) * (SUB_BINS / (self.hi[nd] - self.lo[nd])))
+            node[deeper] = c[deeper] + np.clip(j, 0, SUB_BINS - 1).astype(np.int64)
+        out[idx] = node
+        return out
+
+
+@dataclass
+class PassPart:
+    """One block's (or one worker's) counts of a pass: the wanted cells' n, k and
+    e, and the gathered cells' tables (distinct values decreasing, n, k, e)."""
+    n: np.ndarray
+    k: np.ndarray
+    e: np.ndarray
+    exact: dict = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, size: int) -> PassPart:
+        return cls(np.zeros(size, np.int64), np.zeros(size, np.int64), np.zeros(size))
+
+    def __iadd__(self, other: PassPart) -> PassPart:
+        self.n += other.n
+        self.k += other.k
+        self.e += other.e
+        for node, table in other.exact.items():
+            self.exact[node] = table if node not in self.exact else _merge(self.exact[node],
+                                                                          table)
+        return self
+
+
+def accumulate(spec: TreeSpec, part: PassPart, g: np.ndarray, v: np.ndarray,
+               correct: np.ndarray, expected: np.ndarray) -> None:
+    """Count values ``v`` of groups ``g`` (float64), whether each is ``correct``
+    and its ``expected`` probability of being correct, into ``part``."""
+    leaf = spec.locate(g, v)
+    ok = np.flatnonzero(leaf >= 0)
+    ok = ok[spec.wanted[leaf[ok]]]
+    if ok.size == 0:
+        return
+    leaf, v, correct, expected = leaf[ok], v[ok], correct[ok], expected[ok]
+    gat = spec.gathered[leaf]
+    plain = ~gat
+    if plain.any():
+        lf = leaf[plain]
+        part.n += np.bincount(lf, minlength=spec.size)
+        part.k += np.bincount(lf, weights=correct[plain], minlength=spec.size).astype(np.int64)
+        part.e += np.bincount(lf, weights=expected[plain], minlength=spec.size)
+    if gat.any():
+        _gather(part, leaf[gat], v[gat], correct[gat], expected[gat])
+
+
+def _gather(part: PassPart, lf: np.ndarray, v: np.ndarray, c: np.ndarray, e: np.ndarray) -> None:
+    """Add (value, n, k, e) tables per cell for the gathered values."""
+    order = np.lexsort((-v, lf))
+    lf, v, c, e = lf[order], v[order], c[order], e[order]
+    starts = np.flatnonzero(np.r_[True, (lf[1:] != lf[:-1]) | (v[1:] != v[:-1])])
+    ends = np.r_[starts[1:], lf.size]
+    cum_c = np.r_[0, np.cumsum(c, dtype=np.int64)]
+    cum_e = np.r_[0.0, np.cumsum(e)]
+    node = lf[starts]
+    cuts = np.r_[np.flatnonzero(np.r_[True, node[1:] != node[:-1]]), node.size]
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        s, t = starts[a:b], ends[a:b]
+        table = (v[s], t - s, cum_c[t] - cum_c[s], cum_e[t] - cum_e[s])
+        key = int(node[a])
+        part.exact[key] = table if key not in part.exact else _merge(part.exact[key], table)
+
+
+def _merge(a: tuple, b: tuple) -> tuple:
+    """Two (values, n, k, e) tables as one, values decreasing and distinct."""
+    u, inv = np.unique(-np.concatenate([a[0], b[0]]), return_inverse=True)
+
+    def add(i: int) -> np.ndarray:
+        return np.bincount(inv, weights=np.concatenate([a[i], b[i]]), minlength=u.size)
+    return (-u, add(1).astype(np.int64), add(2).astype(np.int64), add(3))
+
+
+class Tree:
+    """Nested histograms over the values of ``n_groups`` groups.
+
+    Cells ("nodes") are intervals [lo, hi) of one group's values.  Group g's
+    first-level cells are ``bins`` equal slices of [lo_g, hi_g] (values
+    outside fall in the end cells); a refined cell has ``SUB_BINS`` children,
+    or is gathered.  Per cell: ``n`` values, ``k`` of them correct, ``e``
+    their summed expected probability; a gathered cell holds its table of
+    distinct values.  ``key`` orders the cells of a group (a cell's key is its
+    path from the first level, so children sort inside their parent).
+    """
+
+    def __init__(self, lo: np.ndarray, hi: np.ndarray, bins: int = BINS) -> None:
+        lo = np.asarray(lo, dtype=np.float64)
+        hi = np.maximum(np.asarray(hi, dtype=np.float64), lo)
+        self.n_groups, self.bins = lo.size, bins
+        width = (hi - lo) / bins
+        self.root_lo = lo
+        self.root_scale = np.where(width > 0, 1.0 / np.where(width > 0, width, 1.0), 0.0)
+        j = np.arange(bins)
+        self.lo = (lo[:, None] + width[:, None] * j).ravel()
+        self.hi = (lo[:, None] + width[:, None] * (j + 1)).ravel()
+        self.lo[::bins] = -np.inf                        # the end cells are open
+        self.hi[bins - 1::bins] = np.inf
+        size = self.n_groups * bins
+        self.group = np.repeat(np.arange(self.n_groups), bins)
+        self.key = np.tile(j.astype(np.int64) << (_BITS * _MAX_DEPTH), self.n_groups)
+        self.depth = np.zeros(size, np.int64)
+        self.child = np.full(size, -1, np.int64)
+        self.parent = np.full(size, -1, np.int64)
+        self.gathered = np.zeros(size, bool)
+        self.n = np.zeros(size, np.int64)
+        self.k = np.zeros(size, np.int64)
+        self.e = np.zeros(size)
+        self.exact: dict = {}
+        self.pending = np.arange(size)
+
+    @property
+    def size(self) -> int:
+        return self.lo.size
+
+    # -- one pass -------------------------------------------------------------------
+    def spec(self) -> TreeSpec:
+        """What the next pass needs: where values go, and which cells to count."""
+        wanted = np.zeros(self.size, bool)
+        wanted[self.pending] = True
+        roots = np.zeros(self.n_groups * self.bins, bool)
+        nodes = self.pending
+        while nodes.size:
+            top = nodes[nodes < roots.size]
+            roots[top] = True
+            nodes = self.parent[nodes[nodes >= roots.size]]
+        return TreeSpec(self.root_lo, self.root_scale, self.bins, self.lo, self.hi,
+                        self.child, self.gathered, wanted, roots)
+
+    @property
+    def done(self) -> bool:
+        return self.pending.size == 0
+
+    def add(self, part: PassPart) -> None:
+        """A pass's counts (all of its blocks added together)."""
+        w = self.pending
+        self.n[w] += part.n[w]
+        self.k[w] += part.k[w]
+        self.e[w] += part.e[w]
+        for node, (v, n, k, e) in part.exact.items():
+            self.exact[node] = (v, n, k, e)
+            self.n[node], self.k[node], self.e[node] = n.sum(), k.sum(), e.sum()
+        self.pending = np.empty(0, np.int64)
+
+    # -- refinement -------------------------------------------------------------------
+    def refine(self, nodes: np.ndarray) -> None:
+        """Split or gather the leaf cells ``nodes`` on the next pass."""
+        nodes = np.unique(np.asarray(nodes, dtype=np.int64))
+        nodes = nodes[~self.gathered[nodes] & (self.child[nodes] < 0)]
+        lo, hi = self.lo[nodes], self.hi[nodes]
+        split = ((self.n[nodes] > GATHER) & np.isfinite(lo) & np.isfinite(hi)
+                 & (self.depth[nodes] < _MAX_DEPTH))
+        with np.errstate(invalid="ignore"):
+            split &= (lo + (hi - lo) / SUB_BINS > lo)   # room for distinct sub-cells
+        gather, split = nodes[~split], nodes[split]
+        # (a cell that cannot be split - an open end, one value - is gathered
+        # whatever its size: its table holds its distinct values)
+        self.gathered[gather] = True
+        new = [gather]
+        if split.size:
+            new.append(self._split(split))
+        self.pending = np.concatenate(new)
+
+    def _split(self, nodes: np.ndarray) -> np.ndarray:
+        first, m = self.size, nodes.size * SUB_BINS
+        j = np.arange(SUB_BINS)
+        width = (self.hi[nodes] - self.lo[nodes]) / SUB_BINS
+        clo = (self.lo[nodes][:, None] + width[:, None] * j).ravel()
+        chi = (self.lo[nodes][:, None] + width[:, None] * (j + 1)).ravel()
+        chi[SUB_BINS - 1::SUB_BINS] = self.hi[nodes]
+        depth = self.depth[nodes] + 1
+        shift = _BITS * (_MAX_DEPTH - depth)
+        ckey = (self.key[nodes][:, None] + (j[None, :].astype(np.int64) << shift[:, None])).ravel()
+        self.child[nodes] = first + np.arange(nodes.size) * SUB_BINS
+
+        def grow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return np.concatenate([a, b])
+        self.lo, self.hi = grow(self.lo, clo), grow(self.hi, chi)
+        self.group = grow(self.group, np.repeat(self.group[nodes], SUB_BINS))
+        self.key = grow(self.key, ckey)
+        self.depth = grow(self.depth, np.repeat(depth, SUB_BINS))
+        self.child = grow(self.child, np.full(m, -1, np.int64))
+        self.parent = grow(self.parent, np.repeat(nodes, SUB_BINS))
+        self.gathered = grow(self.gathered, np.zeros(m, bool))
+        self.n = grow(self.n, np.zeros(m, np.int64))
+        self.k = grow(self.k, np.zeros(m, np.int64))
+        self.e = grow(self.e, np.zeros(m))
+        return first + np.arange(m)
+
+    # -- reading ----------------------------------------------------------------------
+    def leaves(self) -> list:
+        """Per group, its non-empty leaf cells in decreasing order of value."""
+        leaf = np.flatnonzero((self.child < 0) & (self.n > 0))
+        order = np.lexsort((-self.key[leaf], self.group[leaf]))
+        leaf = leaf[order]
+        bounds = np.searchsorted(self.group[leaf], np.arange(self.n_groups + 1))
+        return [leaf[bounds[g]:bounds[g + 1]] for g in range(self.n_groups)]
+
+
+@dataclass(frozen=True)
+class Items:
+    """A group's sorted candidates where known: each item is a distinct value of a
+    gathered cell (``exact``) or a whole cell whose values are not known
+    (``node`` >= 0 for those).  ``n``, ``k``, ``e`` per item, cumulated in
+    ``N``, ``K``, ``E`` (through the item); ``lo`` / ``hi`` bound its values."""
+    value: np.ndarray
+    exact: np.ndarray
+    node: np.ndarray
+    n: np.ndarray
+    k: np.ndarray
+    e: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @property
+    def N(self) -> np.ndarray:
+        return np.cumsum(self.n)
+
+    @property
+    def K(self) -> np.ndarray:
+        return np.cumsum(self.k)
+
+    @property
+    def E(self) -> np.ndarray:
+        return np.cumsum(self.e)
+
+
+def items(tree: Tree, leaves: np.ndarray) -> Items:
+    """The :class:`Items` of a group's leaves (in decreasing order)."""
+    parts = []
+    for node in leaves:
+        node = int(node)
+        if tree.gathered[node]:
+            v, n, k, e = tree.exact[node]
+            parts.append((v, np.ones(v.size, bool), np.full(v.size, -1), n, k, e, v, v))
+        else:
+            parts.append((np.array([np.nan]), np.zeros(1, bool), np.array([node]),
+                          np.array([tree.n[node]]), np.array([tree.k[node]]),
+                          np.array([tree.e[node]]), np.array([tree.lo[node]]),
+                          np.array([tree.hi[node]])))
+    if not parts:
+        z = np.empty(0)
+        return Items(z, z.astype(bool), z.astype(np.int64), z.astype(np.int64),
+                     z.astype(np.int64), z, z, z)
+    cols = [np.concatenate([p[i] for p in parts]) for i in range(8)]
+    return Items(cols[0], cols[1], cols[2].astype(np.int64), cols[3].astype(np.int64),
+                 cols[4].astype(np.int64), cols[5].astype(np.float64), cols[6], cols[7])
