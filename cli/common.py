@@ -1,15 +1,32 @@
 """What the commands share: how SCORES are read and named, the cluster
 option, number formatting.  No math here."""
 
+import re
+
 import click
 
-from calibrate import io
+from calibrate import io, outputs
+from calibrate.errors import quote
 
 INPUT_CHOICES = ["auto", "logits", "probabilities", "log-probabilities"]
+#: A dask.distributed scheduler address: [protocol://]host:port.
+ADDRESS = re.compile(r"^(?:(?:tcp|tls|ws|wss|ucx)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)"
+                     r":(\d{1,5})$")
+
+
+def _check_address(ctx, param, value):
+    """Refuse a --scheduler value that is not an address before any work."""
+    if value is None:
+        return None
+    m = ADDRESS.match(value)
+    if not m or not 0 < int(m.group(1)) < 65536:
+        raise click.BadParameter(f"expected an address such as tcp://host:8786 (port 1 to "
+                                 f"65535), found {quote(value)}")
+    return value
 
 
 SCHEDULER = click.option(
-    "--scheduler", metavar="ADDRESS",
+    "--scheduler", metavar="ADDRESS", callback=_check_address,
     help="Run the passes on a running dask.distributed cluster (e.g. tcp://host:8786); "
          "the workers read the .npy files themselves, so they must see the same paths. "
          "Needs the 'dask' extra.")
@@ -27,8 +44,9 @@ def on_cluster(scores, address):
     try:
         client = Client(address, timeout="10s", set_as_default=True)
         click.get_current_context().call_on_close(client.close)
-    except (OSError, TimeoutError) as exc:
-        raise click.BadParameter(f"no dask scheduler answered at {address} ({exc})",
+    except (OSError, TimeoutError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise click.BadParameter(f"no dask scheduler answered at {quote(address)} ({reason})",
                                  param_hint="'--scheduler'")
     if scores.ndim < 2:
         return scores  # one score per row: small, read whole
@@ -61,3 +79,24 @@ def fmt(v, pct=False):
     if v is None:
         return "-"
     return f"{100 * v:.2f}%" if pct else f"{v:.4g}"
+
+
+def out(text=""):
+    """Print a line on stdout; an OS error there (a full device, a closed pipe)
+    becomes one line naming stdout instead of a traceback."""
+    try:
+        click.echo(text)
+    except OSError as exc:
+        raise outputs.stream_error("stdout", exc) from None
+
+
+def inputs(**roles):
+    """``(role, path)`` pairs for :class:`calibrate.outputs.Outputs`: every file a
+    command reads, which no output may be."""
+    pairs = []
+    for role, paths in roles.items():
+        if paths is None:
+            continue
+        for p in [paths] if isinstance(paths, str) else paths:
+            pairs.append((role.replace("_", " ") + " file", p))
+    return pairs

@@ -329,7 +329,7 @@ ROWS = [
                  id="thresholds-missing-task"),
     pytest.param(b_json_not_object, 1, ["list.json", "JSON object", "list"], [],
                  id="thresholds-not-object"),
-    pytest.param(b_json_missing, 1, ["nothere.json", "readable file", "No such file"], [],
+    pytest.param(b_json_missing, 1, ["nothere.json", "existing file", "nothing at that path"], [],
                  id="thresholds-missing-file"),
     pytest.param(b_class_count, 1, ["scores", "10 score columns", "threshold file", "found 5"],
                  [], id="thresholds-class-count"),
