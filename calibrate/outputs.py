@@ -143,6 +143,7 @@ def check_target(path, role="output"):
     where = f"{role} {quote(raw)}"
     if not raw or "\0" in raw:
         raise invalid(where, "a file name", "an empty name" if not raw else "a NUL byte in it")
+    _check_name_length(raw, where)
     try:
         st = os.lstat(raw)
     except FileNotFoundError:
@@ -162,17 +163,9 @@ def check_target(path, role="output"):
         raise invalid(where, "an existing folder", f"no folder {quote(folder)}")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise invalid(where, "a writable folder", f"no write permission on {quote(folder)}")
-    name = os.path.basename(target)
-    if not name or raw.endswith(os.sep):
+    if not os.path.basename(target) or raw.endswith(os.sep):
         raise invalid(where, "a file path", "a folder")
-    name_max = _pathconf(folder, "PC_NAME_MAX", 255)
-    if len(os.fsencode(name)) > name_max:
-        raise invalid(where, f"a file name of at most {name_max} bytes",
-                      f"{len(os.fsencode(name))} bytes")
-    path_max = _pathconf(folder, "PC_PATH_MAX", 4096)
-    if len(os.fsencode(os.path.abspath(target))) >= path_max:
-        raise invalid(where, f"a path of less than {path_max} bytes",
-                      f"{len(os.fsencode(os.path.abspath(target)))} bytes")
+    _check_name_length(target, where)
     try:
         replaced = os.stat(target)
     except FileNotFoundError:
@@ -187,6 +180,16 @@ def check_target(path, role="output"):
         raise invalid(where, "a writable file to replace",
                       f"a read-only file (mode {stat.S_IMODE(replaced.st_mode):04o})")
     return target, replaced
+
+
+def _check_name_length(path, where):
+    """The name (in bytes) within the file system's limit: checked up front, as
+    the final rename would fail only after all the work."""
+    folder = os.path.dirname(os.path.abspath(path))
+    name = os.fsencode(os.path.basename(path))
+    name_max = _pathconf(folder if os.path.isdir(folder) else "/", "PC_NAME_MAX", 255)
+    if len(name) > name_max:
+        raise invalid(where, f"a file name of at most {name_max} bytes", f"{len(name)} bytes")
 
 
 def _same_file(a, b):

@@ -165,9 +165,9 @@ def evaluate(thresholds, scores, labels_paths, input_kind, as_json, plot_path, b
             out(json.dumps(res, indent=2))
         else:
             out(format_evaluation(res, thresholds))
+            if plot_path is not None:
+                out(f"wrote {plot_path}")
         tx.commit()
-    if plot_path is not None and not as_json:
-        out(f"wrote {plot_path}")
 
 
 __all__ = ["evaluate", "format_evaluation"]

@@ -273,9 +273,8 @@ def fit(scores, labels_paths, output, precision, confidence, simultaneous, rule,
         else:
             out(format_summary(cal, input_forced=input_kind != "auto",
                                task_forced=task != "auto"))
+            out(f"wrote {output}" + (f" and {plot_path}" if plot_path else ""))
         tx.commit()
-    if not as_json:
-        out(f"wrote {output}" + (f" and {plot_path}" if plot_path else ""))
 
 
 @cli.command()
@@ -318,9 +317,9 @@ def apply(thresholds, scores, output, rule, input_kind, proba_path, scheduler):
             tx.write(proba, io.array_writer(
                 proba.suffix, cal.iter_predict_proba(s, input_kind=input_kind, name=name),
                 shape=shape, dtype=dtype))
+        if output is not None:  # before the renames, like every line on stdout
+            out(counts.format(rule or cal.rule, output, proba_path))
         tx.commit()
-    if output is not None:
-        out(counts.format(rule or cal.rule, output, proba_path))
 
 
 class Counts:
