@@ -14,12 +14,10 @@ checked against the bytes that back it, so nothing allocates more than the
 file can hold (``.npz`` members: at most deflate's 1032:1 ratio).
 """
 
-import contextlib
 import json
 import math
 import os
 import re
-import stat
 import warnings
 import zipfile
 
@@ -27,7 +25,7 @@ import numpy as np
 
 from .errors import CalibrateError, invalid, quote
 from .outputs import atomic_write, check_output_suffix as _check_suffix, check_writable  # noqa: F401
-from .rows import NpyRows, ShardedRows, expand, file_kind, read_npy_header
+from .rows import NpyRows, ShardedRows, expand, open_regular, read_npy_header
 
 SCORE_KEYS = ("logits", "scores", "probs", "probabilities", "log_probs")
 LABEL_KEYS = ("labels", "targets", "y")
@@ -48,27 +46,6 @@ def _suffix(path):
 
 def _where(path, role):
     return f"{role} file {quote(path)}"
-
-
-@contextlib.contextmanager
-def open_regular(path, where):
-    """A binary file object for ``path``, refused unless it is a regular file.
-
-    Opened without blocking (a FIFO would wait for a writer) and checked on the
-    open descriptor, so the file cannot be swapped between check and read.
-    """
-    try:
-        fd = os.open(os.fspath(path), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise invalid(where, "an existing file", "nothing at that path") from None
-    except (OSError, ValueError) as exc:
-        raise invalid(where, "a readable file", getattr(exc, "strerror", None) or str(exc)) from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):  # checked before fdopen, which refuses folders itself
-        os.close(fd)
-        raise invalid(where, "a regular file", file_kind(mode))
-    with os.fdopen(fd, "rb") as fh:
-        yield fh
 
 
 def read_capped(path, where, cap):

@@ -14,6 +14,7 @@ reads everything, for the small arrays (labels, one-column scores) where that
 is fine.
 """
 
+import contextlib
 import glob as _glob
 import os
 import stat
@@ -161,6 +162,33 @@ def file_kind(mode):
     return "not a regular file"
 
 
+@contextlib.contextmanager
+def open_regular(path, where):
+    """A binary file object for ``path``, refused unless it is a regular file.
+
+    Opened without blocking (a FIFO would wait for a writer) and checked on the
+    open descriptor, so the file cannot be swapped between check and read.
+    """
+    try:
+        fd = os.open(os.fspath(path), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise invalid(where, "an existing file", "nothing at that path") from None
+    except (OSError, ValueError) as exc:
+        try:  # a socket cannot be opened at all: say what it is
+            mode = os.stat(path).st_mode
+        except (OSError, ValueError):
+            mode = stat.S_IFREG
+        if not stat.S_ISREG(mode):
+            raise invalid(where, "a regular file", file_kind(mode)) from None
+        raise invalid(where, "a readable file", getattr(exc, "strerror", None) or str(exc)) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):  # checked before fdopen, which refuses folders itself
+        os.close(fd)
+        raise invalid(where, "a regular file", file_kind(mode))
+    with os.fdopen(fd, "rb") as fh:
+        yield fh
+
+
 class NpyRows(RowSource):
     """Rows of a C-ordered ``.npy`` file, read on demand (never unpickled).
 
@@ -171,19 +199,8 @@ class NpyRows(RowSource):
     def __init__(self, path, where=None):
         self.path = os.fspath(path)
         where = where or f"file '{self.path}'"
-        try:
-            # O_NONBLOCK: opening a FIFO must not wait for a writer.
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        except FileNotFoundError:
-            raise invalid(where, "an existing file", "nothing at that path") from None
-        except OSError as exc:
-            raise invalid(where, "a readable file", exc.strerror or str(exc)) from None
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            os.close(fd)
-            raise invalid(where, "a regular file", file_kind(st.st_mode))
-        with os.fdopen(fd, "rb") as fh:
-            shape, dtype, fortran, offset = read_npy_header(fh, where, st.st_size)
+        with open_regular(self.path, where) as fh:
+            shape, dtype, fortran, offset = read_npy_header(fh, where, os.fstat(fh.fileno()).st_size)
         if len(shape) == 0:
             raise invalid(where, "an array of rows", "a single number (a 0-d array)")
         if fortran and len(shape) > 1:

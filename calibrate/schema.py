@@ -26,7 +26,6 @@ unchanged, only the checks are stricter.
 
 import json
 import math
-import os
 import re
 
 import numpy as np
@@ -147,8 +146,10 @@ def _check_leaves(node, where, path="", depth=0):
     (depth already bounded by :func:`_depth`)."""
     if isinstance(node, dict):
         for k, v in node.items():
-            _check_text(k, where, f"{path}.{k}" if path else k, key=True)
-            _check_leaves(v, where, f"{path}.{k}" if path else k, depth + 1)
+            name = "".join(ascii(ch)[1:-1] if unsafe_char(ch) else ch for ch in k)
+            sub = f"{path}.{name}" if path else name
+            _check_text(k, where, sub, key=True)
+            _check_leaves(v, where, sub, depth + 1)
     elif isinstance(node, list):
         for i, v in enumerate(node):
             _check_leaves(v, where, f"{path}[{i}]", depth + 1)
@@ -281,11 +282,11 @@ def _check_temperature(t, task, n_scored, source):
 
 def _check_decision_thresholds(dt, task, n_scored, source):
     where = f"{source}: decision_thresholds"
-    if not isinstance(dt, dict) or set(dt) - {"space", "per_class", "global"} or not {
-            "per_class", "global"} <= set(dt) or not isinstance(dt["per_class"], list):
+    if (not isinstance(dt, dict) or set(dt) != {"space", "per_class", "global"}
+            or not isinstance(dt["per_class"], list)):
         raise invalid(where, "an object of 'space', 'per_class' (a list) and 'global'", _show(dt))
     space = space_of(task)
-    if dt.get("space", space) != space:
+    if dt["space"] != space:
         raise invalid(f"{where}.space", f"'{space}' for a {task} task", _show(dt["space"]))
     if len(dt["per_class"]) != n_scored:
         raise invalid(f"{where}.per_class", f"{n_scored} per-class thresholds (one per scored "

@@ -9,15 +9,17 @@ from calibrate import io, outputs
 from calibrate.errors import quote
 
 INPUT_CHOICES = ["auto", "logits", "probabilities", "log-probabilities"]
-#: A dask.distributed scheduler address: [protocol://]host:port.
+#: A dask.distributed scheduler address: [protocol://]host:port, or an
+#: in-process cluster's inproc://host/pid/n.
 ADDRESS = re.compile(r"^(?:(?:tcp|tls|ws|wss|ucx)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)"
                      r":(\d{1,5})$")
+INPROC = re.compile(r"^inproc://[A-Za-z0-9_.:-]+/\d+/\d+$")
 
 
 def _check_address(ctx, param, value):
     """Refuse a --scheduler value that is not an address before any work."""
-    if value is None:
-        return None
+    if value is None or INPROC.match(value):
+        return value
     m = ADDRESS.match(value)
     if not m or not 0 < int(m.group(1)) < 65536:
         raise click.BadParameter(f"expected an address such as tcp://host:8786 (port 1 to "
