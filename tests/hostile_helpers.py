@@ -6,6 +6,7 @@ errors), no traceback, leave every file that existed before byte for byte as
 it was (and its mode), create no file, and leave no temporary file behind.
 """
 
+import contextlib
 import os
 import resource
 import subprocess
@@ -24,7 +25,8 @@ TEMP_PREFIX = ".calibrate-"
 
 
 def make_data(tmp):
-    """10-class logits z.npy, labels y.npy and a threshold file t.json in ``tmp``."""
+    """10-class logits z.npy, labels y.npy and a threshold file t.json in ``tmp``
+    (also the data of ``test_cli_errors.py``)."""
     tmp = Path(tmp)
     rng = np.random.default_rng(1234)
     g = rng.normal(0.0, 3.0, size=(N, C))
@@ -80,15 +82,19 @@ def invoke(args):
 
 def run(args, cwd, timeout=120, fsize=None, stdout=subprocess.PIPE, preexec=None, **kw):
     """Run ``python -m calibrate_cli.main`` in a subprocess (real signals, real
-    descriptors, resource limits)."""
+    descriptors, resource limits).  ``fsize``: RLIMIT_FSIZE in bytes; ``stdout``:
+    a path (e.g. /dev/full) or what subprocess takes."""
     def limits():
         if fsize is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
         if preexec is not None:
             preexec()
-    p = subprocess.run([sys.executable, "-m", "calibrate_cli.main", *map(str, args)], cwd=cwd,
-                       stdout=stdout, stderr=subprocess.PIPE, timeout=timeout,
-                       preexec_fn=limits, **kw)
+    with contextlib.ExitStack() as stack:
+        if isinstance(stdout, str):
+            stdout = stack.enter_context(open(stdout, "wb"))
+        p = subprocess.run([sys.executable, "-m", "calibrate_cli.main", *map(str, args)],
+                           cwd=cwd, stdout=stdout, stderr=subprocess.PIPE, timeout=timeout,
+                           preexec_fn=limits, **kw)
     out = p.stdout.decode("utf-8", "replace") if isinstance(p.stdout, bytes) else ""
     return Result(p.returncode, out, p.stderr.decode("utf-8", "replace"))
 

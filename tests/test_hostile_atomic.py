@@ -64,16 +64,7 @@ def test_two_outputs_all_or_nothing(tmp_path, args, existing, how, must):
     for name in existing:
         (tmp_path / name).write_bytes(SENTINEL)
     before = snapshot(tmp_path)
-    kw = {}
-    if "fsize" in how:
-        kw["fsize"] = how["fsize"]
-    if "stdout" in how:
-        kw["stdout"] = open(how["stdout"], "wb")
-    try:
-        res = run(args, tmp_path, **kw)
-    finally:
-        if "stdout" in how:
-            kw["stdout"].close()
+    res = run(args, tmp_path, **how)
     assert_clean_failure(res, 1, must, tmp_path, before)
 
 

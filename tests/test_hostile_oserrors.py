@@ -112,14 +112,7 @@ def test_os_errors_while_writing(tmp_path, args, how, must):
     for name in ("X.npy", "X.jsonl", "X.json"):
         (tmp_path / name).write_bytes(SENTINEL)
     before = snapshot(tmp_path)
-    kw = dict(how)
-    if "stdout" in kw:
-        kw["stdout"] = open(kw["stdout"], "wb")
-    try:
-        res = run(args, tmp_path, **kw)
-    finally:
-        if "stdout" in how:
-            kw["stdout"].close()
+    res = run(args, tmp_path, **how)
     assert_clean_failure(res, 1, must, tmp_path, before)
 
 
