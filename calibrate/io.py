@@ -165,7 +165,8 @@ def _load_torch(path, where):
     except ImportError:
         raise invalid(where, "torch installed to read .pt files (pip install 'calibrate-thresholds[torch]')",
                       "no torch") from None
-    with open_regular(path, where) as fh:
+    with open_regular(path, where) as fh, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's notices (beta layouts) are not the user's
         try:
             # Invariants checked at load: a sparse tensor with out-of-range
             # indices would otherwise be built as it is and crash later.
@@ -211,7 +212,9 @@ def _tensor_to_numpy(t, where):
             raise invalid(where, f"a dense tensor, or a sparse one of at most {SPARSE_DENSE_MAX} "
                           "values (densified)", f"a {t.layout} tensor of shape {tuple(t.shape)} "
                           "(save t.to_dense())")
-        t = t.to_dense()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sparse layouts in beta warn on every use
+            t = t.to_dense()
     elif t.numel() * t.element_size() > t.untyped_storage().nbytes():
         raise invalid(where, "a tensor backed by its own data",
                       f"an expanded view of {t.numel()} elements over "
@@ -320,8 +323,9 @@ def _is_header(line, where):
 
 
 # -- scores and labels ----------------------------------------------------------
-def load_scores(path):
-    """Scores from a file, and labels too when the file holds them (.npz/.pt dict)."""
+def load_scores(path, with_labels=True):
+    """Scores from a file, and labels too when the file holds them (.npz/.pt
+    dict) and ``with_labels`` (False: a labels member is not even read)."""
     arrays = load_arrays(path, "scores")
     if "" in arrays:
         return arrays[""], None
@@ -329,7 +333,7 @@ def load_scores(path):
     if key is None:
         raise invalid(_where(path, "scores"), "an array named " + ", ".join(SCORE_KEYS),
                       "arrays " + (", ".join(quote(k) for k in sorted(arrays)) or "none"))
-    lab = next((arrays[k] for k in LABEL_KEYS if k in arrays), None)
+    lab = next((arrays[k] for k in LABEL_KEYS if k in arrays), None) if with_labels else None
     return arrays[key], lab
 
 
@@ -337,7 +341,7 @@ def _is_many(spec):
     return isinstance(spec, (list, tuple)) or any(ch in os.fspath(spec) for ch in "*?[")
 
 
-def read_scores(spec):
+def read_scores(spec, with_labels=True):
     """Scores (and labels, if the file holds them) from a path, a glob or a list.
 
     Several files are shards: ``.npy`` files whose rows are read end to end in
@@ -345,10 +349,10 @@ def read_scores(spec):
     concatenated in memory.
     """
     if not _is_many(spec):
-        return load_scores(spec)
+        return load_scores(spec, with_labels)
     paths = expand(spec if isinstance(spec, (list, tuple)) else [spec])
     if len(paths) == 1:
-        return load_scores(paths[0])
+        return load_scores(paths[0], with_labels)
     bad = [p for p in paths if _suffix(p) != ".npy"]
     if bad:
         raise invalid(_where(bad[0], "scores"), "only .npy files when giving several shards",

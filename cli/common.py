@@ -68,7 +68,7 @@ def spec(paths):
 
 
 def load_scores_and_labels(scores_paths, labels_paths):
-    scores, labels = io.read_scores(spec(scores_paths))
+    scores, labels = io.read_scores(spec(scores_paths), with_labels=not labels_paths)
     if labels_paths:
         labels = io.read_labels(spec(labels_paths))
     elif labels is None:

@@ -300,7 +300,7 @@ def apply(thresholds, scores, output, rule, input_kind, proba_path, scheduler):
         proba = (tx.declare(proba_path, "--probabilities", (".npy", ".csv"), "probabilities file")
                  if proba_path else None)
         cal = calibrate.load(thresholds)
-        s, _ = io.read_scores(spec(scores))
+        s, _ = io.read_scores(spec(scores), with_labels=False)
         s = on_cluster(s, scheduler)
         name = names(scores, "scores")
         counts = Counts(cal.task)

@@ -248,6 +248,13 @@ def test_npz_reads_only_the_members_it_needs(tmp_path, monkeypatch):
     assert invoke(["fit", "ok.npz", "-o", "a.json"]).code == 0
     assert invoke(["fit", "z.npy", "--labels", "y.npy", "-o", "b.json"]).code == 0
     assert Path("a.json").read_text() == Path("b.json").read_text()
+    # labels given apart: the file's own labels member is never read, broken or not
+    with zipfile.ZipFile("nolab.npz", "w") as zf:
+        zf.writestr("logits.npy", npy_bytes(z))
+        zf.writestr("labels.npy", npy(hdr(f"({10 ** 12},)", "'<i8'")))
+    assert invoke(["fit", "nolab.npz", "--labels", "y.npy", "-o", "c.json"]).code == 0
+    assert Path("c.json").read_text() == Path("b.json").read_text()
+    assert invoke(["apply", "t.json", "nolab.npz", "-o", "d.npy"]).code == 0
 
 
 def test_valid_odd_npy_files_read_exactly(tmp_path, monkeypatch):
