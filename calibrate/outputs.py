@@ -49,13 +49,13 @@ class Terminated(BaseException):
     the program is, so that every exit runs the same clean-up (a BaseException,
     like KeyboardInterrupt: ``except Exception`` does not swallow it)."""
 
-    def __init__(self, signum):
+    def __init__(self, signum, done=None):
         super().__init__(signum)
-        self.signum = signum
+        self.signum, self.done = signum, done
 
 
 # -- signals ------------------------------------------------------------------
-_held = {"depth": 0, "pending": None}
+_held = {"depth": 0, "pending": None, "done": None}
 
 
 def on_signal(signum, frame=None):
@@ -69,17 +69,20 @@ def on_signal(signum, frame=None):
 
 
 @contextlib.contextmanager
-def signals_held():
+def signals_held(done=None):
     """Defer :func:`on_signal` until the block ends (a mask would not do: Python
-    runs handlers in the main thread whichever thread the signal reaches)."""
+    runs handlers in the main thread whichever thread the signal reaches).
+    ``done``: what the block achieved, told with a signal raised at its end."""
     _held["depth"] += 1
+    finished = False
     try:
         yield
+        finished = True
     finally:
         _held["depth"] -= 1
         if not _held["depth"] and _held["pending"]:
             signum, _held["pending"] = _held["pending"], None
-            raise Terminated(signum)
+            raise Terminated(signum, done if finished else None)
 
 
 # -- checks -------------------------------------------------------------------
@@ -267,28 +270,29 @@ class Outputs:
         try:
             with signals_held():  # the file must be known before a signal can strike
                 fd, out.tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=folder)
-            r = out.replaced
-            # mkstemp makes 0600: a new file gets the umask's mode, a replaced one its own.
-            os.fchmod(fd, stat.S_IMODE(r.st_mode) & 0o777 if r else 0o666 & ~_umask())
-            if r is not None and (r.st_uid, r.st_gid) != (os.geteuid(), os.getegid()):
-                with contextlib.suppress(OSError):
-                    os.fchown(fd, r.st_uid if os.geteuid() == 0 else -1, r.st_gid)
             with os.fdopen(fd, "wb") as fh:
+                r = out.replaced
+                # mkstemp makes 0600: a new file gets the umask's mode, a replaced one its own.
+                os.fchmod(fd, stat.S_IMODE(r.st_mode) & 0o777 if r else 0o666 & ~_umask())
+                if r is not None and (r.st_uid, r.st_gid) != (os.geteuid(), os.getegid()):
+                    with contextlib.suppress(OSError):
+                        os.fchown(fd, r.st_uid if os.geteuid() == 0 else -1, r.st_gid)
                 data(fh) if callable(data) else fh.write(data)
                 fh.flush()
-                os.fsync(fh.fileno())
+                os.fsync(fd)
         except OSError as exc:
             raise write_error(out.where, exc) from None
 
     def commit(self):
         """Rename every written output over its target, all or none."""
-        with signals_held():
+        with signals_held(done="every output was written"):
             backups, done = [], []
+            pending = [out for out in self.outputs if out.tmp is not None]
             try:
-                for out in self.outputs:
-                    if out.tmp is None:
-                        continue
-                    backup = _backup(out.target) if out.replaced is not None else None
+                for out in pending:
+                    # A lone rename is atomic by itself: nothing to put back.
+                    keep = out.replaced is not None and len(pending) > 1
+                    backup = _backup(out.target) if keep else None
                     if backup:
                         backups.append(backup)
                     try:

@@ -82,6 +82,44 @@ def read_npy_header(fh, where, stream_bytes):
     truncated file, or bytes the header does not account for (rows a lying
     shape would silently drop).
     """
+    d, header_bytes = _header_dict(fh, where)
+    shape, fortran = d["shape"], d["fortran_order"]
+    if (not isinstance(shape, tuple) or len(shape) > 32
+            or not all(type(n) is int and n >= 0 for n in shape)):
+        raise invalid(where, "a .npy shape: a tuple of at most 32 non-negative ints",
+                      _short(shape))
+    if type(fortran) is not bool:
+        raise invalid(where, "a .npy fortran_order of True or False", _short(fortran))
+    try:
+        dtype = np.lib.format.descr_to_dtype(d["descr"])
+    except (TypeError, ValueError, KeyError, OverflowError, MemoryError, RecursionError):
+        raise invalid(where, "a .npy array", f"an invalid dtype {_short(d['descr'])}") from None
+    if dtype.hasobject:
+        raise invalid(where, "a numeric array", "an object array (not unpickled)")
+    if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
+        raise invalid(where, "a numeric array (bool, int, uint or float)", f"dtype {dtype}")
+    size = 1
+    for n in shape:
+        size *= n
+    need = size * dtype.itemsize
+    data_bytes_available = stream_bytes - header_bytes
+    if need != data_bytes_available:
+        why = "a truncated file" if need > data_bytes_available else "bytes after the array"
+        raise invalid(where, f"{need} data bytes for shape {shape} and dtype {dtype}",
+                      f"{data_bytes_available} ({why})")
+    row = 1
+    for n in shape[1:]:
+        row *= n
+    if size == 0 and row > EMPTY_ROW_MAX:
+        raise invalid(where, f"rows of at most {EMPTY_ROW_MAX} values in an empty array",
+                      f"shape {shape}")
+    return shape, dtype, fortran, header_bytes
+
+
+def _header_dict(fh, where):
+    """The header dict of a ``.npy`` stream and the header's length in bytes:
+    magic, a version numpy defines, a length within numpy's limit, and a plain
+    dict literal of exactly descr, fortran_order and shape (nothing evaluated)."""
     import ast
     import struct
 
@@ -113,37 +151,7 @@ def read_npy_header(fh, where, stream_bytes):
         raise bad("an unreadable header (not a Python dict literal)") from None
     if not isinstance(d, dict) or set(d) != {"descr", "fortran_order", "shape"}:
         raise bad("an unreadable header (not a dict of descr, fortran_order and shape)")
-    shape, fortran = d["shape"], d["fortran_order"]
-    if (not isinstance(shape, tuple) or len(shape) > 32
-            or not all(type(n) is int and n >= 0 for n in shape)):
-        raise invalid(where, "a .npy shape: a tuple of at most 32 non-negative ints",
-                      _short(shape))
-    if type(fortran) is not bool:
-        raise invalid(where, "a .npy fortran_order of True or False", _short(fortran))
-    try:
-        dtype = np.lib.format.descr_to_dtype(d["descr"])
-    except (TypeError, ValueError, KeyError, OverflowError, MemoryError, RecursionError):
-        raise bad(f"an invalid dtype {_short(d['descr'])}") from None
-    if dtype.hasobject:
-        raise invalid(where, "a numeric array", "an object array (not unpickled)")
-    if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
-        raise invalid(where, "a numeric array (bool, int, uint or float)", f"dtype {dtype}")
-    size = 1
-    for n in shape:
-        size *= n
-    need = size * dtype.itemsize
-    data_bytes_available = stream_bytes - header_bytes
-    if need != data_bytes_available:
-        why = "a truncated file" if need > data_bytes_available else "bytes after the array"
-        raise invalid(where, f"{need} data bytes for shape {shape} and dtype {dtype}",
-                      f"{data_bytes_available} ({why})")
-    row = 1
-    for n in shape[1:]:
-        row *= n
-    if size == 0 and row > EMPTY_ROW_MAX:
-        raise invalid(where, f"rows of at most {EMPTY_ROW_MAX} values in an empty array",
-                      f"shape {shape}")
-    return shape, dtype, fortran, header_bytes
+    return d, header_bytes
 
 
 def _short(value, limit=60):

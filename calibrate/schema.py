@@ -187,7 +187,14 @@ def _type_name(v):
 
 
 def _show(v, limit=60):
-    r = json.dumps(v, ensure_ascii=True) if not isinstance(v, str) else quote(v)
+    """A value for a message: as JSON (``true``, ``null``), cut to ``limit``."""
+    if isinstance(v, str):
+        r = quote(v)
+    else:
+        try:
+            r = json.dumps(v, ensure_ascii=True)
+        except (TypeError, ValueError, RecursionError):  # a dict built in Python
+            r = ascii(v)
     return r if len(r) <= limit else r[:limit - 3] + "..."
 
 

@@ -77,8 +77,8 @@ class Group(click.Group):
         except Terminated as exc:
             _silence_stdout()  # a stdout nobody reads must not block the exit
             how = "interrupted" if exc.signum == signal.SIGINT else "terminated"
-            _fail(f"{how} by {signal.Signals(exc.signum).name}; no output was replaced",
-                  128 + exc.signum)
+            _fail(f"{how} by {signal.Signals(exc.signum).name}; "
+                  f"{exc.done or 'no output was replaced'}", 128 + exc.signum)
         except MemoryError:
             _fail("out of memory: expected data that fits, found more (nothing was replaced)", 1)
         except OSError as exc:  # not raised by calibrate's own I/O, which names its files

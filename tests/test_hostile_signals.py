@@ -93,7 +93,7 @@ def test_a_signal_during_the_renames_waits_for_all_of_them(tmp_path, monkeypatch
             outputs.on_signal(signal.SIGTERM)  # the handler, as if the signal came now
         return real(src, dst)
     monkeypatch.setattr(os, "replace", replace)
-    with pytest.raises(outputs.Terminated):
+    with pytest.raises(outputs.Terminated) as e:
         with outputs.Outputs() as tx:
             a = tx.declare("a.npy", "-o", (".npy",))
             b = tx.declare("b.csv", "--probabilities", (".csv",))
@@ -101,6 +101,36 @@ def test_a_signal_during_the_renames_waits_for_all_of_them(tmp_path, monkeypatch
             tx.write(b, b"B")
             tx.commit()
     assert Path("a.npy").read_bytes() == b"A" and Path("b.csv").read_bytes() == b"B"
+    assert e.value.signum == signal.SIGTERM and e.value.done == "every output was written"
+    assert temp_files(tmp_path) == []
+
+
+def test_a_signal_and_a_failed_rename_put_everything_back(tmp_path, monkeypatch):
+    """SIGTERM during the renames and the second rename failing: the first
+    output is restored, and the signal says nothing was replaced."""
+    import errno
+    monkeypatch.chdir(tmp_path)
+    Path("a.npy").write_bytes(SENTINEL)
+    real = os.replace
+    calls = []
+
+    def replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 1:
+            outputs.on_signal(signal.SIGTERM)
+        if len(calls) == 2:
+            raise OSError(errno.EIO, "Input/output error")
+        return real(src, dst)
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(outputs.Terminated) as e:
+        with outputs.Outputs() as tx:
+            a = tx.declare("a.npy", "-o", (".npy",))
+            b = tx.declare("b.csv", "--probabilities", (".csv",))
+            tx.write(a, b"A")
+            tx.write(b, b"B")
+            tx.commit()
+    assert e.value.done is None
+    assert Path("a.npy").read_bytes() == SENTINEL and not Path("b.csv").exists()
     assert temp_files(tmp_path) == []
 
 
