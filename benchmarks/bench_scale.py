@@ -8,7 +8,7 @@ The files are made once in a scratch folder (default: a temporary folder;
 
     python benchmarks/bench_scale.py [--rows 50000,200000,1000000] [--dir DIR] [--keep]
 
-Goals (issue 5): 1M x 1000 fitted in under 20 s with peak RSS under 1.5 GB on a
+Goals: 1M x 1000 fitted in under 20 s with peak RSS under 1.5 GB on a
 2-core machine, time growing linearly with rows.
 """
 
@@ -27,16 +27,15 @@ CHILD = r"""
 import json, resource, sys, time
 import numpy as np
 import calibrate
-from calibrate import _chunks
+from calibrate.backends import local
 chunks = []
 def hook(label, n_chunks):
     chunks.append(n_chunks)
     return None
-_chunks.progress_hook = hook
 scores, labels, out, what = sys.argv[1:5]
 t0 = time.perf_counter()
 if what == "fit":
-    cal = calibrate.fit(scores, np.load(labels), precision=0.9, confidence=0.95)
+    cal = calibrate.fit(scores, np.load(labels), precision=0.9, confidence=0.95, progress=hook)
     cal.save(out)
     extra = {"T": cal.temperature, "temperature_passes": cal.summary["temperature"]["passes"]}
 else:
@@ -44,13 +43,14 @@ else:
     cal = calibrate.load(out)
     src, _ = io.read_scores(scores)
     shape, dtype = cal.decisions_shape(src.shape[0])
-    io.write_predictions(out + ".npy", cal.iter_predict(src), cal.classes, shape=shape, dtype=dtype)
+    io.write_predictions(out + ".npy", cal.iter_predict(src, progress=hook), cal.classes,
+                         shape=shape, dtype=dtype)
     extra = {}
 wall = time.perf_counter() - t0
 # VmHWM: this process's own peak (ru_maxrss would include the parent's, from before exec)
 rss = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
 n, c = np.load(labels, mmap_mode="r").shape[0], cal.n_scored
-per_pass = len(_chunks.row_slices(n, _chunks.chunk_rows(c)))
+per_pass = len(local.row_slices(n, local.chunk_rows(c)))
 print(json.dumps({"wall": wall, "rss_mb": rss, "passes": sum(chunks) / per_pass, **extra}))
 """
 

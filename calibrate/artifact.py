@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _chunks, rules, schema
+from . import kernels, params, schema
 from . import scores as _scores
+from .backends import as_backend
 from .errors import invalid
-from .schema import ABSTAIN, RULES, SCHEMA_VERSION, space_of, to_probability  # noqa: F401
+from .schema import ABSTAIN, SCHEMA_VERSION, space_of, to_probability  # noqa: F401
 
+RULES = params.RULES
 #: Scores per block when applying: 16 Mi values (64 MB of float32).
 BLOCK_ELEMENTS = 1 << 24
 
@@ -60,69 +62,58 @@ class Calibrator:
         """Score columns the rule compares: 1 for binary, else C."""
         return 1 if self.task == "binary" else len(self.classes)
 
-    def logits(self, scores, input_kind=None, name="scores"):
-        """Validate new ``scores`` and recover logits.
+    def prepare(self, scores, input_kind=None, name="scores", progress=None):
+        """Validate new ``scores`` against the file and recover their logits:
+        a :class:`~calibrate.scores.PreparedScores` without labels.
 
         The input kind defaults to the one the file was fitted on (not a
         fresh detection: a small batch of logits can look like probabilities).
         """
-        s = _scores.as_array(scores, name)
+        params.validate({"input": input_kind}, params.APPLY)
+        s = as_backend(scores, name, progress)
         _scores.check_shape(s, self.task, name)
         want = self.n_scored
         if self.task != "binary" and s.shape[1] != want:
             raise invalid(name, f"{want} score columns, as in the threshold file",
                           f"{s.shape[1]}")
         kind = _scores.detect_input_kind(s, self.task, input_kind or self.input_kind, name)
-        return _scores.to_logits(s, self.task, kind)
+        return _scores.PreparedScores(s.logits(self.task, kind), None, self.task, kind,
+                                      want, name)
 
-    def _rule_thresholds(self, rule):
+    def logits(self, scores, input_kind=None, name="scores"):
+        """The logits of new ``scores`` as a backend (see :meth:`prepare`)."""
+        return self.prepare(scores, input_kind, name).logits
+
+    def rule_thresholds(self, rule=None):
+        """The decision thresholds ``rule`` (default: the file's) applies, one per
+        scored class, as floats (+inf: never predicted)."""
+        params.validate({"rule": rule}, params.APPLY)
         rule = rule or self.rule
-        if rule not in RULES:
-            raise invalid("rule", "per-class or global", repr(rule))
         d = self.decision_thresholds
-        return d["per_class"] if rule == "per-class" else [d["global"]] * self.n_scored
+        tau = d["per_class"] if rule == "per-class" else [d["global"]] * self.n_scored
+        return kernels.threshold_array(tau)
 
     def predict(self, scores, rule=None, input_kind=None, *, name="scores"):
         """Decisions for ``scores``.
 
         multiclass: int64 class ids, -1 = abstain; binary: int64 0/1;
-        multilabel: bool (N, C).
+        multilabel: bool (N, C).  A CUDA tensor is decided on its GPU.
         """
-        blocks = list(self.iter_predict(scores, rule, input_kind, name=name))
-        return np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
-
-    def _blocks(self, scores, input_kind, name, block_elements):
-        """Logits block by block of rows (about ``block_elements`` scores each):
-        row sources are read a block at a time, so memory stays flat."""
-        z = self.logits(scores, input_kind, name)
-        n = z.shape[0]
-        if _chunks.is_dask(z):
-            yield z  # dask schedules its own blocks
-            return
-        rows = _chunks.chunk_rows(int(np.prod(z.shape[1:])), block_elements)
-        for s in _chunks.row_slices(n, rows):
-            yield z[s] if rows < n else z
+        return _joined(self.iter_predict(scores, rule, input_kind, name=name))
 
     def iter_predict(self, scores, rule=None, input_kind=None, *, name="scores",
-                     block_elements=BLOCK_ELEMENTS):
-        """:meth:`predict`, one block of rows at a time."""
-        tau = self._rule_thresholds(rule)
-        for zc in self._blocks(scores, input_kind, name, block_elements):
-            if self.task == "multiclass":
-                k, logp = rules.top_scores(zc, self.temperature)
-                yield rules.decide_multiclass(k, logp, tau)
-            else:
-                dec = rules.decide_sigmoid(rules.sigmoid_scores(zc, self.temperature), tau)
-                yield dec.astype(np.int64) if self.task == "binary" else dec
+                     block_elements=BLOCK_ELEMENTS, progress=None):
+        """:meth:`predict`, one block of rows at a time (memory stays flat)."""
+        tau = self.rule_thresholds(rule)
+        z = self.logits(scores, input_kind, name) if progress is None else \
+            self.prepare(scores, input_kind, name, progress).logits
+        return z.iter_decisions(self.task, self.temperature, tau, block_elements)
 
     def iter_predict_proba(self, scores, input_kind=None, *, name="scores",
-                           block_elements=BLOCK_ELEMENTS):
+                           block_elements=BLOCK_ELEMENTS, progress=None):
         """:meth:`predict_proba`, one block of rows at a time."""
-        for zc in self._blocks(scores, input_kind, name, block_elements):
-            if self.task == "multiclass":
-                yield rules.softmax_proba(zc, self.temperature)
-            else:
-                yield rules.sigmoid_proba(zc, self.temperature)
+        z = self.prepare(scores, input_kind, name, progress).logits
+        return z.iter_proba(self.task, self.temperature, block_elements)
 
     def decisions_shape(self, n_rows):
         """Shape and dtype of ``predict``'s result for ``n_rows`` rows."""
@@ -133,13 +124,18 @@ class Calibrator:
     def proba_shape(self, n_rows, score_dtype):
         """Shape and dtype of ``predict_proba``'s result for ``n_rows`` rows."""
         shape = (n_rows,) if self.task == "binary" else (n_rows, len(self.classes))
-        return shape, _chunks.float_dtype(score_dtype)
+        return shape, kernels.float_dtype(score_dtype)
 
     def predict_proba(self, scores, input_kind=None, *, name="scores"):
         """Calibrated probabilities: softmax(z/T) (N, C), or sigmoid(z/T)
         ((N,) for binary: the positive class; (N, C) for multilabel)."""
-        blocks = list(self.iter_predict_proba(scores, input_kind, name=name))
-        return np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+        return _joined(self.iter_predict_proba(scores, input_kind, name=name))
+
+    @property
+    def fit_summary(self):
+        """The held-out summary as a :class:`~calibrate.summary.FitSummary`."""
+        from .summary import FitSummary
+        return FitSummary.from_dict(self.summary if isinstance(self.summary, dict) else {})
 
     # -- the file (calibrate.schema: reading, checking, writing) ---------
     def to_dict(self):
@@ -155,6 +151,56 @@ class Calibrator:
         """Rebuild a Calibrator from a parsed file, refusing anything malformed
         (see :func:`calibrate.schema.from_dict`)."""
         return schema.from_dict(d, source)
+
+
+def _joined(blocks):
+    parts = list(blocks)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+@dataclass(frozen=True)
+class DecisionCounts:
+    """What a stream of decisions held: ``rows``, and two counts whose meaning
+    depends on the task (``labels`` names them): multiclass predicted /
+    abstained, binary positive / negative, multilabel labels predicted / rows
+    with none."""
+    task: str
+    rows: int
+    first: int
+    second: int
+
+    @property
+    def labels(self):
+        return {"multilabel": ("labels predicted", "rows with none"),
+                "binary": ("positive", "negative")}.get(self.task, ("predicted", "abstained"))
+
+    def to_dict(self):
+        a, b = self.labels
+        return {"task": self.task, "rows": self.rows, a: self.first, b: self.second}
+
+
+class DecisionTally:
+    """Counts decisions as blocks stream past (``watch`` passes them on)."""
+
+    def __init__(self, task):
+        self.task, self.rows, self.first, self.second = task, 0, 0, 0
+
+    def watch(self, blocks):
+        for d in blocks:
+            self.rows += d.shape[0]
+            if self.task == "multilabel":
+                self.first += int(d.sum())
+                self.second += int((~d.any(axis=1)).sum())
+            elif self.task == "binary":
+                self.first += int((d == 1).sum())
+                self.second += int((d == 0).sum())
+            else:
+                self.first += int((d >= 0).sum())
+                self.second += int((d < 0).sum())
+            yield d
+
+    def counts(self):
+        return DecisionCounts(self.task, self.rows, self.first, self.second)
 
 
 def load(path):

@@ -26,13 +26,20 @@ probability at least ``confidence``, it reaches the target.  So a few
 gives that number.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
-from . import metrics, rules
-from . import scores as _scores
-from .artifact import to_probability
-from .errors import invalid
+from . import params, rules, summary
+from .artifact import Calibrator, to_probability
+from .backends import Backend, as_array
+from .bootstrap import bootstrap_metrics
 from .guarantee import lower_bound
+from .scores import check_labels
 
 #: One-sided level of the upper bound that separates "missed" from "violated".
 NOISE_LEVEL = 0.95
@@ -46,7 +53,7 @@ def upper_bound(n_correct, n, confidence=NOISE_LEVEL):
     return float(1.0 - lower_bound(n - n_correct, n, confidence))
 
 
-def _verdict(has_threshold, predicted, correct, target):
+def _verdict(has_threshold: bool, predicted: int, correct: int, target: float) -> str:
     if not has_threshold:
         return "no-threshold"
     if predicted == 0:
@@ -56,50 +63,129 @@ def _verdict(has_threshold, predicted, correct, target):
     return "missed" if upper_bound(correct, predicted) >= target else "violated"
 
 
-def _row(predicted, correct, support, n_units, has_threshold, target, threshold):
-    return {
-        "threshold": threshold,
-        "precision": correct / predicted if predicted else None,
-        "recall": correct / support if support else None,
-        "coverage": predicted / n_units if n_units else None,
-        "support": int(support),
-        "predicted": int(predicted),
-        "correct": int(correct),
-        "upper_bound": upper_bound(correct, predicted) if predicted else None,
-        "status": _verdict(has_threshold, predicted, correct, target),
-    }
+class _Record(Mapping):
+    """Read-only mapping access to :meth:`to_dict` (reports were dicts before)."""
+
+    def to_dict(self) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def __iter__(self) -> Any:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
+
+
+@dataclass(frozen=True, eq=False)
+class EvalRow(_Record):
+    """What one class (``name``; None for a pooled row) achieved on new data.
+
+    ``threshold`` the file's threshold as a probability; ``precision``,
+    ``recall`` and ``coverage`` of its decisions on the new data; ``support``
+    its true members; ``predicted`` / ``correct`` the counts; ``upper_bound``
+    the one-sided Clopper-Pearson upper bound on the precision; ``status`` the
+    verdict; ``held_out`` the file's own row (None where it has none).
+    """
+    name: str | None
+    threshold: float | None
+    precision: float | None
+    recall: float | None
+    coverage: float | None
+    support: int
+    predicted: int
+    correct: int
+    upper_bound: float | None
+    status: str
+    held_out: dict | None = None
+    with_threshold: bool = True
+
+    def to_dict(self) -> dict:
+        d: dict = {} if self.name is None else {"class": self.name}
+        if self.with_threshold:
+            d["threshold"] = self.threshold
+        d.update(precision=self.precision, recall=self.recall, coverage=self.coverage,
+                 support=self.support, predicted=self.predicted, correct=self.correct,
+                 upper_bound=self.upper_bound, status=self.status)
+        if self.with_threshold:   # a rule's row; the pooled row promised nothing
+            d["held_out"] = self.held_out
+        return d
+
+
+def _row(name: str | None, predicted: int, correct: int, support: int, n_units: int,
+         has_threshold: bool, target: float, threshold: float | None,
+         held_out: dict | None = None, with_threshold: bool = True) -> EvalRow:
+    return EvalRow(
+        name, threshold, correct / predicted if predicted else None,
+        correct / support if support else None, predicted / n_units if n_units else None,
+        int(support), int(predicted), int(correct),
+        upper_bound(correct, predicted) if predicted else None,
+        _verdict(has_threshold, predicted, correct, target), held_out, with_threshold)
 
 
 _PROMISED = ("threshold", "precision", "recall", "coverage", "support", "predicted",
              "lower_bound", "status")
 
 
-def _promised(row):
+def _promised(row: Any) -> dict | None:
     """The file's held-out figures for a row (None where the file has no summary)."""
     if not isinstance(row, dict):
         return None
     return {k: row.get(k) for k in _PROMISED}
 
 
-def _decisions(cal, z, y):
-    """:func:`rules.decision_units`, and the units' count."""
-    cls, sc, correct, support = rules.decision_units(z, y, cal.task, cal.temperature,
-                                                     cal.n_scored)
-    return cls, sc, correct, support, len(sc)
+@dataclass(frozen=True, eq=False)
+class EvaluationReport(_Record):
+    """What :func:`evaluate` found: per class and overall, against the file's promise.
+
+    ``per_class`` one :class:`EvalRow` per scored class under the per-class
+    rule; ``overall`` all per-class-rule decisions pooled; ``global_rule`` the
+    global rule; ``counts`` of verdicts over classes; ``expected_violations``
+    how many certified classes the guarantee allows below target; ``metrics``
+    before / after on the new data, as in the fit summary.
+    """
+    n: int
+    task: str
+    rule: str
+    target: dict
+    temperature: Any
+    per_class: tuple
+    overall: EvalRow
+    global_rule: EvalRow
+    counts: dict
+    expected_violations: float | None
+    metrics: dict
+
+    def to_dict(self) -> dict:
+        return {"n": self.n, "task": self.task, "rule": self.rule, "target": dict(self.target),
+                "temperature": self.temperature,
+                "per_class": [r.to_dict() for r in self.per_class],
+                "overall": self.overall.to_dict(), "global": self.global_rule.to_dict(),
+                "counts": dict(self.counts), "expected_violations": self.expected_violations,
+                "metrics": self.metrics}
+
+    # -- reporting policy -------------------------------------------------------
+    def is_compact(self) -> bool:
+        """Whether a table should show only the classes below target."""
+        return len(self.per_class) > summary.COMPACT_ABOVE
+
+    def below_target(self) -> list:
+        """Classes below target or never predicted, lowest precision first."""
+        bad = [r for r in self.per_class if r.status in ("violated", "missed", "no-predictions")]
+        return sorted(bad, key=lambda r: (r.precision if r.precision is not None else -1.0,
+                                          r.name))
 
 
-def _accepted(cls, sc, tau):
-    t = rules.threshold_array(tau)
-    return sc >= t[cls]
-
-
-def evaluate(cal, scores, labels, input_kind=None, bootstrap=0, seed=0):
+def evaluate(cal: Calibrator, scores: Any, labels: Any, input_kind: str | None = None,
+             bootstrap: int = 0, seed: int = 0) -> EvaluationReport:
     """Apply ``cal`` to new ``scores`` with true ``labels`` and compare with its promise.
 
     Parameters
     ----------
     cal : Calibrator
-    scores, labels : arrays (numpy or torch), as for :func:`calibrate.fit`
+    scores, labels : arrays (numpy, torch, dask, row sources), as for :func:`calibrate.fit`
     input_kind : str, optional
         What ``scores`` hold; default: the kind recorded in the file.
     bootstrap : int
@@ -108,105 +194,93 @@ def evaluate(cal, scores, labels, input_kind=None, bootstrap=0, seed=0):
 
     Returns
     -------
-    dict (JSON-ready)
+    EvaluationReport (a read-only mapping of its ``to_dict()``)
         ``n``, ``task``, ``rule`` (the file's default), ``target``,
-        ``temperature``; ``per_class`` (one row per scored class under the
-        per-class rule: threshold, precision, recall, coverage, support,
-        predicted, correct, upper_bound, status, and ``held_out``, the file's
-        own row); ``overall`` (all per-class-rule decisions pooled);
-        ``global`` (the global rule, with its ``held_out`` row); ``counts`` of
-        statuses over classes; ``expected_violations``; ``metrics`` (before /
-        after on the new data, as in the fit summary).  Coverage is the share
-        of decision units (rows; (row, class) pairs for multilabel) predicted.
+        ``temperature``; ``per_class`` (threshold, precision, recall, coverage,
+        support, predicted, correct, upper_bound, status, and ``held_out``,
+        the file's own row); ``overall``; ``global``; ``counts`` of statuses
+        over classes; ``expected_violations``; ``metrics``.  Coverage is the
+        share of decision units (rows; (row, class) pairs for multilabel)
+        predicted.
     """
+    params.validate({"input": input_kind, "bootstrap": bootstrap, "seed": seed},
+                    params.EVALUATE)
     z = cal.logits(scores, input_kind)
-    n_rows = int(z.shape[0])
-    lab = _scores.as_array(labels, "labels")
-    n_cls = len(cal.classes)
-    y = _scores.check_labels(lab, cal.task, n_rows, n_cls)
-    if not isinstance(bootstrap, (int, np.integer)) or isinstance(bootstrap, bool) or bootstrap < 0:
-        raise invalid("bootstrap", "a number of resamples >= 0", repr(bootstrap))
+    n_rows = int(z.n_rows)
+    y = check_labels(as_array(labels, "labels"), cal.task, n_rows, len(cal.classes))
     target = float(cal.target["precision"])
-    summary = cal.summary if isinstance(cal.summary, dict) else {}
-
-    cls, sc, correct, support, n_units = _decisions(cal, z, y)
-    scored = cal.classes[1:] if cal.task == "binary" else cal.classes
-    per_tau = cal.decision_thresholds["per_class"]
-    acc = _accepted(cls, sc, per_tau)
-    n_scored = len(per_tau)
-    pred = np.bincount(cls[acc], minlength=n_scored)
-    hits = np.bincount(cls[acc & correct], minlength=n_scored)
-    held_rows = summary.get("per_class") or [None] * n_scored
-    per_rows = []
-    for j, name in enumerate(scored):
-        row = {"class": name}
-        row.update(_row(pred[j], hits[j], support[j], n_units, per_tau[j] is not None, target,
-                        to_probability(per_tau[j], cal.task)))
-        row["held_out"] = _promised(held_rows[j] if j < len(held_rows) else None)
-        per_rows.append(row)
-
-    total_support = int(np.sum(support))
-    overall = _row(int(acc.sum()), int((acc & correct).sum()), total_support, n_units,
-                   True, target, None)
-    del overall["threshold"]
-    g_tau = cal.decision_thresholds["global"]
-    g_acc = _accepted(cls, sc, [g_tau] * n_scored)
-    glob = _row(int(g_acc.sum()), int((g_acc & correct).sum()), total_support, n_units,
-                g_tau is not None, target, to_probability(g_tau, cal.task))
-    glob["held_out"] = _promised(summary.get("global"))
-
+    units = rules.decision_units(z, y, cal.task, cal.temperature, cal.n_scored)
+    per_rows, overall, glob = _rule_rows(cal, units, target)
     counts = {s: 0 for s in STATUSES}
     for r in per_rows:
-        counts[r["status"]] += 1
+        counts[r.status] += 1
+    T = cal.temperature
+    return EvaluationReport(
+        n=n_rows, task=cal.task, rule=cal.rule, target=dict(cal.target),
+        temperature=T if np.ndim(T) == 0 else [float(v) for v in T], per_class=per_rows,
+        overall=overall, global_rule=glob, counts=counts,
+        expected_violations=_expected_violations(cal, cal.n_scored - counts["no-threshold"]),
+        metrics=_metrics(cal, z, y, bootstrap, seed))
+
+
+def _rule_rows(cal: Calibrator, units: rules.DecisionUnits, target: float) -> tuple:
+    """The per-class rows, the pooled row and the global rule's row on new data."""
+    held = cal.summary if isinstance(cal.summary, dict) else {}
+    n_units = units.n_units
+    cls, correct = units.class_ids(), units.correct.ravel()
+    per_tau = cal.decision_thresholds["per_class"]
+    acc = units.accepted(cal.rule_thresholds("per-class"))
+    pred = np.bincount(cls[acc], minlength=len(per_tau))
+    hits = np.bincount(cls[acc & correct], minlength=len(per_tau))
+    held_rows = held.get("per_class") or [None] * len(per_tau)
+    scored = cal.classes[1:] if cal.task == "binary" else cal.classes
+    per_rows = tuple(
+        _row(name, pred[j], hits[j], units.support[j], n_units, per_tau[j] is not None, target,
+             to_probability(per_tau[j], cal.task),
+             _promised(held_rows[j] if j < len(held_rows) else None))
+        for j, name in enumerate(scored))
+    total_support = int(np.sum(units.support))
+    overall = _row(None, int(acc.sum()), int((acc & correct).sum()), total_support, n_units,
+                   True, target, None, with_threshold=False)
+    g_tau = cal.decision_thresholds["global"]
+    g_acc = units.accepted(cal.rule_thresholds("global"))
+    glob = _row(None, int(g_acc.sum()), int((g_acc & correct).sum()), total_support, n_units,
+                g_tau is not None, target, to_probability(g_tau, cal.task),
+                _promised(held.get("global")))
+    return per_rows, overall, glob
+
+
+def _expected_violations(cal: Calibrator, certified: int) -> float | None:
+    """per class: each certified class misses with probability <= 1 - confidence;
+    simultaneous: all hold at once with probability >= confidence."""
     conf = cal.target.get("confidence")
-    certified = n_scored - counts["no-threshold"]
-    expected = None
-    if conf is not None:
-        # per class: each certified class misses with probability <= 1 - confidence;
-        # simultaneous: all hold at once with probability >= confidence
-        expected = (1.0 - conf) * certified if not cal.target.get("simultaneous") else 1.0 - conf
+    if conf is None:
+        return None
+    return (1.0 - conf) * certified if not cal.target.get("simultaneous") else 1.0 - conf
 
-    m = _metrics(cal, z, y, bootstrap, seed)
+
+def _metrics(cal: Calibrator, z: Backend, y: np.ndarray, bootstrap: int, seed: int) -> dict:
     T = cal.temperature
-    return {
-        "n": n_rows,
-        "task": cal.task,
-        "rule": cal.rule,
-        "target": dict(cal.target),
-        "temperature": T if np.ndim(T) == 0 else [float(v) for v in T],
-        "per_class": per_rows,
-        "overall": overall,
-        "global": glob,
-        "counts": counts,
-        "expected_violations": expected,
-        "metrics": m,
-    }
-
-
-def _metrics(cal, z, y, bootstrap, seed):
-    T = cal.temperature
-    before = metrics.summary_metrics(z, y, cal.task, 1.0)
-    after = metrics.summary_metrics(z, y, cal.task, T)
-    out = {key: {"definition": metrics.describe(key, cal.task),
-                 "before": metrics.finite(before[key]), "after": metrics.finite(after[key])}
-           for key in before}
+    before = summary.metrics_at(z, y, cal.task, 1.0).values
+    after = summary.metrics_at(z, y, cal.task, T).values
+    out = summary.named_metrics(before, after, cal.task)
     if bootstrap:
         for side, temp in (("before", 1.0), ("after", T)):
             p = probabilities(cal, z, temp)
-            ci = metrics.bootstrap_metrics(p, y, cal.task, n_resamples=int(bootstrap), seed=seed)
+            ci = bootstrap_metrics(p, y, cal.task, n_resamples=int(bootstrap), seed=seed)
             for key, (lo, hi) in ci.items():
                 out[key][side + "_ci"] = [lo, hi]
     return out
 
 
-def probabilities(cal, z, temperature):
+def probabilities(cal: Calibrator, z: Any, temperature: Any) -> np.ndarray:
     """softmax / sigmoid of logits ``z`` at ``temperature`` as float64 ((N,) for binary)."""
     if cal.task == "multiclass":
         return np.asarray(rules.softmax_proba(z, temperature), dtype=np.float64)
-    return np.asarray(rules.sigmoid_proba(np.asarray(z, dtype=np.float64), temperature))
+    return rules.sigmoid_proba(rules.as_float64(z), temperature)
 
 
-def describe_status(status):
+def describe_status(status: str) -> str:
     """One line for a verdict, for people."""
     return {
         "held": "precision on the new data reaches the target",
@@ -217,4 +291,3 @@ def describe_status(status):
         "no-predictions": "has a threshold but was never predicted on the new data",
         "no-threshold": "the file gives it no threshold: never predicted",
     }[status]
-

@@ -1,30 +1,30 @@
 """``calibrate.fit``: temperature, thresholds for both rules, and the summary.
 
 This module only wires the pure pieces together: :mod:`.scores` (task, input
-kind, logits), :mod:`.temperature`, :mod:`.rules` (scores in comparison
-space), :mod:`.thresholds` with :mod:`.guarantee`, and :mod:`.metrics`.
+kind, logits on their backend), :mod:`.temperature`, :mod:`.rules` (scores in
+comparison space), :mod:`.thresholds` with :mod:`.guarantee`, and
+:mod:`.summary`.
 """
 
+from __future__ import annotations
+
 import os
+from typing import Any
 
 import numpy as np
-from scipy import special
 
-from . import metrics, rules, thresholds as _thr
-from . import scores as _scores
-from .artifact import RULES, Calibrator, to_probability
-from .errors import check_unit_interval, invalid
+from . import metrics, params, rules, summary
+from . import thresholds as _thr
+from .artifact import Calibrator, to_probability
+from .backends import Progress
+from .errors import invalid
+from .scores import PreparedScores, prepare
 from .temperature import fit_temperature
 
 
-def _check_params(precision, confidence, rule):
-    check_unit_interval("precision", precision)
-    check_unit_interval("confidence", confidence, allow_none=True)
-    if rule not in RULES:
-        raise invalid("rule", "per-class or global", repr(rule))
-
-
-def _class_names(classes, task, n_cls, where="classes"):
+def class_names(classes: Any, task: str, n_cls: int, where: str = "classes") -> list[str]:
+    """The class names for a fit: given (distinct, one per class; two for
+    binary) or "0".."C-1"."""
     want = 2 if task == "binary" else n_cls
     if classes is None:
         return [str(i) for i in range(want)]
@@ -36,18 +36,23 @@ def _class_names(classes, task, n_cls, where="classes"):
     return names
 
 
-def fit(scores, labels, precision=0.9, confidence=0.95, rule="per-class", task="auto",
-        input_kind="auto", classes=None, simultaneous=False, *, scores_name="scores",
-        labels_name="labels", classes_name="classes"):
+def fit(scores: Any, labels: Any, precision: float = 0.9, confidence: float | None = 0.95,
+        rule: str = "per-class", task: str = "auto", input_kind: str = "auto",
+        classes: Any = None, simultaneous: bool = False, *, scores_name: str = "scores",
+        labels_name: str = "labels", classes_name: str = "classes",
+        progress: Progress | None = None) -> Calibrator:
     """Fit a temperature and precision-targeted thresholds on held-out data.
 
     Parameters
     ----------
-    scores : array (N, C), (N,) or (N, 1); numpy, torch tensor or memmap
-        Logits, probabilities or log-probabilities (``input_kind``).
+    scores : array (N, C), (N,) or (N, 1)
+        Logits, probabilities or log-probabilities (``input_kind``): a numpy
+        array, a torch tensor (a CUDA tensor is fitted on its GPU), a dask
+        array, a row source (:func:`calibrate.io.open_scores`), or the path
+        or glob of score files.
     labels : array
         Class ids (N,) for multiclass, 0/1 (N,) for binary, 0/1 (N, C) for
-        multilabel.
+        multilabel; None when ``scores`` is a .npz / .pt file holding them.
     precision : float in (0, 1)
         Precision each class (``per-class``) or all predictions (``global``)
         must reach.
@@ -65,12 +70,16 @@ def fit(scores, labels, precision=0.9, confidence=0.95, rule="per-class", task="
         (Bonferroni: each class tested at (1 - confidence) / C).
     scores_name, labels_name, classes_name : str
         How error messages name the inputs (the CLI passes the file names).
+    progress : callable, optional
+        ``progress(label, n_blocks)`` returning ``advance(k)``: told about long passes.
 
     Returns
     -------
     Calibrator
     """
-    _check_params(precision, confidence, rule)
+    params.validate({"precision": precision, "confidence": confidence, "rule": rule,
+                     "task": task, "input": input_kind, "classes": classes,
+                     "simultaneous": simultaneous, "progress": progress}, params.FIT)
     if labels is None:
         # Like the CLI: a .npz / .pt file may hold its labels beside the scores.
         if isinstance(scores, (str, os.PathLike)):
@@ -79,122 +88,57 @@ def fit(scores, labels, precision=0.9, confidence=0.95, rule="per-class", task="
         if labels is None:
             raise invalid(labels_name, "an array, or scores in a .npz / .pt file holding "
                           "an array named 'labels'", "None")
-    z, y, task, kind = _scores.prepare(scores, labels, task, input_kind,
-                                       scores_name, labels_name)
-    n_cls = _scores.n_classes(z if task != "binary" else z.reshape(-1, 1), task)
-    names = _class_names(classes, task, n_cls, classes_name)
+    prepared = prepare(scores, labels, task, input_kind, scores_name, labels_name, progress)
+    names = class_names(classes, prepared.task, prepared.n_classes, classes_name)
+    return fit_prepared(prepared, names, precision, confidence, rule, simultaneous)
+
+
+def fit_prepared(prepared: PreparedScores, names: list[str], precision: float,
+                 confidence: float | None, rule: str, simultaneous: bool) -> Calibrator:
+    """:func:`fit` on scores already prepared."""
+    z, y, task, n_cls = prepared.logits, prepared.labels, prepared.task, prepared.n_classes
     # The summary's metric pass at T = 1 gives the NLL before: no need to
     # spend an extra exp on it in the temperature fit.
-    temp = fit_temperature(z, y, task, scores_name, names, nll_before=False)
+    temp = fit_temperature(z, y, task, prepared.name, names, nll_before=False,
+                           summary_bins=metrics.N_BINS)
     T = temp.temperature
-    if _scores.is_tensor(z) and task != "multiclass":
-        # GPU scores: the temperature passes ran there.  Sigmoid decision
-        # units are the (N, C) scores themselves, so they come back now.
-        z = z.detach().cpu().numpy()
-
-    m_after = None
-    if task == "multiclass" and not _scores.is_tensor(z):
-        # One pass gives the summary metrics at T and the decision scores.
-        m_after, (k, logp) = metrics.summary_metrics(z, y, task, T, with_scores=True)
-        cls, sc, correct = k, logp, k == y
-        support = np.bincount(y, minlength=z.shape[1])
-    else:
-        cls, sc, correct, support = rules.decision_units(z, y, task, T, n_cls)
-    if _scores.is_tensor(z):
-        # The summary's metric passes read GPU logits a row chunk at a time.
-        from ._torch_kernels import TensorRows
-        z = TensorRows(z)
-    alpha = None
-    if confidence is not None:
-        alpha = (1 - confidence) / n_cls if simultaneous else 1 - confidence
-    # The model's own calibrated probability of being right picks where the
-    # confidence sequence starts (scores only, plus the one fitted T).
-    expected = np.exp(sc) if task == "multiclass" else special.expit(sc)
-    if task == "multilabel":
-        # The classes are the columns: no need to sort N x C class ids.
-        cols = (np.reshape(a, (-1, n_cls)) for a in (sc, correct, expected))
-        s2, c2, e2 = cols
-        per = [_thr.search(s2[:, j], c2[:, j], precision, confidence, alpha, e2[:, j])
-               for j in range(n_cls)]
-    else:
-        per = _thr.search_per_class(cls, sc, correct, n_cls, precision, confidence, alpha,
-                                    expected)
-    glob = _thr.search(sc, correct, precision, confidence,
-                       None if confidence is None else 1 - confidence, expected)
-
-    summary = _summary(z, y, task, kind, temp, names, per, glob, support, sc, m_after)
+    # multiclass: the temperature passes usually made the metrics' passes on
+    # the way; the one at T also gives the decision scores
+    m_before = (summary.softmax_summary(temp.at_one, y, n_cls) if temp.at_one is not None
+                else summary.metrics_at(z, y, task, 1.0, scores=False))
+    m_after = (summary.softmax_summary(temp.at_t, y, n_cls) if temp.at_t is not None
+               else summary.metrics_at(z, y, task, T))
+    units = rules.decision_units(z, y, task, T, n_cls, top=m_after.top)
+    per, glob = search_rules(units, precision, confidence, simultaneous)
+    fs = summary.fit_summary(prepared, temp, names, per, glob, units, m_before.values,
+                             m_after.values, lambda v: to_probability(v, task))
     return Calibrator(
-        task=task, classes=names, input_kind=kind, temperature=T, rule=rule,
+        task=task, classes=names, input_kind=prepared.input_kind, temperature=T, rule=rule,
         decision_thresholds={"per_class": [t.value for t in per], "global": glob.value},
         target={"precision": float(precision),
                 "confidence": None if confidence is None else float(confidence),
                 "simultaneous": bool(simultaneous)},
-        summary=summary)
+        summary=fs.to_dict())
 
 
-def _row(t, support, n_units, task):
-    return {
-        "threshold": to_probability(t.value, task),
-        "precision": t.precision,
-        "recall": (t.n_correct / support) if support else None,
-        "support": int(support),
-        "predicted": t.n_predicted,
-        "coverage": t.n_predicted / n_units if n_units else None,
-        "lower_bound": t.lower_bound,
-        "status": t.status,
-    }
+def search_rules(units: rules.DecisionUnits, precision: float, confidence: float | None,
+                 simultaneous: bool) -> tuple[list, _thr.Threshold]:
+    """The thresholds of both rules on the decision units: per class, and global.
 
-
-def _ece_before_after(z, y, task, temperature, sc, after=None):
-    """The summary's metrics (:data:`metrics.NAMES`) at T = 1 and at the fitted T.
-
-    Returns two dicts keyed like :func:`metrics.summary_metrics`.  Multiclass
-    costs one chunked pass over the logits per temperature and never holds
-    (N, C) probabilities (``after``, when the caller already made that pass,
-    saves one); binary and multilabel reuse ``sc`` (z / T, already held in
-    float64) for the fitted side.
+    The model's own calibrated probability of being right picks where each
+    confidence sequence starts (scores only, plus the fitted calibration).
     """
-    if task == "multiclass":
-        return (metrics.summary_metrics(z, y, task, 1.0),
-                after or metrics.summary_metrics(z, y, task, temperature))
-    return (metrics.summary_metrics(z, y, task, 1.0),
-            metrics.summary_metrics(np.reshape(sc, np.shape(z)), y, task, 1.0))
-
-
-def _summary(z, y, task, kind, temp, names, per, glob, support, sc, m_after=None):
-    T = temp.temperature
-    m_b, m_a = _ece_before_after(z, y, task, T, sc, m_after)
-    # multilabel: the mean over classes of each class's binary cross entropy
-    if task == "multiclass":
-        # exact at T = 1 and at the fitted T, from the metric passes
-        nll_b, nll_a = m_b["nll"], m_a["nll"]
+    n_cls = units.n_classes
+    alpha = None
+    if confidence is not None:
+        alpha = (1 - confidence) / n_cls if simultaneous else 1 - confidence
+    expected = units.expected()
+    if units.classes is None:   # multilabel: the classes are the columns
+        per = _thr.search_columns(units.scores, units.correct, precision, confidence, alpha,
+                                  expected)
     else:
-        nll_b, nll_a = float(np.mean(temp.nll_before)), float(np.mean(temp.nll_after))
-        m_b["nll"], m_a["nll"] = nll_b, nll_a  # the temperature fit's own objective
-    named = {key: {"definition": metrics.describe(key, task),
-                   "before": metrics.finite(m_b[key]), "after": metrics.finite(m_a[key])}
-             for key in m_b}
-    n_units = len(sc)
-    per_rows = []
-    scored = names[1:] if task == "binary" else names
-    for name, t, s in zip(scored, per, support):
-        row = {"class": name}
-        row.update(_row(t, s, n_units, task))
-        per_rows.append(row)
-    g = _row(glob, int(np.sum(support)), n_units, task)
-    temperature = {"value": T if np.ndim(T) == 0 else [float(v) for v in T],
-                   "status": temp.status, "passes": temp.n_passes,
-                   "converged": temp.converged}
-    if temp.shared_temperature is not None:
-        temperature["shared_value"] = temp.shared_temperature
-    return {
-        "n": int(z.shape[0]),
-        "task": task,
-        "input_kind": kind,
-        "temperature": temperature,
-        "nll": {"before": nll_b, "after": nll_a},
-        "ece": {"before": m_b["ece_15_equal_width"], "after": m_a["ece_15_equal_width"]},
-        "metrics": named,
-        "per_class": per_rows,
-        "global": g,
-    }
+        per = _thr.search_per_class(units.classes, units.scores, units.correct, n_cls,
+                                    precision, confidence, alpha, expected)
+    glob = _thr.search(units.scores.ravel(), units.correct.ravel(), precision, confidence,
+                       None if confidence is None else 1 - confidence, expected.ravel())
+    return per, glob

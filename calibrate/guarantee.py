@@ -45,7 +45,8 @@ START_PREDICTIONS = 100
 #: Level of the expected lower bound that places the start with them; fixed,
 #: so that the start does not move with the user's confidence.
 START_LEVEL = 0.05
-_START_GRID = 2048
+#: Above this many candidates the start is looked for on a grid of them.
+START_GRID = 2048
 
 
 def lower_bound(n_correct, n, confidence):
@@ -103,14 +104,22 @@ def start_index(n_predicted, expected_correct=None, start_predictions=START_PRED
         return int(np.searchsorted(n_predicted, want, side="left"))
     e = np.asarray(expected_correct, dtype=np.float64)
     idx = np.arange(len(n_predicted))
-    if len(idx) > _START_GRID:
+    if len(idx) > START_GRID:
         # On a large rule (the global one over every row) look at a grid of
         # prediction counts, dense in both linear and log scale.
-        grid = np.concatenate([np.geomspace(1, n_predicted[-1], _START_GRID // 2),
-                               np.linspace(1, n_predicted[-1], _START_GRID // 2)])
+        grid = np.concatenate([np.geomspace(1, n_predicted[-1], START_GRID // 2),
+                               np.linspace(1, n_predicted[-1], START_GRID // 2)])
         idx = np.unique(np.minimum(np.searchsorted(n_predicted, grid), len(idx) - 1))
-    lb = _lower_bound_continuous(e[idx], n_predicted[idx].astype(np.float64), START_LEVEL)
-    return int(idx[np.argmax(np.nan_to_num(lb, nan=-1.0))])
+    return int(idx[np.argmax(expected_lower_bound(e[idx], n_predicted[idx]))])
+
+
+def expected_lower_bound(expected_correct, n_predicted):
+    """The Clopper-Pearson lower bound at level ``START_LEVEL`` at the expected
+    number of correct predictions (-1 where undefined): what
+    :func:`start_index` maximises."""
+    lb = _lower_bound_continuous(np.asarray(expected_correct, dtype=np.float64),
+                                 np.asarray(n_predicted).astype(np.float64), START_LEVEL)
+    return np.nan_to_num(lb, nan=-1.0)
 
 
 def _lower_bound_continuous(k, n, alpha, steps=4):

@@ -29,7 +29,6 @@ import stat
 import tempfile
 
 from .errors import CalibrateError, invalid, quote
-from .rows import file_kind
 
 TEMP_PREFIX = ".calibrate-"
 
@@ -193,6 +192,16 @@ def _check_name_length(path, where):
     name_max = _pathconf(folder if os.path.isdir(folder) else "/", "PC_NAME_MAX", 255)
     if len(name) > name_max:
         raise invalid(where, f"a file name of at most {name_max} bytes", f"{len(name)} bytes")
+
+
+def file_kind(mode):
+    """What a non-regular file is, in words."""
+    for test, word in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return word
+    return "not a regular file"
 
 
 def _same_file(a, b):

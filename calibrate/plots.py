@@ -29,7 +29,8 @@ import os
 import numpy as np
 from scipy import special
 
-from . import metrics, rules
+from . import curves, metrics, rules
+from .backends import as_array
 from . import scores as _scores
 from .errors import invalid
 from .guarantee import lower_bound
@@ -187,11 +188,11 @@ def precision_threshold(ax, probability, correct, n_positive, threshold=None, ta
     (dotted horizontal), the chosen threshold (vertical) and the precision it
     gives (dot); with ``lower_bound_confidence`` adds the one-sided
     Clopper-Pearson lower bound of the precision at each threshold.  Returns
-    :func:`metrics.precision_curve` (unthinned) with ``"drawn"``, the indices
+    :func:`curves.precision_curve` (unthinned) with ``"drawn"``, the indices
     plotted.
     """
-    curve = metrics.precision_curve(probability, correct, n_positive)
-    idx = metrics.thin(len(curve["threshold"]), max_points)
+    curve = curves.precision_curve(probability, correct, n_positive)
+    idx = curves.thin(len(curve["threshold"]), max_points)
     curve["drawn"] = idx
     t = curve["threshold"][idx]
     ax.plot(t, curve["precision"][idx], color=BLUE, lw=1.4, label="precision",
@@ -233,11 +234,11 @@ def risk_coverage_plot(ax, scores, correct, threshold=None, target=None, n_total
     Marks the risk budget 1 - target (dotted), the chosen threshold's point
     (filled dot) and ``reference`` = (coverage, risk) from the file's held-out
     summary (open circle); ``per_class`` = (coverage, risk) of the per-class
-    rule (square), for comparison.  Returns :func:`metrics.risk_coverage` with
+    rule (square), for comparison.  Returns :func:`curves.risk_coverage` with
     ``"drawn"``.
     """
-    rc = metrics.risk_coverage(scores, correct, n_total)
-    idx = metrics.thin(len(rc["threshold"]), max_points)
+    rc = curves.risk_coverage(scores, correct, n_total)
+    idx = curves.thin(len(rc["threshold"]), max_points)
     rc["drawn"] = idx
     ax.plot(rc["coverage"][idx], rc["risk"][idx], color=BLUE, lw=1.4, gid="risk",
             label="global rule, all thresholds")
@@ -334,8 +335,8 @@ def class_overview(ax, rows, target, held_out=True, title=None):
 # The report
 
 def _data(cal, scores, labels, input_kind):
-    z = np.asarray(cal.logits(scores, input_kind))
-    y = _scores.check_labels(_scores.as_array(labels, "labels"), cal.task, z.shape[0],
+    z = cal.logits(scores, input_kind).to_numpy()
+    y = _scores.check_labels(as_array(labels, "labels"), cal.task, z.shape[0],
                              len(cal.classes))
     return z, np.asarray(y)
 

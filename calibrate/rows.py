@@ -22,6 +22,7 @@ import stat
 import numpy as np
 
 from .errors import invalid
+from .outputs import file_kind
 
 
 class RowSource:
@@ -160,16 +161,6 @@ def _short(value, limit=60):
     return r if len(r) <= limit else r[:limit - 3] + "..."
 
 
-def file_kind(mode):
-    """What a non-regular file is, in words."""
-    for test, word in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return word
-    return "not a regular file"
-
-
 @contextlib.contextmanager
 def open_regular(path, where):
     """A binary file object for ``path``, refused unless it is a regular file.
@@ -288,10 +279,6 @@ class MappedRows(RowSource):
 
     def read(self, start, stop):
         return self.fn(np.asarray(self.source[start:stop]))
-
-
-def is_row_source(x):
-    return isinstance(x, RowSource)
 
 
 def expand(paths):

@@ -12,100 +12,119 @@ Comparing log-probabilities and logits instead of probabilities keeps
 float32 saturation (p rounding to 1.0) from creating false ties.  For the
 argmax class, log p_k = -log1p(sum_{c != k} exp((z_c - z_k) / T)); summing only
 the other classes keeps tiny tails visible (p_k = 1 - 1e-30 stays distinct from
-p_k = 1 - 1e-20).  Every function works on row chunks.
+p_k = 1 - 1e-20).  The kernels are in :mod:`calibrate.kernels` (numpy) and
+:mod:`calibrate.backends.torch_kernels`; the functions here take any array the
+backends accept.
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import special
 
-from . import _chunks
+from . import kernels
+from .backends import Backend, as_backend
+
+threshold_array = kernels.threshold_array
 
 
-def top_scores(logits, temperature):
-    """Argmax class (ties: lowest index) and its calibrated log-probability.
+@dataclass(frozen=True)
+class DecisionUnits:
+    """Every decision a rule makes on labelled data, one unit each.
 
-    Returns ``(k, log_p)``: int64 (N,) and float64 (N,).  A torch tensor
-    (a GPU tensor kept on its device by ``fit``) is scored on its device;
-    only these two arrays come back.
+    Multiclass and binary: one unit per row, ``scores`` (n,) in the comparison
+    space, ``classes`` (n,) the class each would predict.  Multilabel: one unit
+    per (row, class) pair, ``scores`` (N, C) with the classes as columns and
+    ``classes`` None.  ``correct`` has the shape of ``scores``: whether the
+    prediction would be right; ``support`` counts the true members of each
+    scored class.
     """
-    if _chunks.is_tensor(logits):
-        from . import _torch_kernels
-        return _torch_kernels.top_scores(logits, temperature)
-    z = logits
-    n, c = z.shape
-    b = 1.0 / float(temperature)
-    dt = _chunks.float_dtype(z.dtype)
+    scores: np.ndarray
+    correct: np.ndarray
+    classes: np.ndarray | None
+    support: np.ndarray
+    task: str
 
-    def chunk(zc):
-        zc = np.asarray(zc)
-        r = zc.shape[0]
-        kc = zc.argmax(axis=1)
-        e = _chunks.scratch((r, c), dt, 1)
-        np.subtract(zc, zc[np.arange(r), kc][:, None], out=e)
-        np.multiply(e, b, out=e)
-        np.exp(e, out=e)
-        e[np.arange(r), kc] = 0  # the argmax term is exactly 1: leave it out
-        return kc.astype(np.int64), -np.log1p(_chunks.row_sums(e, exact=True))
+    @property
+    def n_units(self) -> int:
+        return int(self.scores.size)
 
-    return _chunks.concat_blocks(chunk, z, label="scoring")
+    @property
+    def n_classes(self) -> int:
+        return int(self.support.size)
 
+    def expected(self) -> np.ndarray:
+        """The model's own calibrated probability that each unit's prediction is right."""
+        return np.exp(self.scores) if self.task == "multiclass" else special.expit(self.scores)
 
-def sigmoid_scores(logits, temperature):
-    """Calibrated logits z / T as float64 ((N,) binary, (N, C) multilabel)."""
-    z = np.asarray(logits)
-    t = np.asarray(temperature, dtype=np.float64)
-    return z.astype(np.float64) / t
+    def class_ids(self) -> np.ndarray:
+        """The class of every unit, flattened like ``scores.ravel()``."""
+        if self.classes is not None:
+            return self.classes
+        return np.broadcast_to(np.arange(self.scores.shape[1]), self.scores.shape).ravel()
 
+    def accepted(self, tau: np.ndarray) -> np.ndarray:
+        """Which units a rule with thresholds ``tau`` (per class, +inf = never) accepts,
+        flattened."""
+        return self.scores.ravel() >= tau[self.class_ids()]
 
-def softmax_proba(logits, temperature):
-    """softmax(z / T) row by row; float32 logits give float32 probabilities."""
-    z = logits
-    b = 1.0 / float(temperature)
-
-    def chunk(zc):
-        zc = np.asarray(zc)
-        if zc.dtype.kind != "f":
-            zc = zc.astype(np.float64)
-        return (special.softmax(zc * b, axis=1),)
-
-    return _chunks.concat_blocks(chunk, z, label="probabilities")[0]
+    def to_dict(self) -> dict:
+        return {"task": self.task, "n_units": self.n_units, "support": self.support.tolist()}
 
 
-def sigmoid_proba(logits, temperature):
-    """sigmoid(z / T); float32 logits give float32 probabilities."""
-    z = np.asarray(logits)
-    t = np.asarray(temperature, dtype=np.float64)
-    dt = _chunks.float_dtype(z.dtype)
-    return special.expit(z / t.astype(dt)).astype(dt, copy=False)
-
-
-def decision_units(z, y, task, temperature, n_classes):
-    """Every decision a rule makes, one entry per unit (a row; a (row, class)
-    pair for multilabel): the class it would predict, its score in the
-    comparison space, whether that prediction is right, and the support of
-    each scored class.  The threshold search, evaluate and the plots share it.
-    """
+def decision_units(logits: Backend, y: np.ndarray, task: str, temperature: Any,
+                   n_classes: int, top: tuple | None = None) -> DecisionUnits:
+    """The :class:`DecisionUnits` of labelled logits at ``temperature``.
+    ``top`` = (k, log p_k) when the caller already has them (multiclass)."""
     if task == "multiclass":
-        k, logp = top_scores(z, temperature)
-        return k, logp, k == y, np.bincount(y, minlength=n_classes)
-    s = sigmoid_scores(z, temperature)
+        k, logp = logits.top_scores(temperature) if top is None else top
+        return DecisionUnits(logp, k == y, k, np.bincount(y, minlength=n_classes), task)
+    s = kernels.sigmoid_scores(logits.to_numpy(), temperature)
     if task == "binary":
-        return np.zeros(len(s), np.int64), s, y == 1, np.array([int(y.sum())])
-    cls = np.broadcast_to(np.arange(s.shape[1]), s.shape).ravel()
-    return cls, s.ravel(), (y == 1).ravel(), y.sum(axis=0)
+        return DecisionUnits(s, y == 1, np.zeros(len(s), np.int64),
+                             np.array([int(y.sum())]), task)
+    return DecisionUnits(s, y == 1, None, y.sum(axis=0), task)
 
 
-def threshold_array(values):
-    """Thresholds as floats, with None (never predict) as +inf."""
-    return np.array([np.inf if v is None else v for v in values], dtype=np.float64)
+def top_scores(logits: Any, temperature: float) -> tuple[np.ndarray, np.ndarray]:
+    """Argmax class (ties: lowest index) and its calibrated log-probability of
+    any multiclass logits: int64 (N,) and float64 (N,)."""
+    return as_backend(logits).top_scores(temperature)
 
 
-def decide_multiclass(k, logp, thresholds):
-    """k where log p_k clears class k's threshold, else -1."""
-    tau = threshold_array(thresholds)
-    return np.where(logp >= tau[k], k, -1)
+def sigmoid_scores(logits: Any, temperature: Any) -> np.ndarray:
+    """Calibrated logits z / T as float64 ((N,) binary, (N, C) multilabel)."""
+    return kernels.sigmoid_scores(as_backend(logits).to_numpy(), temperature)
 
 
-def decide_sigmoid(scores, thresholds):
+def softmax_proba(logits: Any, temperature: float) -> np.ndarray:
+    """softmax(z / T) row by row; float32 logits give float32 probabilities."""
+    return _all(as_backend(logits).iter_proba("multiclass", temperature, 1 << 24))
+
+
+def sigmoid_proba(logits: Any, temperature: Any) -> np.ndarray:
+    """sigmoid(z / T); float32 logits give float32 probabilities."""
+    return _all(as_backend(logits).iter_proba("multilabel", temperature, 1 << 24))
+
+
+def as_float64(logits: Any) -> np.ndarray:
+    """Any logits as one float64 numpy array."""
+    return np.asarray(as_backend(logits).to_numpy(), dtype=np.float64)
+
+
+def _all(blocks: Any) -> np.ndarray:
+    parts = list(blocks)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def decide_multiclass(k: np.ndarray, logp: np.ndarray, thresholds: Any) -> np.ndarray:
+    """k where log p_k clears class k's threshold (None = never), else -1."""
+    return kernels.decide_multiclass(k, logp, threshold_array(thresholds))
+
+
+def decide_sigmoid(scores: np.ndarray, thresholds: Any) -> np.ndarray:
     """Boolean decisions for calibrated logits against per-column thresholds."""
-    return scores >= threshold_array(thresholds)
+    return kernels.decide_sigmoid(scores, threshold_array(thresholds))

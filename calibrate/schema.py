@@ -32,10 +32,9 @@ import numpy as np
 
 from .errors import check_unit_interval, invalid, quote, unsafe_char
 from .io import read_capped
-from .scores import INPUT_KINDS, TASKS
+from .params import INPUT_KINDS, RULES, TASKS
 
 SCHEMA_VERSION = 1
-RULES = ("per-class", "global")
 ABSTAIN = -1
 #: A threshold file is about 400 bytes a class: this is some 300,000 classes.
 MAX_BYTES = 128 << 20

@@ -16,12 +16,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clo
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from . import fitting
+from . import fitting, params
 
 __all__ = ["ThresholdClassifier"]
-
-_METHODS = ("auto", "decision_function", "predict_proba")
-
 
 class ThresholdClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     """Wrap a fitted classifier; learn a temperature and decision thresholds
@@ -90,9 +87,6 @@ class ThresholdClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     # -- fitting --------------------------------------------------------------
     def _method(self, est):
-        if self.response_method not in _METHODS:
-            raise ValueError(f"response_method: expected one of {', '.join(_METHODS)}, "
-                             f"found {self.response_method!r}")
         if self.response_method != "auto":
             if not hasattr(est, self.response_method):
                 raise ValueError(f"response_method: {type(est).__name__} has no "
@@ -110,45 +104,14 @@ class ThresholdClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         ``X``, ``y``: held-out data (``cv="prefit"``), or training data (``cv``
         set).  Returns self.
         """
-        target = type_of_target(y, input_name="y")
-        if target == "unknown":
-            raise ValueError(f"y: Unknown label type: expected class labels, found dtype "
-                             f"{np.asarray(y).dtype} values sklearn cannot classify")
-        if target not in ("binary", "multiclass"):
-            raise ValueError(f"y: expected binary or multiclass labels, found {target} "
-                             "(multilabel targets are not supported by ThresholdClassifier)")
-        y = column_or_1d(y, warn=True)
-        if isinstance(self.cv, str):
-            if self.cv != "prefit":
-                raise ValueError(f"cv: expected 'prefit', an int or a splitter, found {self.cv!r}")
-            try:
-                check_is_fitted(self.estimator)
-            except Exception as exc:  # NotFittedError, TypeError for non-estimators
-                raise type(exc)(
-                    f"{exc} ThresholdClassifier with cv='prefit' wraps a fitted classifier "
-                    "(wrap it in sklearn.frozen.FrozenEstimator to keep it fitted through "
-                    "clone), or set cv to fit it here with out-of-fold calibration.") from exc
-            est = self.estimator
-            method = self._method(est)
-            scores = getattr(est, method)(X)
-        else:
-            from sklearn.model_selection import cross_val_predict
-            method = self._method(self.estimator)
-            scores = cross_val_predict(clone(self.estimator), X, y, cv=self.cv, method=method)
-            est = clone(self.estimator).fit(X, y)
-
+        params.validate({k: getattr(self, k) for k in params.CLASSIFIER}, params.CLASSIFIER)
+        y = self._check_target(y)
+        est, method, scores = self._held_out_scores(X, y)
         classes = np.asarray(est.classes_)
         if len(classes) < 2:
             raise ValueError(f"estimator: expected a classifier of at least 2 classes, "
                              f"found {len(classes)}")
-        try:
-            pos = np.searchsorted(classes, y)
-            known = (pos < len(classes)) & (classes[np.minimum(pos, len(classes) - 1)] == y)
-        except TypeError:  # e.g. string labels for a classifier fitted on numbers
-            pos, known = None, np.zeros(len(y), bool)
-        if not known.all():
-            raise ValueError(f"y: expected labels among the estimator's classes_ "
-                             f"{classes.tolist()}, found {y[~known][0].tolist()!r}")
+        pos = self._class_index(classes, y)
         if len(classes) > 2 and self._abstain_is_a_class(classes):
             raise ValueError(f"abstain_label: {self.abstain_label!r} is one of the classes; "
                              "choose another value")
@@ -167,6 +130,50 @@ class ThresholdClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             if hasattr(est, attr):
                 setattr(self, attr, getattr(est, attr))
         return self
+
+    @staticmethod
+    def _check_target(y):
+        target = type_of_target(y, input_name="y")
+        if target == "unknown":
+            raise ValueError(f"y: Unknown label type: expected class labels, found dtype "
+                             f"{np.asarray(y).dtype} values sklearn cannot classify")
+        if target not in ("binary", "multiclass"):
+            raise ValueError(f"y: expected binary or multiclass labels, found {target} "
+                             "(multilabel targets are not supported by ThresholdClassifier)")
+        return column_or_1d(y, warn=True)
+
+    def _held_out_scores(self, X, y):
+        """(fitted classifier, response method, its scores of the held-out rows):
+        the wrapped classifier's own (prefit), or out-of-fold ones (``cv`` set)."""
+        if not isinstance(self.cv, str):
+            from sklearn.model_selection import cross_val_predict
+            method = self._method(self.estimator)
+            scores = cross_val_predict(clone(self.estimator), X, y, cv=self.cv, method=method)
+            return clone(self.estimator).fit(X, y), method, scores
+        if self.cv != "prefit":
+            raise ValueError(f"cv: expected 'prefit', an int or a splitter, found {self.cv!r}")
+        try:
+            check_is_fitted(self.estimator)
+        except Exception as exc:  # NotFittedError, TypeError for non-estimators
+            raise type(exc)(
+                f"{exc} ThresholdClassifier with cv='prefit' wraps a fitted classifier "
+                "(wrap it in sklearn.frozen.FrozenEstimator to keep it fitted through "
+                "clone), or set cv to fit it here with out-of-fold calibration.") from exc
+        method = self._method(self.estimator)
+        return self.estimator, method, getattr(self.estimator, method)(X)
+
+    @staticmethod
+    def _class_index(classes, y):
+        """Each label's index in ``classes``, refusing labels the classifier never saw."""
+        try:
+            pos = np.searchsorted(classes, y)
+            known = (pos < len(classes)) & (classes[np.minimum(pos, len(classes) - 1)] == y)
+        except TypeError:  # e.g. string labels for a classifier fitted on numbers
+            pos, known = None, np.zeros(len(y), bool)
+        if not known.all():
+            raise ValueError(f"y: expected labels among the estimator's classes_ "
+                             f"{classes.tolist()}, found {y[~known][0].tolist()!r}")
+        return pos
 
     def _abstain_is_a_class(self, classes):
         return bool(np.any(classes == self.abstain_label))

@@ -18,32 +18,80 @@ sigmoid (binary, and each class of a multilabel task), with s = sigmoid(beta z):
 
 A safeguarded Newton iteration on beta (Newton steps kept inside a bracket
 [lo, hi] of the root of NLL', bisection or expansion otherwise) converges in a
-handful of passes.  NLL'(0) >= 0 means the logits point the wrong way (the
-model is no better than chance) and is refused; a gradient still negative at
-T = ``T_MIN`` means the held-out data are separable and T is capped there.
+handful of passes.  The passes run on the scores' backend
+(:mod:`calibrate.backends`).
+
+Scale: the fit starts at beta = 1 for logits of ordinary size, and at the
+power of two nearest 1 / (the logits' scale) for logits far from it
+(cosine similarities, 1e20), and every bound is relative to that start, so
+T(c z) = c T(z) at any scale.  NLL'(0) >= 0 means the logits point the wrong
+way (the model is no better than chance) and is refused.  A gradient still
+negative at T = ``T_MIN`` (times that power of two) means the data may be
+separable: T is capped there only when they are (the true class holds the
+row maximum in every row; for sigmoid tasks, every logit has its label's
+sign); otherwise the search goes on.
 """
 
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-from scipy import special
 
-from . import _chunks
+from .backends import Backend, SoftmaxPass, as_array, as_backend
 from .errors import CalibrateError
 
-#: Lowest temperature returned; separable data would otherwise drive T to 0.
+#: Lowest temperature returned for logits of ordinary scale, where separable
+#: data would otherwise drive T to 0 (relative to the scale for others).
 T_MIN = 1e-2
 #: Classes of a multilabel task with fewer positives (or negatives) than this
 #: share one temperature fitted on all classes pooled.
 MIN_CLASS_COUNT = 10
 
-#: Rows of the sample that warm-starts the fit on large data.
+#: Rows of the sample that warm-starts the fit on large data and sets its scale.
 SAMPLE_ROWS = 4096
+#: Logits whose scale lies in this range start at beta = 1 (the fit of earlier
+#: versions, unchanged); outside it, at the nearest power of two of 1 / scale.
+ORDINARY_SCALE = (2.0 ** -6, 2.0 ** 12)
+#: The scale (mean max - mean logit of a row) logits are brought near otherwise.
+REFERENCE_SCALE = 4.0
 
+FUSE_RTOL = 1e-3      # a pass after a step this small (relative) is likely the last
 _RTOL_FINAL = 1e-4    # with final_step: a step this small is taken without a pass
 _RTOL = 1e-6          # Newton step relative to beta at which we stop: quadratic
                       # convergence leaves ~1e-12; float32 sums leave ~1e-7
 _MAX_PASSES = 60
+
+
+class TemperatureWarning(UserWarning):
+    """The temperature fit stopped without converging."""
+
+
+@dataclass(frozen=True)
+class NewtonResult:
+    """Outcome of :func:`newton`, one entry per parameter.
+
+    ``beta`` the minimiser, ``nll`` the objective there, ``nll_at_one`` at
+    beta = 1 (from the first pass), ``capped`` whether beta stopped at its cap
+    on separable data, ``passes`` how many evaluations ran, ``converged``
+    whether every parameter met the stopping rule, ``gradient`` the last
+    gradient seen.
+    """
+    beta: np.ndarray
+    nll: np.ndarray
+    nll_at_one: np.ndarray
+    capped: np.ndarray
+    passes: int
+    converged: bool
+    gradient: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                for k, v in self.__dict__.items()}
 
 
 @dataclass(frozen=True)
@@ -53,118 +101,99 @@ class TemperatureResult:
     ``temperature`` is a float (multiclass, binary) or an array of one T per
     class (multilabel).  ``nll_before`` / ``nll_after`` are mean NLLs at T = 1
     and at the fitted T (per class for multilabel).  ``status`` says
-    "fitted", "capped" (separable data, T = T_MIN) or, per multilabel class,
+    "fitted", "capped" (separable data, T at its cap) or, per multilabel class,
     "shared" (too few positives or negatives for a T of its own).
     """
-    temperature: object
-    nll_before: object
-    nll_after: object
-    status: object
+    temperature: Any
+    nll_before: Any
+    nll_after: Any
+    status: Any
     n_passes: int
     converged: bool
     shared_temperature: float | None = None
-    gradient: object = field(default=None, repr=False)
+    gradient: Any = field(default=None, repr=False)
+    #: The summary metrics' passes at T = 1 and at the fitted T, when the fit
+    #: made them on the way (multiclass, asked with ``summary_bins``).
+    at_one: SoftmaxPass | None = field(default=None, repr=False)
+    at_t: SoftmaxPass | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        def plain(v: Any) -> Any:
+            return np.asarray(v).tolist() if isinstance(v, np.ndarray) else v
+        return {k: plain(v) for k, v in self.__dict__.items() if k not in ("at_one", "at_t")}
 
 
-def softmax_stats(z, y, beta, with_g0=True, nll_at_one=False):
-    """Means over rows of NLL, NLL', NLL'' at ``beta``, and NLL'(0), in one pass.
+class WorseThanChance(CalibrateError):
+    """NLL'(0) >= 0 for the parameters ``index``: the likelihood is best at T = inf."""
 
-    With ``nll_at_one`` a fifth value is returned: the NLL at beta = 1 (the
-    uncalibrated model), computed in the same pass.
-
-    Works on max-shifted logits u = z - max(z) <= 0, so exp never overflows
-    and the moments are centred; float32 data stays float32 inside a chunk,
-    row results are accumulated in float64.
-    """
-    if _chunks.is_tensor(z):  # a GPU tensor kept on its device by scores.prepare
-        from . import _torch_kernels
-        return _torch_kernels.softmax_stats(z, y, beta, with_g0, nll_at_one)
-    n, c = z.shape
-    b = float(beta)  # a Python float keeps float32 data float32 (NEP 50)
-    dt = _chunks.float_dtype(z.dtype)
-
-    def chunk(zc, yc):
-        zc = np.asarray(zc)
-        r = zc.shape[0]
-        u = _chunks.scratch((r, c), dt, 0)
-        e = _chunks.scratch((r, c), dt, 1)
-        np.subtract(zc, zc.max(axis=1, keepdims=True), out=u)
-        uy = u[np.arange(r), yc].astype(np.float64)
-        if nll_at_one:
-            np.exp(u, out=e)
-            nll1 = np.log(_chunks.row_sums(e)) - uy
-        np.multiply(u, b, out=e)
-        np.exp(e, out=e)
-        tot = _chunks.row_sums(e)
-        m1 = np.einsum("ij,ij->i", e, u).astype(np.float64) / tot      # E_p[u]
-        np.multiply(e, u, out=e)
-        m2 = np.einsum("ij,ij->i", e, u).astype(np.float64) / tot      # E_p[u^2]
-        nll = np.log(tot) - b * uy
-        g0 = _chunks.row_sums(u) / c - uy if with_g0 else np.zeros(r)  # NLL'(0)
-        out = (nll, m1 - uy, np.maximum(m2 - m1 * m1, 0), g0)
-        return out + (nll1,) if nll_at_one else out
-
-    sums = _chunks.sum_blocks(chunk, z, y, label="temperature pass")
-    return tuple(v / n for v in sums)
+    def __init__(self, message: str, index: np.ndarray) -> None:
+        super().__init__(message)
+        self.index = index
 
 
-def sigmoid_stats(z, y, beta):
-    """Per-column means of NLL, NLL', NLL'' at ``beta`` (C,), and NLL'(0)."""
-    if _chunks.is_tensor(z):
-        from . import _torch_kernels
-        return _torch_kernels.sigmoid_stats(z, y, beta)
-    n, c = z.shape
-    bvec = np.asarray(beta, dtype=np.float64)
-    bcast = bvec.astype(z.dtype) if z.dtype == np.float32 else bvec
-
-    def chunk(zc, yc):
-        zc, yc = np.asarray(zc), np.asarray(yc)
-        a = zc * bcast
-        sig = special.expit(a)
-        # softplus(a) - y a = -log sigmoid(a) for y = 1, -log sigmoid(-a) for y = 0
-        nll = np.logaddexp(0, np.where(yc == 1, -a, a))
-        r = sig - yc
-        return (nll.sum(axis=0, dtype=np.float64),
-                (r * zc).sum(axis=0, dtype=np.float64),
-                (sig * (1 - sig) * zc * zc).sum(axis=0, dtype=np.float64),
-                ((0.5 - yc) * zc).sum(axis=0, dtype=np.float64))
-
-    f, g, h, g0 = _chunks.sum_blocks(chunk, z, y, per_row=False, label="temperature pass")
-    return f / n, g / n, h / n, g0 / n
+def unit_of(scale: float) -> float:
+    """The power of two the logits are divided by (exactly) before the Newton
+    iteration: 1 for logits of ordinary scale (so their fit is that of earlier
+    versions, bit for bit), else the power of two that brings their scale near
+    ``REFERENCE_SCALE``."""
+    if not math.isfinite(scale) or scale <= 0:
+        return 1.0
+    lo, hi = ORDINARY_SCALE
+    return 1.0 if lo <= scale <= hi else 2.0 ** round(math.log2(scale / REFERENCE_SCALE))
 
 
-def _newton(evaluate, n_params, beta_max=1.0 / T_MIN, beta0=1.0, final_step=False):
+def _softmax_scale(z: np.ndarray) -> float:
+    """Mean over rows of max(z) - mean(z): how far logits spread."""
+    z = np.asarray(z, dtype=np.float64)
+    return float(np.mean(z.max(axis=1) - z.mean(axis=1)))
+
+
+def _sigmoid_scale(z: np.ndarray) -> np.ndarray:
+    """Mean |z| per column."""
+    return np.mean(np.abs(np.asarray(z, dtype=np.float64)), axis=0)
+
+
+def newton(evaluate: Callable, n_params: int, beta0: Any = 1.0, beta_max: Any = 1.0 / T_MIN,
+           separable: Callable | None = None, final_step: bool = False,
+           done: np.ndarray | None = None, creep: bool = True,
+           max_passes: int | None = None, snap: Callable | None = None) -> NewtonResult:
     """Safeguarded Newton on a convex 1-D objective per parameter.
 
     ``evaluate(beta)`` returns per-parameter arrays (f, g, h, g0), and on its
-    first call, when ``beta0`` is not 1, a fifth: f at beta = 1.  Returns
-    beta, f at beta, f at beta = 1, capped mask, passes, converged, gradient.
+    first call, when ``beta0`` is not 1, optionally a fifth: f at beta = 1.
+    ``separable()`` (called at most once, when a gradient is still negative
+    at ``beta_max``) says per parameter whether the data are separable: those
+    are capped there, the others search on beyond.  ``done`` marks parameters
+    not to fit (their entries are left as they are).
 
     With ``final_step``, a Newton step below ``_RTOL_FINAL`` * beta is taken
     without another pass: quadratic convergence leaves ~(1e-4)^2 relative,
-    and f there is its second-order value f - g^2 / (2 h).
+    and f there is its second-order value f - g^2 / (2 h).  ``creep=False``
+    turns off the doubling meant for separable data (a warm start, whose data
+    are not checked for separability, converges faster without it).
+    ``snap(beta)`` moves each point to be evaluated to a nearby one (by an ulp).
     """
-    beta = np.full(n_params, float(beta0))
+    snap = snap or (lambda b: b)
+    beta = snap(np.broadcast_to(np.asarray(beta0, dtype=np.float64), (n_params,)).copy())
+    cap = np.broadcast_to(np.asarray(beta_max, dtype=np.float64), (n_params,)).copy()
     lo = np.zeros(n_params)
     hi = np.full(n_params, np.inf)
-    done = np.zeros(n_params, bool)
+    skip = np.zeros(n_params, bool) if done is None else np.asarray(done, bool).copy()
+    done = skip.copy()
     capped = np.zeros(n_params, bool)
+    sep = None
     f_at = np.full(n_params, np.nan)
     f_one = None
     g_last = np.zeros(n_params)
     g_prev = np.full(n_params, np.inf)  # gradient at the previous pass
     passes = 0
-    while passes < _MAX_PASSES:
+    while passes < (max_passes or _MAX_PASSES):
         vals = [np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in evaluate(beta)]
         f, g, h, g0 = vals[:4]
         passes += 1
         if f_one is None:
             f_one = vals[4] if len(vals) > 4 else f.copy()
-            if np.any(g0 >= 0):
-                raise CalibrateError(
-                    "scores: expected a model better than chance, found logits that "
-                    "do not favour the true labels (the likelihood is best at T = "
-                    "infinity); check that labels and score columns match")
+            _refuse_worse_than_chance(g0, skip)
         live = ~done
         f_at[live], g_last[live] = f[live], g[live]
         lo = np.where(live & (g < 0), beta, lo)
@@ -174,8 +203,14 @@ def _newton(evaluate, n_params, beta_max=1.0 / T_MIN, beta0=1.0, final_step=Fals
         # Saturated logits (every row right by a margin beyond exp's range)
         # give NLL, gradient and curvature exactly 0: separable as well.
         flat = live & (g == 0) & (h == 0) & (f == 0)
-        beta = np.where(flat, beta_max, beta)
-        at_cap = live & (((beta >= beta_max) & (g < 0)) | flat)
+        beta = np.where(flat, cap, beta)
+        at_cap = live & (beta >= cap) & (g < 0)
+        if at_cap.any() and separable is not None:
+            sep = np.asarray(separable(), bool) if sep is None else sep
+            # not separable: the optimum lies beyond the cap; search on
+            cap = np.where(at_cap & ~sep, cap * 2.0 ** 20, cap)
+            at_cap &= sep
+        at_cap |= flat
         capped |= at_cap
         converged_now = live & ((np.abs(step) <= _RTOL * beta) | (g == 0))
         if final_step:
@@ -186,73 +221,165 @@ def _newton(evaluate, n_params, beta_max=1.0 / T_MIN, beta0=1.0, final_step=Fals
             converged_now |= last
         done |= at_cap | converged_now
         if done.all():
-            return beta, f_at, f_one, capped, passes, True, g_last
-        new = beta - step
-        bad = ~np.isfinite(new) | (new <= lo) | (new >= hi)
-        fallback = np.where(np.isfinite(hi), 0.5 * (lo + hi), 4.0 * beta)
-        new = np.where(bad, fallback, new)
-        # On separable data the gradient fades like exp(-beta * margin) and
-        # Newton creeps up by ~1/margin a pass, the gradient shrinking by a
-        # constant factor instead of quadratically: then double beta.
-        creeping = np.isinf(hi) & (g < 0) & (np.abs(g) > 0.1 * np.abs(g_prev))
-        new = np.where(creeping, np.maximum(new, 2.0 * beta), new)
+            return NewtonResult(beta, f_at, f_one, capped, passes, True, g_last)
+        new = _safeguarded(beta, step, g, g_prev, lo, hi, creep)
         g_prev = np.where(live, g, g_prev)
-        new = np.minimum(new, beta_max)
+        new = snap(np.minimum(new, cap))
         beta = np.where(done, beta, new)
-    return beta, f_at, f_one, capped, passes, False, g_last
+    return NewtonResult(beta, f_at, f_one, capped, passes, False, g_last)
 
 
-def fit_softmax_temperature(logits, labels, nll_before=True):
+def _refuse_worse_than_chance(g0: np.ndarray, skip: np.ndarray) -> None:
+    """NLL'(0) >= 0: the likelihood is best at T = infinity."""
+    bad = np.flatnonzero(~skip & (g0 >= 0))
+    if bad.size:
+        raise WorseThanChance(
+            "scores: expected a model better than chance, found logits that "
+            "do not favour the true labels (the likelihood is best at T = "
+            "infinity); check that labels and score columns match", bad)
+
+
+def _safeguarded(beta: np.ndarray, step: np.ndarray, g: np.ndarray, g_prev: np.ndarray,
+                 lo: np.ndarray, hi: np.ndarray, creep: bool) -> np.ndarray:
+    """The next beta: the Newton step where it stays inside the bracket (lo, hi),
+    else bisection (or x4 while there is no upper end)."""
+    new = beta - step
+    bad_step = ~np.isfinite(new) | (new <= lo) | (new >= hi)
+    fallback = np.where(np.isfinite(hi), 0.5 * (lo + hi), 4.0 * beta)
+    new = np.where(bad_step, fallback, new)
+    # On separable data the gradient fades like exp(-beta * margin) and
+    # Newton creeps up by ~1/margin a pass, the gradient shrinking by a
+    # constant factor instead of quadratically: then double beta.
+    creeping = creep & np.isinf(hi) & (g < 0) & (np.abs(g) > 0.1 * np.abs(g_prev))
+    return np.where(creeping, np.maximum(new, 2.0 * beta), new)
+
+
+def _warn_not_converged(name: str, res: NewtonResult, unit: float = 1.0) -> None:
+    live = ~res.capped
+    t = unit / res.beta[live]
+    warnings.warn(
+        f"{name}: the temperature fit did not converge in {res.passes} passes: T = "
+        f"{', '.join(f'{v:.6g}' for v in t[:5])}{' ...' if t.size > 5 else ''}, last "
+        f"gradient {', '.join(f'{v:.3g}' for v in res.gradient[live][:5])}; the result "
+        "may be off in its last digits", TemperatureWarning, stacklevel=3)
+
+
+def _true_class_is_max(zc: np.ndarray, yc: np.ndarray) -> tuple:
+    """Per row: whether the true class holds the row's maximum."""
+    zc = np.asarray(zc)
+    return (zc[np.arange(zc.shape[0]), yc] >= zc.max(axis=1),)
+
+
+def _sign_mismatches(zc: np.ndarray, yc: np.ndarray) -> tuple:
+    """Per column: rows whose logit has the wrong sign for their label."""
+    zc, yc = np.asarray(zc), np.asarray(yc)
+    return (((yc == 1) & (zc < 0)) | ((yc == 0) & (zc > 0))).sum(axis=0),
+
+
+def fit_softmax_temperature(logits: Any, labels: Any, nll_before: bool = True,
+                            name: str = "scores", summary_bins: int | None = None
+                            ) -> TemperatureResult:
     """Fit one T for multiclass logits (N, C) and integer labels (N,).
 
-    Returns a :class:`TemperatureResult`; T is exact to a relative ~1e-7 in
-    beta (1e-5 is required).  ``nll_before=False`` skips the NLL at
+    ``logits`` is a backend or anything :func:`calibrate.backends.as_backend`
+    takes.  Returns a :class:`TemperatureResult`; T is exact to a relative
+    ~1e-7 in beta (1e-5 is required).  ``nll_before=False`` skips the NLL at
     T = 1 (``nll_before`` is then None) for callers that compute it anyway.
+
+    The Newton iteration runs on the logits divided by their power-of-two
+    :func:`unit_of` scale (exactly), so every bound is relative to it.  With
+    ``summary_bins``, the first pass also makes the summary metrics' pass at
+    T = 1, and a pass that is likely the last (the previous step was tiny)
+    the one at its own beta: when the fit stops there, the result carries
+    them (``at_one``, ``at_t``) and the fit's caller saves a pass each.
     """
-    z = logits
-    y = np.asarray(labels)
-    beta0 = 1.0
-    if not _chunks.is_tensor(z) and z.shape[0] >= 8 * SAMPLE_ROWS:
+    z: Backend = as_backend(logits, name)
+    y = as_array(labels)
+    sample_z = z.sample(SAMPLE_ROWS)
+    unit = unit_of(_softmax_scale(sample_z))
+    beta0, cap = 1.0, 1.0 / T_MIN
+    separable = lambda: [bool(np.all(z.concat(_true_class_is_max, y)[0]))]  # noqa: E731
+    if z.n_rows >= 8 * SAMPLE_ROWS:
         # Warm start: the optimum on an evenly spread sample of rows costs a
         # fraction of a pass and leaves the full-data Newton two or three
         # passes from the exact optimum.
-        zs, ys = _chunks.sample_rows(z, SAMPLE_ROWS), _chunks.sample_rows(y, SAMPLE_ROWS)
+        zs = as_backend(sample_z)
+        ys = as_backend(y).sample(SAMPLE_ROWS)
         try:
-            beta0 = float(_newton(lambda b: softmax_stats(zs, ys, b[0]), 1)[0][0])
+            beta0 = float(newton(lambda b: _softmax_values(zs, ys, b[0], True, False, unit), 1,
+                                 beta0, cap, creep=False, max_passes=12).beta[0])
         except CalibrateError:
-            beta0 = 1.0  # let the full data decide, and word the refusal
-    first = [True]
+            pass  # let the full data decide, and word the refusal
+    at_one = beta0 == unit  # the first pass is at T = 1
+    seen: dict = {"prev": None, "at_one": None, "at_beta": None}
 
-    def evaluate(b):
+    def evaluate(b: np.ndarray) -> tuple:
+        first, prev, beta = seen["prev"] is None, seen["prev"], float(b[0])
         # NLL'(0) and the NLL at T = 1 are needed once, from the first pass.
-        want_one = first[0] and beta0 != 1.0 and nll_before
-        out = softmax_stats(z, y, b[0], with_g0=first[0], **({"nll_at_one": True} if want_one else {}))
-        first[0] = False
-        return out
+        fp = z.softmax_pass(
+            y, beta, unit, with_g0=first, nll_at_one=first and not at_one and nll_before,
+            metrics_at_one=first and summary_bins is not None,
+            metrics_at_beta=(summary_bins is not None and not first
+                             and abs(beta - prev) <= FUSE_RTOL * beta),
+            n_bins=summary_bins or 15)
+        seen["prev"] = beta
+        if fp.at_one is not None:
+            seen["at_one"] = fp.at_one
+        if fp.at_beta is not None:
+            seen["at_beta"] = (beta, fp.at_beta)
+        st = fp.stats
+        out = (st.nll, st.gradient, st.curvature, st.gradient_at_zero)
+        return out + (st.nll_at_one,) if st.nll_at_one is not None else out
 
-    beta, f, f1, capped, passes, conv, g = _newton(evaluate, 1, beta0=beta0, final_step=True)
-    before = float(f1[0]) if nll_before or beta0 == 1.0 else None
+    res = newton(evaluate, 1, beta0, cap, separable, final_step=True,
+                 snap=lambda b: _round_trip(b, unit))
+    if not res.converged:
+        _warn_not_converged(name, res, unit)
+    before = float(res.nll_at_one[0]) if nll_before or at_one else None
+    fused = seen["at_beta"]
     return TemperatureResult(
-        temperature=float(1.0 / beta[0]), nll_before=before, nll_after=float(f[0]),
-        status="capped" if capped[0] else "fitted", n_passes=passes, converged=conv,
-        gradient=float(g[0]))
+        temperature=float(unit / res.beta[0]), nll_before=before, nll_after=float(res.nll[0]),
+        status="capped" if res.capped[0] else "fitted", n_passes=res.passes,
+        converged=res.converged, gradient=float(res.gradient[0]), at_one=seen["at_one"],
+        at_t=fused[1] if fused is not None and fused[0] == res.beta[0] else None)
 
 
-def fit_sigmoid_temperature(logits, labels, min_class_count=MIN_CLASS_COUNT, classes=None):
+def _round_trip(beta: np.ndarray, unit: float) -> np.ndarray:
+    """beta moved (by at most an ulp) so that T = unit / beta gives 1 / T =
+    beta / unit back exactly: a pass at beta is then a pass at T."""
+    return unit * (1.0 / (1.0 / (np.asarray(beta) / unit)))
+
+
+def _softmax_values(z: Backend, y: np.ndarray, beta: float, with_g0: bool,
+                    nll_at_one: bool, unit: float) -> tuple:
+    st = z.softmax_stats(y, beta, with_g0=with_g0, nll_at_one=nll_at_one, unit=unit)
+    out = (st.nll, st.gradient, st.curvature, st.gradient_at_zero)
+    return out + (st.nll_at_one,) if nll_at_one else out
+
+
+def fit_sigmoid_temperature(logits: Any, labels: Any, min_class_count: int = MIN_CLASS_COUNT,
+                            classes: list | None = None, name: str = "scores"
+                            ) -> TemperatureResult:
     """Fit temperatures for sigmoid logits: binary (N,) or multilabel (N, C).
 
     Binary gives one T.  Multilabel gives one T per class; classes with fewer
     than ``min_class_count`` positives or negatives share one T fitted on all
-    classes pooled (their NLL summed), recorded as status "shared".
+    classes pooled (their NLL summed), recorded as status "shared".  Each
+    column's Newton runs in units of its own power-of-two scale.
     """
-    binary = logits.ndim == 1
-    z = logits.reshape(-1, 1) if binary else logits
-    # (a tensor's labels go to its device as its dtype, in the torch kernel)
-    fdt = np.float64 if _chunks.is_tensor(z) or z.dtype.kind != "f" else z.dtype
-    y = np.asarray(labels).reshape(z.shape).astype(fdt)
+    z0: Backend = as_backend(logits, name)
+    binary = z0.ndim == 1
+    z = z0.columns()
+    y = as_array(labels).reshape(z.shape).astype(z.dtype)
     c = z.shape[1]
     pos = y.sum(axis=0)
     own = np.ones(c, bool) if binary else np.minimum(pos, y.shape[0] - pos) >= min_class_count
+    units = np.array([unit_of(s) for s in _sigmoid_scale(z.sample(SAMPLE_ROWS))])
+    separable = lambda: z.sum_blocks(_sign_mismatches, y)[0] == 0  # noqa: E731
+
+    def per_column(b: np.ndarray) -> tuple:
+        st = z.sigmoid_stats(y, b, units)
+        return st.nll, st.gradient, st.curvature, st.gradient_at_zero
 
     temps = np.empty(c)
     nll_after = np.empty(c)
@@ -260,30 +387,26 @@ def fit_sigmoid_temperature(logits, labels, min_class_count=MIN_CLASS_COUNT, cla
     passes, conv, grad = 0, True, np.zeros(c)
     shared_t = None
     if own.any():
-        idx = np.flatnonzero(own)
-        zs, ys = z[:, idx], y[:, idx]
         try:
-            beta, f, f1, capped, p, cv, g = _newton(lambda b: sigmoid_stats(zs, ys, b), len(idx))
-        except CalibrateError as exc:
-            raise (exc if binary else _name_class(exc, idx, zs, ys, classes)) from None
-        temps[idx], nll_after[idx], grad[idx] = 1.0 / beta, f, g
-        status[idx[capped]] = "capped"
-        passes, conv = p, cv
+            res = newton(per_column, c, 1.0, 1.0 / T_MIN, separable, done=~own)
+        except WorseThanChance as exc:
+            raise (exc if binary else _name_class(exc, classes)) from None
+        temps[own], nll_after[own], grad[own] = units[own] / res.beta[own], res.nll[own], \
+            res.gradient[own]
+        status[own & res.capped] = "capped"
+        passes, conv = res.passes, res.converged
     if not own.all() or not binary:
-        # The pooled T: one beta for every class, objective summed over classes.
-        def pooled(b):
-            f, g, h, g0 = sigmoid_stats(z, y, np.full(c, b[0]))
-            return f.sum(), g.sum(), h.sum(), g0.sum()
-        beta, f, f1, capped, p, cv, g = _newton(pooled, 1)
-        shared_t = float(1.0 / beta[0])
+        shared_t, p, cv = _pooled_temperature(per_column, units, separable)
         passes += p
         conv = conv and cv
         if not own.all():
-            idx = np.flatnonzero(~own)
-            temps[idx] = shared_t
-            status[idx] = "shared"
-    before = sigmoid_stats(z, y, np.ones(c))[0]
-    after = sigmoid_stats(z, y, 1.0 / temps)[0]
+            temps[~own] = shared_t
+            status[~own] = "shared"
+    if not conv:
+        warnings.warn(f"{name}: the temperature fit did not converge in {passes} passes",
+                      TemperatureWarning, stacklevel=2)
+    before = z.sigmoid_stats(y, units, units).nll        # beta = unit: T = 1
+    after = z.sigmoid_stats(y, units / temps, units).nll
     passes += 2
     if binary:
         return TemperatureResult(
@@ -295,29 +418,44 @@ def fit_sigmoid_temperature(logits, labels, min_class_count=MIN_CLASS_COUNT, cla
         n_passes=passes, converged=conv, shared_temperature=shared_t, gradient=grad)
 
 
-def _name_class(exc, idx, z, y, classes=None):
-    """Re-raise a worse-than-chance error naming the first offending class."""
-    if _chunks.is_tensor(z):
-        z = z.detach().cpu().numpy()
-    g0 = ((0.5 - y) * z).mean(axis=0, dtype=np.float64)
-    bad = idx[np.flatnonzero(g0 >= 0)]
-    if bad.size == 0:
-        return exc
-    which = int(bad[0]) if classes is None else f"'{classes[int(bad[0])]}'"
+def _pooled_temperature(per_column: Callable, units: np.ndarray,
+                        separable: Callable) -> tuple[float, int, bool]:
+    """One T for every class, the objective summed over classes; returns
+    (T, passes, converged).  The common beta b is in units of the classes'
+    typical scale u; class c sees b u_c / u in its own units."""
+    u = unit_of(float(np.exp(np.mean(np.log(units)))))
+    r = units / u
+
+    def pooled(b: np.ndarray) -> tuple:
+        f, g, h, g0 = per_column(np.full(units.size, b[0]) * r)
+        return f.sum(), (g * r).sum(), (h * r * r).sum(), (g0 * r).sum()
+
+    res = newton(pooled, 1, 1.0, 1.0 / T_MIN, lambda: [bool(np.all(separable()))])
+    return float(u / res.beta[0]), res.passes, res.converged
+
+
+def _name_class(exc: WorseThanChance, classes: list | None = None) -> CalibrateError:
+    """The worse-than-chance error naming the first offending class."""
+    i = int(exc.index[0])
+    which = i if classes is None else f"'{classes[i]}'"
     return CalibrateError(
         f"scores: expected a model better than chance for every class, found class "
         f"{which} whose logits do not favour its positives; check the label columns")
 
 
-def fit_temperature(logits, labels, task, name="scores", classes=None, nll_before=True):
+def fit_temperature(logits: Any, labels: Any, task: str, name: str = "scores",
+                    classes: list | None = None, nll_before: bool = True,
+                    summary_bins: int | None = None) -> TemperatureResult:
     """Dispatch on the task: softmax for multiclass, sigmoid otherwise.
 
-    ``name`` and ``classes`` are how a refusal names the input and a class.
+    ``name`` and ``classes`` are how a refusal names the input and a class;
+    ``summary_bins`` see :func:`fit_softmax_temperature`.
     """
     try:
         if task == "multiclass":
-            return fit_softmax_temperature(logits, labels, nll_before)
-        return fit_sigmoid_temperature(logits, labels, classes=classes)
+            return fit_softmax_temperature(logits, labels, nll_before, name=name,
+                                           summary_bins=summary_bins)
+        return fit_sigmoid_temperature(logits, labels, classes=classes, name=name)
     except CalibrateError as exc:
         msg = str(exc)
         if msg.startswith("scores: ") and name != "scores":

@@ -14,9 +14,16 @@ The stored threshold sits midway between the chosen score and the next lower
 distinct score, so that float rounding in a recomputation of the scores
 cannot flip a held-out decision.  When every prediction is accepted it is the
 lowest float (``ACCEPT_ALL``): probability 0.
+
+:func:`search_per_class` searches every class at once: one sort by (class,
+score), then segment reductions over the candidates of all classes, so that
+a thousand classes cost about what one search over all rows does.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -46,17 +53,58 @@ class Threshold:
     status: str
 
     @property
-    def accepts_all(self):
+    def accepts_all(self) -> bool:
         return self.value == ACCEPT_ALL
 
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
 
-def candidates(scores, correct, expected=None):
-    """Distinct scores in decreasing order, with cumulative predictions and hits.
 
-    Returns ``(values, n, k, e)``: at threshold ``values[j]`` the rule accepts
-    ``n[j]`` rows, ``k[j]`` of them correct, and ``e[j]`` is the sum of their
-    ``expected`` probabilities of being correct (None without them).
+@dataclass(frozen=True)
+class Candidates:
+    """Distinct scores in decreasing order, with cumulative counts.
+
+    At threshold ``values[j]`` the rule accepts ``n[j]`` rows, ``k[j]`` of them
+    correct; ``e[j]`` is the sum of their expected probabilities of being
+    correct (None without them).
     """
+    values: np.ndarray
+    n: np.ndarray
+    k: np.ndarray
+    e: np.ndarray | None = None
+
+    def to_dict(self) -> dict:
+        return {k: (None if v is None else v.tolist()) for k, v in self.__dict__.items()}
+
+
+def _sorted_candidates(s: np.ndarray, correct: np.ndarray, expected: np.ndarray | None,
+                       group_start: np.ndarray) -> tuple:
+    """Candidates of rows already sorted by (group, decreasing score): the end of
+    each run of tied scores within a group, with counts cumulated per group.
+    ``group_start[g]`` is where group g's rows begin (one past the end last).
+    Returns (ends, n, k, e) over all groups' candidates, in row order."""
+    m = s.size
+    new_group = np.zeros(m, bool)
+    new_group[group_start[:-1][group_start[:-1] < m]] = True
+    last = np.ones(m, bool)
+    last[:-1] = (s[1:] != s[:-1]) | new_group[1:]
+    ends = np.flatnonzero(last)
+    hits = np.cumsum(correct, dtype=np.int64)
+    gid = np.searchsorted(group_start, ends, side="right") - 1
+    first = group_start[gid]
+    before = np.where(first > 0, hits[np.maximum(first - 1, 0)], 0)
+    n = ends - first + 1
+    k = hits[ends] - before
+    e = None
+    if expected is not None:
+        ce = np.cumsum(np.asarray(expected, dtype=np.float64))
+        e = ce[ends] - np.where(first > 0, ce[np.maximum(first - 1, 0)], 0.0)
+    return ends, n, k, e
+
+
+def candidates(scores: np.ndarray, correct: np.ndarray,
+               expected: np.ndarray | None = None) -> Candidates:
+    """The :class:`Candidates` of one rule over ``scores``."""
     order = np.argsort(scores, kind="stable")[::-1]
     s = np.asarray(scores)[order]
     hits = np.cumsum(np.asarray(correct)[order], dtype=np.int64)
@@ -64,17 +112,19 @@ def candidates(scores, correct, expected=None):
     e = None
     if expected is not None:
         e = np.cumsum(np.asarray(expected, dtype=np.float64)[order])[ends]
-    return s[ends], ends + 1, hits[ends], e
+    return Candidates(s[ends], ends + 1, hits[ends], e)
 
 
-def _midpoint(hi, lo):
+def _midpoint(hi: float, lo: float) -> float:
     """A float strictly above ``lo`` and at most ``hi``, halfway where possible."""
     mid = lo + (hi - lo) / 2.0
     return float(mid if lo < mid <= hi else hi)
 
 
-def search(scores, correct, precision, confidence=None, alpha=None, expected=None,
-           start_predictions=guarantee.START_PREDICTIONS):
+def search(scores: np.ndarray, correct: np.ndarray, precision: float,
+           confidence: float | None = None, alpha: float | None = None,
+           expected: np.ndarray | None = None,
+           start_predictions: int = guarantee.START_PREDICTIONS) -> Threshold:
     """Loosest threshold on ``scores`` whose precision reaches ``precision``.
 
     ``correct`` marks the rows whose prediction would be right.  Without
@@ -88,46 +138,153 @@ def search(scores, correct, precision, confidence=None, alpha=None, expected=Non
     """
     if len(scores) == 0:
         return Threshold(None, 0, 0, None, None, "no-predictions")
-    values, n, k, e = candidates(scores, correct, expected)
+    c = candidates(scores, correct, expected)
+    return _choose(c.values, c.n, c.k, c.e, precision, confidence, alpha, start_predictions)
+
+
+def _choose(values: np.ndarray, n: np.ndarray, k: np.ndarray, e: np.ndarray | None,
+            precision: float, confidence: float | None, alpha: float | None,
+            start_predictions: int) -> Threshold:
+    """The threshold of one rule from its candidates (see :func:`search`)."""
     plain = np.flatnonzero(k / n >= precision)
-    if confidence is None:
-        if plain.size == 0:
-            return Threshold(None, 0, 0, None, None, "unreachable")
-        return _at(values, n, k, int(plain[-1]), None, "ok")
-    alpha = 1.0 - confidence if alpha is None else alpha
     if plain.size == 0:
         return Threshold(None, 0, 0, None, None, "unreachable")
+    if confidence is None:
+        return _at(values, n, k, int(plain[-1]), None, "ok")
+    alpha = 1.0 - confidence if alpha is None else alpha
     if n[-1] < guarantee.min_certifiable(precision, alpha):
         return Threshold(None, 0, 0, None, None, "too-few")
     start = guarantee.start_index(n, e, start_predictions)
     j = guarantee.fixed_sequence_counts(k, n, precision, alpha, start)
     if j is None:
         return Threshold(None, 0, 0, None, None, "uncertified")
-    return _at(values, n, k, j, (confidence, alpha), "ok")
+    return _at(values, n, k, j, alpha, "ok")
 
 
-def _at(values, n, k, j, conf, status):
+def _at(values: np.ndarray, n: np.ndarray, k: np.ndarray, j: int, alpha: float | None,
+        status: str) -> Threshold:
     value = _midpoint(values[j], values[j + 1]) if j + 1 < len(values) else ACCEPT_ALL
-    lb = None
-    if conf is not None:
-        lb = float(guarantee.lower_bound(k[j], n[j], 1.0 - conf[1]))
+    lb = None if alpha is None else float(guarantee.lower_bound(k[j], n[j], 1.0 - alpha))
     return Threshold(value, int(n[j]), int(k[j]), float(k[j] / n[j]), lb, status)
 
 
-def search_per_class(classes, scores, correct, n_classes, precision,
-                     confidence=None, alpha=None, expected=None):
-    """:func:`search` for each class on the rows predicted as that class.
+def search_per_class(classes: np.ndarray, scores: np.ndarray, correct: np.ndarray,
+                     n_classes: int, precision: float, confidence: float | None = None,
+                     alpha: float | None = None, expected: np.ndarray | None = None,
+                     start_predictions: int = guarantee.START_PREDICTIONS) -> list[Threshold]:
+    """:func:`search` for each class on the rows predicted as that class, all at once.
 
-    ``classes[i]`` is the class row i would be predicted as (for multilabel,
-    pass the flattened (row, class) pairs).  Returns a list of length
-    ``n_classes``.
+    ``classes[i]`` is the class row i would be predicted as.  Returns a list of
+    length ``n_classes``, each entry equal to ``search`` on that class's rows.
     """
     classes = np.asarray(classes)
-    order = np.argsort(classes, kind="stable")
+    order = np.lexsort((-np.asarray(scores, dtype=np.float64), classes))
     bounds = np.searchsorted(classes[order], np.arange(n_classes + 1))
-    out = []
-    for c in range(n_classes):
-        rows = order[bounds[c]:bounds[c + 1]]
-        out.append(search(scores[rows], correct[rows], precision, confidence, alpha,
-                          None if expected is None else expected[rows]))
-    return out
+    return search_sorted(bounds, np.asarray(scores)[order], np.asarray(correct)[order],
+                         None if expected is None else np.asarray(expected)[order],
+                         precision, confidence, alpha, start_predictions)
+
+
+def search_columns(scores: np.ndarray, correct: np.ndarray, precision: float,
+                   confidence: float | None = None, alpha: float | None = None,
+                   expected: np.ndarray | None = None,
+                   start_predictions: int = guarantee.START_PREDICTIONS) -> list[Threshold]:
+    """:func:`search` on each column of (N, C) ``scores`` (multilabel: the classes
+    are the columns), from one sort along the rows."""
+    n, c = scores.shape
+    order = np.argsort(-scores, axis=0, kind="stable").T          # (C, N)
+    cols = np.arange(c)[:, None]
+    bounds = np.arange(c + 1) * n
+    return search_sorted(bounds, scores.T[cols, order].ravel(), correct.T[cols, order].ravel(),
+                         None if expected is None else expected.T[cols, order].ravel(),
+                         precision, confidence, alpha, start_predictions)
+
+
+def search_sorted(bounds: np.ndarray, s: np.ndarray, correct: np.ndarray,
+                  expected: np.ndarray | None, precision: float, confidence: float | None,
+                  alpha: float | None, start_predictions: int) -> list[Threshold]:
+    """The per-group search on rows sorted by (group, decreasing score), group g
+    in ``bounds[g]:bounds[g + 1]``.
+
+    Small groups are decided together by segment reductions over their
+    candidates; groups with more candidates than :data:`guarantee.START_GRID`
+    (whose start is looked for on a grid) one at a time.  Either way each
+    group gets exactly what :func:`search` gives it.
+    """
+    g = len(bounds) - 1
+    ends, n, k, e = _sorted_candidates(s, correct, expected, bounds)
+    gid = np.searchsorted(bounds, ends, side="right") - 1
+    cb = np.searchsorted(gid, np.arange(g + 1))            # candidates of group g
+    out: list[Threshold | None] = [None] * g
+    sizes = np.diff(cb)
+    for j in np.flatnonzero(sizes == 0):
+        out[j] = Threshold(None, 0, 0, None, None, "no-predictions")
+    big = np.flatnonzero(sizes > guarantee.START_GRID)
+    for j in big:
+        sl = slice(cb[j], cb[j + 1])
+        out[j] = _choose(s[ends[sl]], n[sl], k[sl], None if e is None else e[sl],
+                         precision, confidence, alpha, start_predictions)
+    small = np.flatnonzero((sizes > 0) & (sizes <= guarantee.START_GRID))
+    if small.size:
+        chosen, status = _choose_small(small, cb, n, k, e, precision, confidence, alpha,
+                                       start_predictions)
+        a = None if confidence is None else (1.0 - confidence if alpha is None else alpha)
+        for j, jj, st in zip(small, chosen, status):
+            if st != "ok":
+                out[j] = Threshold(None, 0, 0, None, None, st)
+            else:
+                sl = slice(cb[j], cb[j + 1])
+                out[j] = _at(s[ends[sl]], n[sl], k[sl], int(jj - cb[j]), a, "ok")
+    return out  # type: ignore[return-value]
+
+
+def _elementwise(fn: Any, *arrays: np.ndarray) -> np.ndarray:
+    """``fn`` of aligned arrays, value by value, computed in chunks on the
+    thread pool (the incomplete beta function dominates a search over many
+    classes; scipy's ufuncs release the GIL)."""
+    from .backends.local import row_slices, run_chunks
+
+    parts = run_chunks(fn, arrays, row_slices(len(arrays[0]), 8192))
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
+def _segment_first(mask: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """Per segment [start, stop): the first index where ``mask`` holds, else stop."""
+    idx = np.where(mask, np.arange(mask.size), mask.size)
+    first = np.minimum.reduceat(idx, starts)
+    return np.minimum(first, stops)
+
+
+def _choose_small(groups: np.ndarray, cb: np.ndarray, n: np.ndarray, k: np.ndarray,
+                  e: np.ndarray | None, precision: float, confidence: float | None,
+                  alpha: float | None, start_predictions: int) -> tuple:
+    """:func:`_choose` for many groups at once: the chosen candidate index (into
+    the concatenated candidates) and the status of each group.  The candidates
+    of ``groups`` are contiguous runs cb[g]:cb[g + 1] of the arrays."""
+    sel = np.concatenate([np.arange(cb[j], cb[j + 1]) for j in groups]) \
+        if groups.size != len(cb) - 1 else np.arange(cb[-1])
+    lens = cb[groups + 1] - cb[groups]
+    starts = np.concatenate(([0], np.cumsum(lens)[:-1]))          # into sel
+    stops = starts + lens
+    nn, kk = n[sel], k[sel]
+    local = np.arange(sel.size)
+    seg = np.repeat(np.arange(groups.size), lens)
+    ok = kk / nn >= precision
+    last_ok = np.maximum.reduceat(np.where(ok, local, -1), starts)
+    status = np.where(last_ok < 0, "unreachable", "ok").astype(object)
+    if confidence is None:
+        return sel[np.maximum(last_ok, 0)], status
+    a = 1.0 - confidence if alpha is None else alpha
+    total = nn[stops - 1]
+    status[(status == "ok") & (total < guarantee.min_certifiable(precision, a))] = "too-few"
+    if e is None:
+        want = np.minimum(start_predictions, total)
+        start = _segment_first(nn >= want[seg], starts, stops)
+    else:
+        lb = _elementwise(guarantee.expected_lower_bound, e[sel], nn)
+        best = np.maximum.reduceat(lb, starts)
+        start = _segment_first(lb == best[seg], starts, stops)
+    fail = _elementwise(lambda k, n: guarantee.p_values(k, n, precision), kk, nn) > a
+    first_fail = _segment_first(fail & (local >= start[seg]), starts, stops)
+    status[(status == "ok") & (first_fail == start)] = "uncertified"
+    return sel[np.maximum(first_fail - 1, 0)], status

@@ -23,58 +23,17 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from . import scores as _scores
-from .artifact import RULES, Calibrator, load
-from .errors import invalid
+from . import kernels, params
+from .artifact import Calibrator, load
+from .backends import torch_kernels as tk
 
 __all__ = ["ThresholdHead", "collect", "SoftmaxOutputWarning"]
 
 _TASK_IDS = {"multiclass": 0, "binary": 1, "multilabel": 2}
-_KIND_IDS = {"logits": 0, "probabilities": 1, "log-probabilities": 2}
 
 
 class SoftmaxOutputWarning(UserWarning):
     """A model's outputs look like softmax probabilities, not logits."""
-
-
-# -- helpers TorchScript can compile (torch.finfo is not scriptable) ----------
-# The head computes in float32 or float64 only; these are numpy's constants
-# for those dtypes, as calibrate.scores uses them.
-
-def _tiny(dtype: torch.dtype) -> float:
-    return 2.2250738585072014e-308 if dtype == torch.float64 else 1.1754943508222875e-38
-
-
-def _log_tiny(dtype: torch.dtype) -> float:
-    return -708.3964185322641 if dtype == torch.float64 else -87.3365478515625
-
-
-def _one_minus_eps(dtype: torch.dtype) -> float:
-    return 0.9999999999999998 if dtype == torch.float64 else 0.9999998807907104
-
-
-def _log1p_minus_eps(dtype: torch.dtype) -> float:
-    return -2.220446049250313e-16 if dtype == torch.float64 else -1.1920930376163597e-07
-
-
-def _softmax_logits(x: Tensor, kind: int) -> Tensor:
-    """Softmax-task scores -> logits, as :func:`calibrate.scores.to_logits`."""
-    if kind == 1:      # probabilities: log(p), p clipped to [tiny, 1]
-        return torch.log(torch.clamp(x, _tiny(x.dtype), 1.0))
-    if kind == 2:      # log-probabilities: logits already, -inf floored
-        return torch.clamp_min(x, _log_tiny(x.dtype))
-    return x
-
-
-def _sigmoid_logits(x: Tensor, kind: int) -> Tensor:
-    """Sigmoid-task scores -> logits, as :func:`calibrate.scores.to_logits`."""
-    if kind == 1:      # probabilities: logit(p), p clipped to (tiny, 1 - eps)
-        p = torch.clamp(x, _tiny(x.dtype), _one_minus_eps(x.dtype))
-        return torch.log(p) - torch.log1p(-p)
-    if kind == 2:      # log-probabilities: log p - log(1 - p)
-        lp = torch.clamp(x, _log_tiny(x.dtype), _log1p_minus_eps(x.dtype))
-        return lp - torch.log(-torch.expm1(lp))
-    return x
 
 
 class ThresholdHead(nn.Module):
@@ -121,12 +80,9 @@ class ThresholdHead(nn.Module):
         elif not isinstance(cal, Calibrator):
             raise TypeError(f"ThresholdHead: expected a calibrate.Calibrator or a threshold "
                             f"file path, found {type(cal).__name__}")
+        params.validate({"rule": rule, "input": input_kind}, params.HEAD)
         rule = rule or cal.rule
-        if rule not in RULES:
-            raise invalid("rule", "per-class or global", repr(rule))
         kind = input_kind or cal.input_kind
-        if kind not in _KIND_IDS:
-            raise invalid("input", "one of " + ", ".join(_KIND_IDS), repr(kind))
         d = cal.decision_thresholds
         tau = d["per_class"] if rule == "per-class" else [d["global"]] * cal.n_scored
         self.task = cal.task
@@ -134,11 +90,11 @@ class ThresholdHead(nn.Module):
         self.input_kind = kind
         self.classes: List[str] = list(cal.classes)
         self.task_id = _TASK_IDS[cal.task]
-        self.input_id = _KIND_IDS[kind]
+        self.input_id = tk.KIND_IDS[kind]
         self.n_scored = cal.n_scored
         t = np.atleast_1d(np.asarray(cal.temperature, dtype=np.float64))
         self.register_buffer("temperature", torch.tensor(t, dtype=torch.float64))
-        # 1 / T exactly as rules.top_scores computes it (a Python float).
+        # 1 / T exactly as the decision kernels compute it (a Python float).
         self.register_buffer("inv_temperature",
                              torch.tensor(1.0 / float(t[0]), dtype=torch.float64))
         self.register_buffer("thresholds", torch.tensor(
@@ -157,43 +113,30 @@ class ThresholdHead(nn.Module):
         return super()._apply(keep_dtype, recurse)
 
     def forward(self, scores: Tensor) -> Tuple[Tensor, Tensor]:
-        x = scores
-        if not x.is_floating_point():
-            x = x.to(torch.float64)
-        elif x.dtype == torch.float16 or x.dtype == torch.bfloat16:
-            x = x.to(torch.float32)
+        x = tk.compute_dtype(scores)
         acc = torch.float64
         tau = self.thresholds.to(device=x.device, dtype=acc)
         if self.task_id == 0:
             if x.dim() != 2 or x.size(1) != self.n_scored:
                 raise ValueError("scores: expected shape (N, C) with C matching the "
                                  "threshold file's class count")
-            z = _softmax_logits(x, self.input_id)
+            z = tk.softmax_logits(x, self.input_id)
             beta = self.inv_temperature.to(device=z.device, dtype=z.dtype)
-            k = torch.argmax(z, dim=1, keepdim=True)       # first maximum: lowest index
-            e = torch.exp((z - z.gather(1, k)) * beta)
-            e = e.scatter(1, k, 0.0)                         # the argmax term is exactly 1
-            logp = -torch.log1p(e.sum(dim=1, dtype=acc))
-            k = k.squeeze(1)
-            decisions = torch.where(logp >= tau[k], k, torch.full_like(k, -1))
+            k, logp = tk.top_log_prob(z, beta)
+            decisions = tk.decide_multiclass(k, logp, tau)
             proba = torch.softmax(z * beta, dim=1)
             return decisions, proba.to(scores.dtype) if scores.is_floating_point() else proba
         if self.task_id == 1:
-            if x.dim() == 2 and x.size(1) == 2:
-                lz = _softmax_logits(x, self.input_id)
-                z = lz[:, 1] - lz[:, 0]
-            elif x.dim() == 1 or (x.dim() == 2 and x.size(1) == 1):
-                z = _sigmoid_logits(x.reshape(-1), self.input_id)
-            else:
+            if not (x.dim() == 1 or (x.dim() == 2 and (x.size(1) == 1 or x.size(1) == 2))):
                 raise ValueError("scores: expected binary scores of shape (N,), (N, 1) or (N, 2)")
+            z = tk.binary_logits(x, self.input_id)
         else:
             if x.dim() != 2 or x.size(1) != self.n_scored:
                 raise ValueError("scores: expected shape (N, C) with C matching the "
                                  "threshold file's class count")
-            z = _sigmoid_logits(x, self.input_id)
+            z = tk.sigmoid_logits(x, self.input_id)
         t = self.temperature.to(z.device)
-        s = z.to(acc) / t.to(acc)
-        decisions = s >= tau
+        decisions = tk.sigmoid_scores(z, t) >= tau
         proba = torch.sigmoid(z / t.to(z.dtype))
         if self.task_id == 1:
             decisions = decisions.to(torch.int64)
@@ -304,8 +247,8 @@ def _warn_if_softmax(z):
     if z.ndim != 2 or z.shape[1] < 2 or not z.is_floating_point() or z.numel() == 0:
         return
     lo, hi = float(z.min()), float(z.max())
-    if _scores.in_unit_range(lo, hi) and float(
-            (z.sum(dim=1, dtype=torch.float64) - 1).abs().max()) <= _scores._SUM_TOL:
+    if kernels.in_unit_range(lo, hi) and float(
+            (z.sum(dim=1, dtype=torch.float64) - 1).abs().max()) <= kernels.SUM_TOL:
         warnings.warn(
             "collect: the model's outputs are softmax probabilities (rows in [0, 1] summing "
             "to 1), not logits. calibrate.fit reads them as probabilities, but a model "

@@ -1,11 +1,13 @@
-"""What the commands share: how SCORES are read and named, the cluster
-option, number formatting.  No math here."""
+"""What the commands share: how SCORES are opened, the cluster option, progress
+bars, number formatting.  No math and no policy here: the library decides."""
 
 import re
+import sys
+import threading
 
 import click
 
-from calibrate import io, outputs
+import calibrate  # cheap: the library's modules load when a command uses them
 from calibrate.errors import quote
 
 INPUT_CHOICES = ["auto", "logits", "probabilities", "log-probabilities"]
@@ -34,47 +36,45 @@ SCHEDULER = click.option(
          "Needs the 'dask' extra.")
 
 
-def on_cluster(scores, address):
-    """Scores as a dask array on the cluster at ``address`` (None: unchanged)."""
-    if address is None:
-        return scores
-    try:
-        import dask.array as da
-        from dask.distributed import Client
-    except ImportError:
-        raise click.UsageError("--scheduler needs dask: pip install 'calibrate-thresholds[dask]'")
-    try:
-        client = Client(address, timeout="10s", set_as_default=True)
-        click.get_current_context().call_on_close(client.close)
-    except (OSError, TimeoutError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise click.BadParameter(f"no dask scheduler answered at {quote(address)} ({reason})",
-                                 param_hint="'--scheduler'")
-    if scores.ndim < 2:
-        return scores  # one score per row: small, read whole
-    rows = max(1, (1 << 24) // max(1, scores.shape[1]))
-    return da.from_array(scores, chunks=(rows,) + scores.shape[1:], asarray=True)
-
-
-def names(paths, role):
-    """How errors name an input: the file, or the shard list."""
-    if len(paths) == 1 and not any(ch in paths[0] for ch in "*?["):
-        return f"{role} file '{paths[0]}'"
-    return f"{role} shards '{' '.join(paths)}'"
-
-
-def spec(paths):
-    return paths[0] if len(paths) == 1 else list(paths)
-
-
-def load_scores_and_labels(scores_paths, labels_paths):
-    scores, labels = io.read_scores(spec(scores_paths), with_labels=not labels_paths)
-    if labels_paths:
-        labels = io.read_labels(spec(labels_paths))
-    elif labels is None:
+def open_inputs(scores_paths, labels_paths=(), scheduler=None, need_labels=True):
+    """The library's :func:`calibrate.sources.open_scores`, closed with the command."""
+    opened = calibrate.sources.open_scores(list(scores_paths), list(labels_paths) or None,
+                                           scheduler, require_labels=False,
+                                           want_labels=need_labels)
+    click.get_current_context().call_on_close(opened.close)
+    if need_labels and opened.labels is None:
         raise click.UsageError(
             f"Missing option '--labels': '{' '.join(scores_paths)}' holds no array named labels")
-    return scores, labels
+    return opened
+
+
+class Progress:
+    """A click progress bar on stderr for passes of many blocks (a terminal only)."""
+
+    MIN_BLOCKS = 64   # about 256 MB of float32: a second or more
+
+    def __init__(self):
+        self.lock = threading.Lock()
+
+    def __call__(self, label, n_blocks):
+        if n_blocks < self.MIN_BLOCKS:
+            return None
+        bar = click.progressbar(length=n_blocks, label=label, file=sys.stderr)
+        bar.render_progress()
+        done = [0]
+
+        def advance(k):
+            with self.lock:
+                bar.update(k)
+                done[0] += k
+                if done[0] >= n_blocks:
+                    bar.render_finish()
+        return advance
+
+
+def progress():
+    """A progress reporter when a person watches stderr, else None."""
+    return Progress() if sys.stderr.isatty() else None
 
 
 def fmt(v, pct=False):
@@ -89,7 +89,7 @@ def out(text=""):
     try:
         click.echo(text)
     except OSError as exc:
-        raise outputs.stream_error("stdout", exc) from None
+        raise calibrate.outputs.stream_error("stdout", exc) from None
 
 
 def inputs(**roles):

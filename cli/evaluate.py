@@ -4,27 +4,19 @@ import json
 
 import click
 
-import calibrate
-from calibrate import metrics
-from calibrate.evaluation import NOISE_LEVEL, evaluate as _evaluate
+import calibrate  # cheap: the library's modules load when a command uses them
 
-from calibrate.outputs import Outputs
-
-from .common import (INPUT_CHOICES, SCHEDULER, fmt as _fmt, inputs, load_scores_and_labels,
-                     on_cluster, out)
+from .common import INPUT_CHOICES, SCHEDULER, fmt as _fmt, inputs, open_inputs, out
 
 #: Most bootstrap resamples ``--bootstrap`` takes: each one recomputes every
 #: ECE on all rows, so this is about 10,000 metric passes.
 MAX_BOOTSTRAP = 10_000
-#: Above this many classes the table lists the status counts and the classes below target.
-COMPACT_ABOVE = 20
-WORST_SHOWN = 10
 
 
 def format_metrics(m):
     """Rows ``name  before  after`` for a metrics block (ECEs in %)."""
     lines = [f"{'':22}{'before':>10}{'after':>10}"]
-    for key, label in metrics.LABELS.items():
+    for key, label in calibrate.metrics.LABELS.items():
         if key not in m:
             continue
         pct = key not in ("nll", "brier")
@@ -56,19 +48,20 @@ def _row(name, r):
             f"{r['support']:>9}  {r['status']}")
 
 
-def format_evaluation(res, thresholds_path):
-    """The human report printed by ``calibrate evaluate``."""
-    tg = res["target"]
-    T = res["temperature"]
-    n_cls = len(res["per_class"])
-    unit = "(row, class) pairs" if res["task"] == "multilabel" else "rows"
-    lines = [f"evaluated {thresholds_path} on {res['n']} labelled rows   task: {res['task']}   "
+def format_evaluation(rep, thresholds_path):
+    """The human report printed by ``calibrate evaluate`` (``rep`` an
+    :class:`calibrate.evaluation.EvaluationReport`)."""
+    tg = rep.target
+    T = rep.temperature
+    n_cls = len(rep.per_class)
+    unit = "(row, class) pairs" if rep.task == "multilabel" else "rows"
+    lines = [f"evaluated {thresholds_path} on {rep.n} labelled rows   task: {rep.task}   "
              f"classes scored: {n_cls}"]
     if isinstance(T, list):
         lines.append(f"temperature: one per class, {min(T):.4g} to {max(T):.4g}")
     else:
         lines.append(f"temperature: {T:.4g}")
-    lines += format_metrics(res["metrics"])
+    lines += format_metrics(rep.metrics)
     if tg.get("confidence") is None:
         how = "plain held-out estimate (no confidence bound)"
     else:
@@ -76,41 +69,45 @@ def format_evaluation(res, thresholds_path):
                f"{'for all classes at once' if tg.get('simultaneous') else 'per class'}")
     lines.append(f"target: precision >= {tg['precision']:g}, promised with {how}")
     lines.append("")
-    c = res["counts"]
+    c = rep.counts
     lines.append("per-class rule: " + ", ".join(f"{v} {k}" for k, v in c.items() if v)
                  + f" (of {n_cls})")
-    if res.get("expected_violations") is not None and tg.get("confidence") is not None:
-        lines.append(f"  the guarantee allows about {res['expected_violations']:.2g} classes "
+    if rep.expected_violations is not None and tg.get("confidence") is not None:
+        lines.append(f"  the guarantee allows about {rep.expected_violations:.2g} classes "
                      "whose true precision is below target; "
                      f"'missed' = below target within sampling noise (one-sided "
-                     f"{100 * NOISE_LEVEL:g}% upper bound reaches it)")
-    rows = res["per_class"]
-    if n_cls > COMPACT_ABOVE:
-        bad = [r for r in rows if r["status"] in ("violated", "missed", "no-predictions")]
-        bad.sort(key=lambda r: (r["precision"] if r["precision"] is not None else -1.0,
-                                r["class"]))
-        if bad:
-            shown = bad[:WORST_SHOWN]
-            lines.append(f"the {len(shown)} classes with the lowest precision below target"
-                         + (f" (of {len(bad)})" if len(bad) > len(shown) else "") + ":")
-            lines.append(HEADER)
-            lines += [_row(r["class"], r) for r in shown]
-        else:
-            lines.append(HEADER)
-    else:
-        lines.append(HEADER)
-        lines += [_row(r["class"], r) for r in rows]
-    o = res["overall"]
-    lines.append(_row("(all classes)", dict(o, held_out=None, threshold=None))
-                 + f"   coverage {_fmt(o['coverage'], True)}")
-    g = res["global"]
-    gh = g.get("held_out") or {}
-    lines.append(_row("(global)", g) + f"   coverage {_fmt(g['coverage'], True)}"
-                 + (f" (held-out {_fmt(gh.get('coverage'), True)})" if gh.get("coverage") is not None
-                    else ""))
-    lines.append(f"(all classes) pools the per-class rule's decisions; (global) is the global "
-                 f"rule; coverage = share of {unit} predicted.  Rule used by apply: {res['rule']}.")
+                     f"{100 * calibrate.evaluation.NOISE_LEVEL:g}% upper bound reaches it)")
+    lines += _class_table(rep)
+    lines += _pooled_rows(rep, unit)
     return "\n".join(lines)
+
+
+def _class_table(rep):
+    """Every class, or above the compact size the classes below target (worst first)."""
+    if not rep.is_compact():
+        return [HEADER] + [_row(r["class"], r) for r in rep.per_class]
+    bad = rep.below_target()
+    if not bad:
+        return [HEADER]
+    shown = bad[:calibrate.summary.WORST_SHOWN]
+    return ([f"the {len(shown)} classes with the lowest precision below target"
+             + (f" (of {len(bad)})" if len(bad) > len(shown) else "") + ":", HEADER]
+            + [_row(r["class"], r) for r in shown])
+
+
+def _pooled_rows(rep, unit):
+    o = rep.overall
+    g = rep.global_rule
+    gh = g.held_out or {}
+    return [
+        _row("(all classes)", dict(o.to_dict(), held_out=None, threshold=None))
+        + f"   coverage {_fmt(o.coverage, True)}",
+        _row("(global)", g) + f"   coverage {_fmt(g.coverage, True)}"
+        + (f" (held-out {_fmt(gh.get('coverage'), True)})" if gh.get("coverage") is not None
+           else ""),
+        f"(all classes) pools the per-class rule's decisions; (global) is the global "
+        f"rule; coverage = share of {unit} predicted.  Rule used by apply: {rep.rule}.",
+    ]
 
 
 @click.command("evaluate")
@@ -143,26 +140,28 @@ def evaluate(thresholds, scores, labels_paths, input_kind, as_json, plot_path, b
     and after temperature scaling.  Exits 0 whether or not the target held.
     SCORES is one file, or several .npy shards (paths or a glob).
     """
-    with Outputs(inputs(threshold=thresholds, scores=scores, labels=labels_paths)) as tx:
+    with calibrate.outputs.Outputs(inputs(threshold=thresholds, scores=scores,
+                                          labels=labels_paths)) as tx:
         plot = None
         if plot_path is not None:
             from calibrate import plots  # matplotlib only when a picture is asked for
             plot = tx.declare(plot_path, "--plot", plots.FORMATS, "plot file")
             plots.check_output(plot_path)
         cal = calibrate.load(thresholds)
-        s, y = load_scores_and_labels(scores, labels_paths)
-        s = on_cluster(s, scheduler)
-        res = _evaluate(cal, s, y, input_kind=input_kind, bootstrap=bootstrap, seed=seed)
+        opened = open_inputs(scores, labels_paths, scheduler)
+        s, y = opened.scores, opened.labels
+        res = calibrate.evaluate(cal, s, y, input_kind=input_kind, bootstrap=bootstrap,
+                                 seed=seed)
         if plot is not None:
             tx.write(plot, plots.render_report(
                 cal, s, y, plot.suffix[1:], input_kind=input_kind,
                 title=f"{thresholds} on {' '.join(scores)}", held_out=False)[0])
         # Printed before the rename: a full or closed stdout replaces nothing.
         if as_json:
-            res = dict(res, thresholds=thresholds)
+            doc = dict(res.to_dict(), thresholds=thresholds)
             if plot_path is not None:
-                res["plot"] = plot_path
-            out(json.dumps(res, indent=2))
+                doc["plot"] = plot_path
+            out(json.dumps(doc, indent=2))
         else:
             out(format_evaluation(res, thresholds))
             if plot_path is not None:

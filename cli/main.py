@@ -10,19 +10,14 @@ import warnings
 
 import click
 
-import calibrate
-from calibrate import _chunks, io, outputs, schema
+import calibrate  # cheap: the library's modules load when a command uses them
 from calibrate.errors import CalibrateError, quote, unsafe_char
-from calibrate.outputs import Outputs, StreamError, Terminated
+from calibrate.outputs import Outputs, StreamError, Terminated  # stdlib only: cheap
 
-from .common import (INPUT_CHOICES, SCHEDULER, fmt, inputs, load_scores_and_labels, names,
-                     on_cluster, out, spec)
+from .common import INPUT_CHOICES, SCHEDULER, fmt, inputs, open_inputs, out, progress
 
 TASK_CHOICES = ["auto", "multiclass", "binary", "multilabel"]
 RULE_CHOICES = ["per-class", "global"]
-#: Above this many classes the human summary shows counts and the worst classes.
-COMPACT_ABOVE = 20
-WORST_SHOWN = 10
 
 
 class Confidence(click.ParamType):
@@ -83,7 +78,7 @@ class Group(click.Group):
             _fail("out of memory: expected data that fits, found more (nothing was replaced)", 1)
         except OSError as exc:  # not raised by calibrate's own I/O, which names its files
             _fail(f"{quote(exc.filename) if exc.filename else 'an operating-system call'}: "
-                  f"expected success, found {outputs.os_reason(exc)}", 1)
+                  f"expected success, found {calibrate.outputs.os_reason(exc)}", 1)
         finally:
             warnings.showwarning = shown
             restore()
@@ -143,7 +138,7 @@ def _install_signal_handlers():
         for name in ("SIGINT", "SIGTERM", "SIGHUP"):
             sig = getattr(signal, name, None)
             if sig is not None:
-                old[sig] = signal.signal(sig, outputs.on_signal)
+                old[sig] = signal.signal(sig, calibrate.outputs.on_signal)
 
     def restore():
         for sig, handler in old.items():
@@ -175,33 +170,6 @@ def cli():
     calibrate fit val_logits.npy --labels val_labels.npy -o thresholds.json
     calibrate apply thresholds.json test_logits.npy -o decisions.npy
     """
-    # Progress goes to stderr, and only when a person is watching it.
-    if sys.stderr.isatty():
-        _chunks.progress_hook = _Progress()
-
-
-class _Progress:
-    """A click progress bar on stderr for passes of many chunks (a terminal only)."""
-
-    MIN_CHUNKS = 64   # about 256 MB of float32: a second or more
-
-    def __init__(self):
-        self.lock = threading.Lock()
-
-    def __call__(self, label, n_chunks):
-        if n_chunks < self.MIN_CHUNKS:
-            return None
-        bar = click.progressbar(length=n_chunks, label=label, file=sys.stderr)
-        bar.render_progress()
-        done = [0]
-
-        def advance(k):
-            with self.lock:
-                bar.update(k)
-                done[0] += k
-                if done[0] >= n_chunks:
-                    bar.render_finish()
-        return advance
 
 
 def _echo_warnings(caught):
@@ -250,22 +218,23 @@ def fit(scores, labels_paths, output, precision, confidence, simultaneous, rule,
             from calibrate import plots  # matplotlib only when a picture is asked for
             plot = tx.declare(plot_path, "--plot", plots.FORMATS, "plot file")
             plots.check_output(plot_path)
-        s, y = load_scores_and_labels(scores, labels_paths)
-        s = on_cluster(s, scheduler)
-        classes = io.load_class_names(classes_path) if classes_path else None
+        opened = open_inputs(scores, labels_paths, scheduler)
+        classes = calibrate.io.load_class_names(classes_path) if classes_path else None
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            cal = calibrate.fit(s, y, precision=precision, confidence=confidence, rule=rule,
-                                task=task, input_kind=input_kind, classes=classes,
-                                simultaneous=simultaneous, scores_name=names(scores, "scores"),
-                                labels_name=names(labels_paths or scores, "labels"),
-                                classes_name=f"classes file {quote(classes_path or '')}")
+            cal = calibrate.fit(opened.scores, opened.labels, precision=precision,
+                                confidence=confidence, rule=rule, task=task,
+                                input_kind=input_kind, classes=classes, simultaneous=simultaneous,
+                                scores_name=opened.scores_name, labels_name=opened.labels_name,
+                                classes_name=f"classes file {quote(classes_path or '')}",
+                                progress=progress())
         _echo_warnings(caught)
-        tx.write(target, schema.dumps(cal).encode("utf-8"))
+        tx.write(target, calibrate.schema.dumps(cal).encode("utf-8"))
         if plot is not None:
             tx.write(plot, plots.render_report(
-                cal, s, y, plot.suffix[1:], input_kind=None if input_kind == "auto"
-                else input_kind, title=output, held_out=True)[0])
+                cal, opened.scores, opened.labels, plot.suffix[1:],
+                input_kind=None if input_kind == "auto" else input_kind, title=output,
+                held_out=True)[0])
         # Printed before the renames: a full or closed stdout replaces nothing.
         if as_json:
             extra = {"output": output} | ({"plot": plot_path} if plot_path else {})
@@ -295,19 +264,20 @@ def apply(thresholds, scores, output, rule, input_kind, proba_path, scheduler):
     SCORES is one file, or several .npy shards (paths or a glob).
     """
     # Every output checked (and against every input) before any work is done.
+    io = calibrate.io
     with Outputs(inputs(threshold=thresholds, scores=scores)) as tx:
         target = tx.declare(output, "-o/--output", io.OUTPUT_SUFFIXES) if output else None
         proba = (tx.declare(proba_path, "--probabilities", (".npy", ".csv"), "probabilities file")
                  if proba_path else None)
         cal = calibrate.load(thresholds)
-        s, _ = io.read_scores(spec(scores), with_labels=False)
-        s = on_cluster(s, scheduler)
-        name = names(scores, "scores")
-        counts = Counts(cal.task)
-        blocks = counts.watch(cal.iter_predict(s, rule=rule, input_kind=input_kind, name=name))
+        opened = open_inputs(scores, (), scheduler, need_labels=False)
+        s, name = opened.scores, opened.scores_name
+        tally = calibrate.artifact.DecisionTally(cal.task)
+        blocks = tally.watch(cal.iter_predict(s, rule=rule, input_kind=input_kind, name=name,
+                                              progress=progress()))
         shape, dtype = cal.decisions_shape(s.shape[0])
         if target is None:
-            outputs.write_stream(click.get_binary_stream("stdout"), io.prediction_writer(
+            calibrate.outputs.write_stream(click.get_binary_stream("stdout"), io.prediction_writer(
                 ".jsonl", blocks, cal.classes, shape=shape, dtype=dtype))
         else:
             tx.write(target, io.prediction_writer(target.suffix, blocks, cal.classes,
@@ -318,39 +288,19 @@ def apply(thresholds, scores, output, rule, input_kind, proba_path, scheduler):
                 proba.suffix, cal.iter_predict_proba(s, input_kind=input_kind, name=name),
                 shape=shape, dtype=dtype))
         if output is not None:  # before the renames, like every line on stdout
-            out(counts.format(rule or cal.rule, output, proba_path))
+            out(format_counts(tally.counts(), rule or cal.rule, output, proba_path))
         tx.commit()
 
 
-class Counts:
-    """Tallies decisions as blocks stream past, for apply's one-line report."""
-
-    def __init__(self, task):
-        self.task, self.rows, self.a, self.b = task, 0, 0, 0
-
-    def watch(self, blocks):
-        for d in blocks:
-            self.rows += d.shape[0]
-            if self.task == "multilabel":
-                self.a += int(d.sum())
-                self.b += int((~d.any(axis=1)).sum())
-            elif self.task == "binary":
-                self.a += int((d == 1).sum())
-                self.b += int((d == 0).sum())
-            else:
-                self.a += int((d >= 0).sum())
-                self.b += int((d < 0).sum())
-            yield d
-
-    def format(self, rule, output, proba_path):
-        what = {"multilabel": ("labels predicted", "rows with none"),
-                "binary": ("positive", "negative")}.get(self.task, ("predicted", "abstained"))
-        unit = "rows" if self.task == "multilabel" else "decisions"
-        msg = (f"wrote {self.rows} {unit} to {output} ({rule} rule): "
-               f"{self.a} {what[0]}, {self.b} {what[1]}")
-        if proba_path:
-            msg += f"; probabilities to {proba_path}"
-        return msg
+def format_counts(counts, rule, output, proba_path):
+    """apply's one-line report."""
+    what = counts.labels
+    unit = "rows" if counts.task == "multilabel" else "decisions"
+    msg = (f"wrote {counts.rows} {unit} to {output} ({rule} rule): "
+           f"{counts.first} {what[0]}, {counts.second} {what[1]}")
+    if proba_path:
+        msg += f"; probabilities to {proba_path}"
+    return msg
 
 
 #: What the ECE pairs are, in the human summary's note.
@@ -360,41 +310,17 @@ PAIRS_SHORT = {"multiclass": "top-label confidence", "binary": "positive-class p
 
 def format_summary(cal, input_forced=False, task_forced=False):
     """The human summary printed by ``calibrate fit``."""
-    s = cal.summary
-    t = s["temperature"]
-    tv = t["value"]
+    s = cal.fit_summary
     lines = [
-        f"task: {s['task']} ({'given' if task_forced else 'detected'})   "
-        f"input: {s['input_kind']} ({'given' if input_forced else 'detected'})   "
-        f"rows: {s['n']}   classes: {len(cal.classes)}",
+        f"task: {s.task} ({'given' if task_forced else 'detected'})   "
+        f"input: {s.input_kind} ({'given' if input_forced else 'detected'})   "
+        f"rows: {s.n}   classes: {len(cal.classes)}",
     ]
-    if isinstance(tv, list):
-        shared = sum(1 for x in t["status"] if x == "shared")
-        lines.append(f"temperature: one per class, {min(tv):.4g} to {max(tv):.4g}"
-                     + (f" ({shared} classes share T = {t['shared_value']:.4g}: too few positives)"
-                        if shared else ""))
-        capped = sum(1 for x in t["status"] if x == "capped")
-        if capped:
-            lines.append(f"  {capped} classes are separable: T capped at the minimum")
-    else:
-        note = ("  (capped: the held-out data are separable)" if t["status"] == "capped" else "")
-        lines.append(f"temperature: {tv:.4g}{note}")
-    if t.get("converged") is False:
-        lines.append(f"  warning: the temperature fit stopped after {t['passes']} passes "
-                     "without converging; T may be off in its last digits")
-    named = s.get("metrics", {})
-    if all(isinstance(v, dict) and "after" in v for v in named.values()) and named:
-        from .evaluate import format_metrics  # every metric, named as in the JSON keys
-        lines += format_metrics(named)
-        lines.append(f"  (ECE, MCE, smooth ECE on the {PAIRS_SHORT.get(s['task'], '')}; "
-                     "bins (lo, hi]; --json defines each)")
-    else:  # a file written before the metrics block
-        lines += [
-            f"{'':22}{'before':>10}{'after':>10}",
-            f"{'NLL':22}{s['nll']['before']:>10.4f}{s['nll']['after']:>10.4f}",
-            f"{'ECE (15 bins)':22}{fmt(s['ece']['before'], True):>10}"
-            f"{fmt(s['ece']['after'], True):>10}",
-        ]
+    lines += _temperature_lines(s.temperature)
+    from .evaluate import format_metrics  # every metric, named as in the JSON keys
+    lines += format_metrics(s.metrics)
+    lines.append(f"  (ECE, MCE, smooth ECE on the {PAIRS_SHORT.get(s.task, '')}; "
+                 "bins (lo, hi]; --json defines each)")
     tg = cal.target
     if tg["confidence"] is None:
         how = "plain held-out estimate (no confidence bound)"
@@ -404,39 +330,59 @@ def format_summary(cal, input_forced=False, task_forced=False):
                "(Clopper-Pearson, fixed-sequence testing)")
     lines.append(f"target: precision >= {tg['precision']:g}, {how}")
     lines.append(f"rule used by apply: {cal.rule}")
-    header = (f"{'class':<14}{'threshold':>10}{'precision':>10}{'recall':>8}{'support':>9}"
-              f"{'predicted':>10}{'lower bd':>9}  status")
-
-    def row(name, r):
-        return (f"{str(name)[:13]:<14}{fmt(r['threshold']):>10}{fmt(r['precision']):>10}"
-                f"{fmt(r['recall']):>8}{r['support']:>9}{r['predicted']:>10}"
-                f"{fmt(r['lower_bound']):>9}  {r['status']}")
-
-    rows = s["per_class"]
     lines.append("")
-    if len(rows) > COMPACT_ABOVE:
-        counts = {}
-        for r in rows:
-            counts[r["status"]] = counts.get(r["status"], 0) + 1
-        lines.append(f"per-class thresholds: {len(rows)} classes; "
-                     + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
-        worst = sorted(rows, key=lambda r: (r["recall"] or 0.0, r["class"]))[:WORST_SHOWN]
-        lines.append(f"the {len(worst)} classes with the lowest recall:")
-        lines.append(header)
-        lines += [row(r["class"], r) for r in worst]
-    else:
-        lines.append(header)
-        lines += [row(r["class"], r) for r in rows]
-    g = s["global"]
-    lines.append(row("(global)", g) + f"   coverage {fmt(g['coverage'], True)}")
-    stuck = [r for r in rows if r["status"] in ("uncertified", "too-few")]
-    if len(stuck) * 4 >= len(rows) and tg["confidence"] is not None:
-        per = sum(r["support"] for r in rows) / max(1, len(rows))
-        lines.append(
-            f"hint: {len(stuck)} of {len(rows)} classes could not be certified with about "
-            f"{per:.0f} held-out rows each; more held-out data, --rule global, a lower "
-            "--confidence or --confidence none give them thresholds")
+    lines += _threshold_table(s)
+    hint = s.certification_hint(tg["confidence"])
+    if hint:
+        lines.append(f"hint: {hint}")
     return "\n".join(lines)
+
+
+def _temperature_lines(t):
+    tv = t["value"]
+    if isinstance(tv, list):
+        shared = sum(1 for x in t["status"] if x == "shared")
+        lines = [f"temperature: one per class, {min(tv):.4g} to {max(tv):.4g}"
+                 + (f" ({shared} classes share T = {t['shared_value']:.4g}: too few positives)"
+                    if shared else "")]
+        capped = sum(1 for x in t["status"] if x == "capped")
+        if capped:
+            lines.append(f"  {capped} classes are separable: T capped at the minimum")
+    else:
+        note = ("  (capped: the held-out data are separable)" if t["status"] == "capped" else "")
+        lines = [f"temperature: {tv:.4g}{note}"]
+    if t.get("converged") is False:
+        lines.append(f"  warning: the temperature fit stopped after {t['passes']} passes "
+                     "without converging; T may be off in its last digits")
+    return lines
+
+
+TABLE_HEADER = (f"{'class':<14}{'threshold':>10}{'precision':>10}{'recall':>8}{'support':>9}"
+                f"{'predicted':>10}{'lower bd':>9}  status")
+
+
+def _row(name, r):
+    return (f"{str(name)[:13]:<14}{fmt(r.threshold):>10}{fmt(r.precision):>10}"
+            f"{fmt(r.recall):>8}{r.support:>9}{r.predicted:>10}"
+            f"{fmt(r.lower_bound):>9}  {r.status}")
+
+
+def _threshold_table(s):
+    """The per-class table (compact above summary.COMPACT_ABOVE classes) and the global row."""
+    lines = []
+    if s.is_compact():
+        lines.append(f"per-class thresholds: {len(s.per_class)} classes; "
+                     + ", ".join(f"{v} {k}" for k, v in s.status_counts().items()))
+        worst = s.lowest_recall(calibrate.summary.WORST_SHOWN)
+        lines.append(f"the {len(worst)} classes with the lowest recall:")
+        lines.append(TABLE_HEADER)
+        lines += [_row(r.name, r) for r in worst]
+    else:
+        lines.append(TABLE_HEADER)
+        lines += [_row(r.name, r) for r in s.per_class]
+    g = s.global_rule
+    lines.append(_row("(global)", g) + f"   coverage {fmt(g.coverage, True)}")
+    return lines
 
 
 from .evaluate import evaluate as _evaluate_command  # noqa: E402

@@ -1,11 +1,12 @@
-"""Regenerate the pictures of the README's calibration-report section (docs/report.md).
+"""Regenerate the picture of the README's "Calibration report" section.
 
     python docs/make_figures.py
 
 Fits on ``sample_data/val_*`` (10 classes, overconfident by 2.5), evaluates the
 threshold file on ``sample_data/test_*`` and writes ``docs/calibration_report.png``
-(what ``calibrate evaluate ... --plot`` draws); prints the two command outputs
-quoted in docs/report.md.  Needs the ``plot`` extra.  Everything is seeded by the
+(what ``calibrate evaluate ... --plot`` draws), and prints the two command outputs
+the README shows beside it (tests/test_readme.py checks those against the real
+commands).  Needs the ``plot`` extra.  Everything is seeded by the
 sample data, so the picture changes only when the toolkit's output does.
 """
 

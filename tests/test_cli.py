@@ -2,9 +2,11 @@
 
 Data come from seeded numpy generators written into ``tmp_path``, or from the
 committed ``sample_data/`` folder (10-class logits, a binary and a 3-class
-multilabel set).  Exact output is asserted wherever it is deterministic; the
-numbers in the human summary are checked against the threshold file written
-by the same command.
+multilabel set).  Exact output is asserted wherever it is deterministic.  The
+numbers the sample data give (temperature, thresholds, precision, recall,
+counts, apply's counts line) are pinned as literals, as the commands print them;
+the human summary is also checked against the threshold file written by the same
+command.
 """
 
 import csv
@@ -101,6 +103,53 @@ def _row(name, r):
             f"{_fmt(r['lower_bound']):>9}  {r['status']}")
 
 
+def rounded(values, places=4):
+    """Numbers rounded as the summary prints them (None stays None)."""
+    return [None if v is None else round(v, places) for v in values]
+
+
+#: What ``calibrate fit`` prints for the 10-class sample with class names (the
+#: README's Quick start), without its last line ("wrote <path>").
+SAMPLE_FIT_LINES = [
+    "task: multiclass (detected)   input: logits (detected)   rows: 4000   classes: 10",
+    "temperature: 2.484",
+    "                          before     after",
+    "NLL                       1.0298    0.7069",
+    "Brier score               0.4021    0.3570",
+    "ECE (15 bins)             14.80%     1.76%",
+    "ECE (15 equal-mass)       14.73%     1.42%",
+    "MCE (15 bins)             68.31%     8.01%",
+    "classwise ECE (15)         3.13%     0.94%",
+    "top-label ECE (15)        15.23%     5.55%",
+    "smooth ECE                14.73%     1.51%",
+    "  (ECE, MCE, smooth ECE on the top-label confidence; bins (lo, hi]; --json defines each)",
+    "target: precision >= 0.9, 95% confidence per class (Clopper-Pearson, fixed-sequence testing)",
+    "rule used by apply: per-class",
+    "",
+    "class          threshold precision  recall  support predicted lower bd  status",
+    "airplane          0.7298    0.9344  0.5253      434       244   0.9021  ok",
+    "automobile        0.7533    0.9425  0.4556      360       174   0.9045  ok",
+    "bird              0.9182     0.955  0.2637      402       111   0.9076  ok",
+    "cat               0.8222    0.9351  0.4277      505       231   0.9018  ok",
+    "deer              0.7572    0.9359   0.472      464       234    0.903  ok",
+    "dog                    -         -       0      332         0        -  uncertified",
+    "frog              0.8221    0.9474  0.4034      357       152    0.907  ok",
+    "horse                  -         -       0      338         0        -  uncertified",
+    "ship              0.8446    0.9425  0.3814      430       174   0.9045  ok",
+    "truck             0.9334    0.9588   0.246      378        97   0.9081  ok",
+    "(global)          0.7422    0.9111   0.484     4000      2125   0.9002  ok   coverage 53.12%",
+]
+#: The sample's per-class figures at precision 0.9, confidence 0.95.
+SAMPLE_THRESHOLDS = [0.7298, 0.7533, 0.9182, 0.8222, 0.7572, None, 0.8221, None, 0.8446, 0.9334]
+SAMPLE_DECISION_THRESHOLDS = [-0.3149, -0.2833, -0.0854, -0.1958, -0.2781, None, -0.1959, None,
+                              -0.1689, -0.0689]
+SAMPLE_PRECISION = [0.9344, 0.9425, 0.955, 0.9351, 0.9359, None, 0.9474, None, 0.9425, 0.9588]
+SAMPLE_RECALL = [0.5253, 0.4556, 0.2637, 0.4277, 0.472, 0.0, 0.4034, 0.0, 0.3814, 0.246]
+SAMPLE_SUPPORT = [434, 360, 402, 505, 464, 332, 357, 338, 430, 378]
+SAMPLE_PREDICTED = [244, 174, 111, 231, 234, 0, 152, 0, 174, 97]
+SAMPLE_STATUS = ["ok"] * 5 + ["uncertified", "ok", "uncertified", "ok", "ok"]
+
+
 def no_tmp_left(folder):
     return [p.name for p in Path(folder).iterdir() if p.name.startswith(".calibrate-")]
 
@@ -156,6 +205,22 @@ def test_fit_multiclass_human_summary_exact(sample, tmp_path):
     expected.append(_row("(global)", g) + f"   coverage {_fmt(g['coverage'], True)}")
     expected.append(f"wrote {out}")
     assert lines == expected
+    # The same output as literals: the sample's real numbers.
+    assert lines == SAMPLE_FIT_LINES + [f"wrote {out}"]
+    assert f"{d['temperature']:.4g}" == "2.484"
+    assert d["temperature"] == pytest.approx(2.48396441643118, rel=1e-9)
+    assert rounded(d["thresholds"]["per_class"]) == SAMPLE_THRESHOLDS
+    assert rounded(d["decision_thresholds"]["per_class"]) == SAMPLE_DECISION_THRESHOLDS
+    assert round(d["thresholds"]["global"], 4) == 0.7422
+    assert round(d["decision_thresholds"]["global"], 4) == -0.2982
+    rows = s["per_class"]
+    assert rounded([r["precision"] for r in rows]) == SAMPLE_PRECISION
+    assert rounded([r["recall"] for r in rows]) == SAMPLE_RECALL
+    assert [r["support"] for r in rows] == SAMPLE_SUPPORT
+    assert [r["predicted"] for r in rows] == SAMPLE_PREDICTED
+    assert [r["status"] for r in rows] == SAMPLE_STATUS
+    assert (g["predicted"], g["support"], round(g["precision"], 4), g["recall"]) == (
+        2125, 4000, 0.9111, 0.484)
     # One row per class, named, in order; the calibration improved.
     assert [r["class"] for r in s["per_class"]] == NAMES
     assert s["nll"]["after"] < s["nll"]["before"]
@@ -177,6 +242,15 @@ def test_fit_json_output(sample, tmp_path):
     assert printed["per_class"][0]["class"] == "0"
     assert set(printed["nll"]) == {"before", "after"} and set(printed["ece"]) == {"before", "after"}
     assert "wrote" not in res.stdout
+    # The sample's numbers, as literals.
+    assert f"{printed['temperature']['value']:.4g}" == "2.484"
+    assert printed["temperature"]["status"] == "fitted"
+    assert rounded(r["threshold"] for r in printed["per_class"]) == SAMPLE_THRESHOLDS
+    assert rounded(r["precision"] for r in printed["per_class"]) == SAMPLE_PRECISION
+    assert [r["predicted"] for r in printed["per_class"]] == SAMPLE_PREDICTED
+    assert [r["status"] for r in printed["per_class"]] == SAMPLE_STATUS
+    assert printed["global"]["predicted"] == 2125 and printed["global"]["coverage"] == 0.53125
+    assert (round(printed["nll"]["before"], 4), round(printed["nll"]["after"], 4)) == (1.0298, 0.7069)
     # The printed summary is the one in the file.
     d = read_json(out)
     printed.pop("output", None)
@@ -334,6 +408,14 @@ def test_binary_single_column_sample(sample, tmp_path):
     assert lines[i + 2].startswith(_row("(global)", d["summary"]["global"]))
     assert lines[-1] == f"wrote {tmp_path / 'b.json'}"
     assert len(lines) == i + 4
+    # The binary sample's numbers, as printed.
+    assert lines[1] == "temperature: 2.558"
+    assert lines[i + 1:i + 3] == [
+        "1                 0.7422    0.9124  0.6569     2332      1679   0.9003  ok",
+        "(global)          0.7422    0.9124  0.6569     2332      1679   0.9003  ok   "
+        "coverage 41.98%"]
+    assert d["temperature"] == pytest.approx(2.557541057899727, rel=1e-9)
+    assert round(d["decision_thresholds"]["per_class"][0], 4) == 1.0575
     # apply: 0/1 decisions and a binary message
     res = invoke(["apply", tmp_path / "b.json", sample["binary_test"], "-o", tmp_path / "o.npy"])
     dec = np.load(tmp_path / "o.npy")
@@ -342,6 +424,8 @@ def test_binary_single_column_sample(sample, tmp_path):
     assert np.array_equal(dec, calibrate.load(tmp_path / "b.json").predict(test))
     assert res.stdout == (f"wrote {len(dec)} decisions to {tmp_path / 'o.npy'} (per-class rule): "
                           f"{int((dec == 1).sum())} positive, {int((dec == 0).sum())} negative\n")
+    assert res.stdout == (f"wrote 2000 decisions to {tmp_path / 'o.npy'} (per-class rule): "
+                          "840 positive, 1160 negative\n")
 
 
 def test_multilabel_sample(sample, tmp_path):
@@ -357,6 +441,16 @@ def test_multilabel_sample(sample, tmp_path):
     assert lines[i + 1: i + 4] == [_row(str(k), r) for k, r in
                                    enumerate(d["summary"]["per_class"])]
     assert lines[-1] == f"wrote {tmp_path / 'm.json'}"
+    # The multilabel sample's numbers, as printed.
+    assert lines[1] == "temperature: one per class, 2.482 to 2.58"
+    assert lines[i + 1:i + 5] == [
+        "0                 0.8359    0.9203  0.3811     1514       627   0.9001  ok",
+        "1                 0.7891    0.9155  0.5348     1924      1124   0.9006  ok",
+        "2                 0.7379    0.9117  0.6959     2506      1913   0.9002  ok",
+        "(global)          0.7571    0.9082  0.5972     5944      3909   0.9002  ok   "
+        "coverage 32.57%"]
+    assert rounded(t) == [2.4823, 2.5798, 2.4822]
+    assert d["summary"]["temperature"]["status"] == ["fitted"] * 3
     # apply: bool (N, 3) array; csv with one 0/1 column per class
     res = invoke(["apply", tmp_path / "m.json", sample["ml_test"], "-o", tmp_path / "o.npy"])
     dec = np.load(tmp_path / "o.npy")
@@ -366,6 +460,8 @@ def test_multilabel_sample(sample, tmp_path):
     assert res.stdout == (f"wrote {len(dec)} rows to {tmp_path / 'o.npy'} (per-class rule): "
                           f"{int(dec.sum())} labels predicted, "
                           f"{int((~dec.any(axis=1)).sum())} rows with none\n")
+    assert res.stdout == (f"wrote 2000 rows to {tmp_path / 'o.npy'} (per-class rule): "
+                          "1894 labels predicted, 582 rows with none\n")
     invoke(["apply", tmp_path / "m.json", sample["ml_test"], "-o", tmp_path / "o.csv"])
     text = (tmp_path / "o.csv").read_text().splitlines()
     assert text[0] == "0,1,2"
@@ -481,6 +577,10 @@ def test_apply_npy_int_with_abstain(sample, fitted, tmp_path):
     n_pred, n_abs = int((dec >= 0).sum()), int((dec < 0).sum())
     assert res.stdout == (f"wrote {len(dec)} decisions to {out} (per-class rule): "
                           f"{n_pred} predicted, {n_abs} abstained\n")
+    assert res.stdout == (f"wrote 2000 decisions to {out} (per-class rule): "
+                          "663 predicted, 1337 abstained\n")
+    assert np.bincount(dec[dec >= 0], minlength=10).tolist() == [
+        148, 124, 41, 73, 112, 0, 67, 0, 62, 36]
     assert res.stderr == ""
     assert no_tmp_left(tmp_path) == []
 
@@ -523,6 +623,10 @@ def test_apply_rule_global_vs_per_class(sample, fitted, tmp_path):
     assert np.array_equal(p, cal.predict(test))  # the file's rule is per-class
     assert not np.array_equal(g, p)
     assert "(global rule)" in res_g.stdout and "(per-class rule)" in res_p.stdout
+    assert res_g.stdout == (f"wrote 2000 decisions to {tmp_path / 'g.npy'} (global rule): "
+                            "1051 predicted, 949 abstained\n")
+    assert res_p.stdout == (f"wrote 2000 decisions to {tmp_path / 'p.npy'} (per-class rule): "
+                            "663 predicted, 1337 abstained\n")
     # global: one threshold on the calibrated top probability
     thr = read_json(fitted)["decision_thresholds"]["global"]
     logp = special.log_softmax(test.astype(np.float64) / cal.temperature, axis=1).max(axis=1)
@@ -538,6 +642,8 @@ def test_fit_rule_global_is_apply_default(sample, tmp_path):
     assert read_json(out)["rule"] == "global"
     res = invoke(["apply", out, sample["test"], "-o", tmp_path / "d.npy"])
     assert "(global rule)" in res.stdout
+    assert res.stdout == (f"wrote 2000 decisions to {tmp_path / 'd.npy'} (global rule): "
+                          "1051 predicted, 949 abstained\n")
     test = np.load(sample["test"])
     assert np.array_equal(np.load(tmp_path / "d.npy"),
                           calibrate.load(out).predict(test, rule="global"))
@@ -552,7 +658,7 @@ def test_apply_reproduces_held_out_decisions_and_precision(sample, tmp_path, rul
         in res.stdout.splitlines()
     d = read_json(out)
     assert d["target"]["confidence"] is None
-    invoke(["apply", out, sample["val"], "-o", tmp_path / "d.npy"])
+    res = invoke(["apply", out, sample["val"], "-o", tmp_path / "d.npy"])
     dec = np.load(tmp_path / "d.npy")
     val = np.load(sample["val"])
     y = np.load(sample["val_labels"])
@@ -571,6 +677,18 @@ def test_apply_reproduces_held_out_decisions_and_precision(sample, tmp_path, rul
         made = dec >= 0
         assert int(made.sum()) == s["global"]["predicted"]
         assert (y[made] == dec[made]).mean() >= 0.85
+    # The sample's numbers at precision 0.85 without a confidence bound, as printed.
+    assert [r["predicted"] for r in s["per_class"]] == [317, 274, 314, 384, 354, 230, 248, 195,
+                                                        280, 220]
+    assert rounded(r["threshold"] for r in s["per_class"]) == [
+        0.5815, 0.5631, 0.5463, 0.5402, 0.5149, 0.6022, 0.6476, 0.6485, 0.6743, 0.719]
+    assert rounded(r["precision"] for r in s["per_class"]) == [
+        0.8517, 0.8504, 0.8503, 0.8516, 0.8503, 0.8522, 0.8508, 0.8513, 0.85, 0.85]
+    assert all(r["lower_bound"] is None and r["status"] == "ok" for r in s["per_class"])
+    assert (s["global"]["predicted"], round(s["global"]["threshold"], 4)) == (2876, 0.5908)
+    counts = {"per-class": "2816 predicted, 1184 abstained",
+              "global": "2876 predicted, 1124 abstained"}[rule]
+    assert res.stdout == f"wrote 4000 decisions to {tmp_path / 'd.npy'} ({rule} rule): {counts}\n"
 
 
 def test_fit_simultaneous_and_confidence_in_summary(sample, tmp_path):
@@ -579,7 +697,18 @@ def test_fit_simultaneous_and_confidence_in_summary(sample, tmp_path):
                   "--simultaneous", "--confidence", "0.9", "--precision", "0.8"])
     assert ("target: precision >= 0.8, 90% confidence for all classes at once "
             "(Clopper-Pearson, fixed-sequence testing)") in res.stdout.splitlines()
-    assert read_json(out)["target"] == {"precision": 0.8, "confidence": 0.9, "simultaneous": True}
+    d = read_json(out)
+    assert d["target"] == {"precision": 0.8, "confidence": 0.9, "simultaneous": True}
+    # Each class tested at 0.1 / 10: the sample's thresholds and bounds, as printed.
+    rows = d["summary"]["per_class"]
+    assert rounded(r["threshold"] for r in rows) == [
+        0.584, 0.6085, 0.547, 0.5401, 0.5391, 0.6701, 0.6601, 0.6866, 0.6793, 0.7856]
+    assert rounded(r["lower_bound"] for r in rows) == [
+        0.8016, 0.8027, 0.8004, 0.802, 0.8021, 0.8037, 0.8011, 0.8022, 0.8022, 0.8051]
+    assert [r["predicted"] for r in rows] == [315, 252, 313, 385, 339, 205, 238, 179, 275, 188]
+    g = d["summary"]["global"]   # the global rule at the plain 0.1
+    assert (round(g["threshold"], 4), g["predicted"], round(g["lower_bound"], 4)) == (
+        0.5062, 3320, 0.8)
 
 
 def test_apply_input_override(tmp_path):

@@ -208,7 +208,7 @@ def test_cli_json_equals_the_library_and_labels_from_npz(files):
     got = json.loads(res.stdout)
     assert got.pop("thresholds") == str(out)
     want = evaluate(calibrate.load(out), np.load(d / "test.npy"), np.load(d / "test_y.npy"))
-    assert got == json.loads(json.dumps(want))
+    assert got == json.loads(json.dumps(want.to_dict()))
 
 
 def test_cli_exit_code_is_0_when_the_target_fails(files, tmp_path):

@@ -8,7 +8,11 @@ import pytest
 from scipy import special, stats
 
 import calibrate
+from calibrate import bootstrap as B
+from calibrate import curves
 from calibrate import metrics as M
+from calibrate.backends import as_backend
+from calibrate.summary import metrics_at
 from conftest import make_binary, make_multiclass, make_multilabel
 
 # ------------------------------------------------------------------ hand-computed cases
@@ -192,7 +196,7 @@ def test_agrees_with_sklearn_log_loss_and_brier():
 def test_chunked_summary_equals_the_plain_functions(temperature):
     # 200 classes: the pass runs over several row chunks
     z, y = make_multiclass(seed=6, n=12000, c=200, scale=1.5)
-    got = M.summary_metrics(z, y, "multiclass", temperature)
+    got = metrics_at(as_backend(z), y, "multiclass", temperature).values
     want = M.all_metrics(special.softmax(z.astype(np.float64) / temperature, axis=1), y)
     assert set(got) == set(want) == set(M.LABELS)
     for key in want:
@@ -202,7 +206,7 @@ def test_chunked_summary_equals_the_plain_functions(temperature):
 @pytest.mark.parametrize("make, task", [(make_binary, "binary"), (make_multilabel, "multilabel")])
 def test_sigmoid_summary_equals_the_plain_functions(make, task):
     z, y = make(seed=7, n=2000)
-    got = M.summary_metrics(z, y, task, 2.0)
+    got = metrics_at(as_backend(z), y, task, 2.0).values
     want = M.all_metrics(special.expit(z.astype(np.float64) / 2.0), y, task)
     assert got == pytest.approx(want, rel=1e-12)
 
@@ -237,17 +241,17 @@ def test_bootstrap_interval_is_seeded_contains_the_estimate_and_narrows():
     rng = np.random.default_rng(10)
     p = rng.random(4000)
     o = (rng.random(4000) < p ** 1.4).astype(float)
-    lo, hi = M.bootstrap_ci(M.ece, p, o, n_resamples=200, seed=1)
-    assert (lo, hi) == M.bootstrap_ci(M.ece, p, o, n_resamples=200, seed=1)
+    lo, hi = B.bootstrap_ci(M.ece, p, o, n_resamples=200, seed=1)
+    assert (lo, hi) == B.bootstrap_ci(M.ece, p, o, n_resamples=200, seed=1)
     assert lo < M.ece(p, o) < hi
-    lo2, hi2 = M.bootstrap_ci(M.ece, p[:400], o[:400], n_resamples=200, seed=1)
+    lo2, hi2 = B.bootstrap_ci(M.ece, p[:400], o[:400], n_resamples=200, seed=1)
     assert hi2 - lo2 > 2 * (hi - lo)        # ~ 1 / sqrt(n): 10x fewer rows, ~3x wider
 
 
 def test_bootstrap_metrics_cover_every_ece():
     z, y = make_multiclass(seed=11, n=600, dtype=np.float64)
     p = special.softmax(z, axis=1)              # T = 1: overconfident, ECE ~ 14%
-    ci = M.bootstrap_metrics(p, y, n_resamples=40, seed=0)
+    ci = B.bootstrap_metrics(p, y, n_resamples=40, seed=0)
     assert set(ci) == set(M.ECE_KEYS)
     point = M.all_metrics(p, y)
     for key, (lo, hi) in ci.items():
@@ -259,23 +263,23 @@ def test_bootstrap_of_a_small_ece_sits_above_the_estimate():
     # noise, and resampling adds more, so the percentile interval lies above it.
     z, y = make_multiclass(seed=11, n=600, dtype=np.float64)
     p = special.softmax(z / 2.5, axis=1)        # the true temperature: calibrated
-    lo, hi = M.bootstrap_metrics(p, y, n_resamples=40, seed=0)["ece_15_equal_mass"]
+    lo, hi = B.bootstrap_metrics(p, y, n_resamples=40, seed=0)["ece_15_equal_mass"]
     assert M.ece_equal_mass(*M.calibration_pairs(p, y)) < lo < hi
 
 
 # ------------------------------------------------------------------ curves
 
 def test_precision_and_risk_coverage_curves_by_hand():
-    c = M.precision_curve([0.9, 0.8, 0.8, 0.3], [1, 0, 1, 0], n_positive=4)
+    c = curves.precision_curve([0.9, 0.8, 0.8, 0.3], [1, 0, 1, 0], n_positive=4)
     assert c["threshold"].tolist() == [0.9, 0.8, 0.3]        # ties accepted together
     assert c["predicted"].tolist() == [1, 3, 4]
     assert c["correct"].tolist() == [1, 2, 2]
     assert c["precision"].tolist() == [1.0, 2 / 3, 0.5]
     assert c["recall"].tolist() == [0.25, 0.5, 0.5]
-    r = M.risk_coverage([0.9, 0.8, 0.8, 0.3], [1, 0, 1, 0])
+    r = curves.risk_coverage([0.9, 0.8, 0.8, 0.3], [1, 0, 1, 0])
     assert r["coverage"].tolist() == [0.25, 0.75, 1.0]
     assert r["risk"] == pytest.approx([0.0, 1 / 3, 0.5], abs=1e-15)
-    assert M.thin(10, 4).tolist() == [0, 3, 6, 9] and M.thin(3, 4).tolist() == [0, 1, 2]
+    assert curves.thin(10, 4).tolist() == [0, 3, 6, 9] and curves.thin(3, 4).tolist() == [0, 1, 2]
 
 
 # ------------------------------------------------------------------ simulated models
@@ -316,7 +320,7 @@ def test_equal_mass_is_less_biased_when_confidences_crowd_near_one():
 
 
 def test_equal_mass_is_not_less_biased_for_a_perfectly_calibrated_model():
-    # The reverse of the previous test, and a caveat to the expectation: with
+    # The reverse of the previous test (docs/design.md, "Calibration metrics"): with
     # true ECE 0 the whole estimate is sampling noise, sum_b |sum_{i in b} (o_i - p_i)| / n,
     # of order sum_b sqrt(n_b) / n, which equal-size bins make largest (sqrt is concave).
     rng = np.random.default_rng(14)

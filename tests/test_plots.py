@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from scipy import special
 
 import calibrate
-from calibrate import metrics
+from calibrate import curves, metrics
 from calibrate_cli.main import cli
 from conftest import make_binary, make_multiclass, make_multilabel
 
@@ -132,8 +132,8 @@ def test_precision_panel_draws_the_precision_curve():
     ax = fig.subplots()
     out = plots.precision_threshold(ax, p, c, int(c.sum()) + 50, threshold=0.7, target=0.9,
                                     lower_bound_confidence=0.95, max_points=500)
-    want = metrics.precision_curve(p, c, int(c.sum()) + 50)
-    idx = metrics.thin(len(want["threshold"]), 500)
+    want = curves.precision_curve(p, c, int(c.sum()) + 50)
+    idx = curves.thin(len(want["threshold"]), 500)
     assert len(idx) <= 500 and idx[0] == 0 and idx[-1] == len(want["threshold"]) - 1
     x, yv = line(ax, "precision").get_data()
     assert np.array_equal(x, want["threshold"][idx]) and np.array_equal(yv, want["precision"][idx])
@@ -154,8 +154,8 @@ def test_risk_coverage_panel_draws_the_curve():
     fig = Figure()
     ax = fig.subplots()
     out = plots.risk_coverage_plot(ax, s, c, threshold=0.5, target=0.9, per_class=(0.2, 0.05))
-    want = metrics.risk_coverage(s, c)
-    idx = metrics.thin(3000, plots.MAX_POINTS)
+    want = curves.risk_coverage(s, c)
+    idx = curves.thin(3000, plots.MAX_POINTS)
     assert np.array_equal(out["drawn"], idx)
     x, yv = line(ax, "risk").get_data()
     assert np.array_equal(x, want["coverage"][idx]) and np.array_equal(yv, want["risk"][idx])

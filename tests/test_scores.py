@@ -11,10 +11,16 @@ from calibrate.errors import CalibrateError
 from conftest import make_binary, make_multiclass
 
 
+def prep(*args, **kw):
+    """scores.prepare's fields as a tuple: logits (numpy), labels, task, input kind."""
+    r = scores.prepare(*args, **kw)
+    return r.logits.to_numpy(), r.labels, r.task, r.input_kind
+
+
 def test_softmax_probabilities_detected_and_logits_recovered():
     z, y = make_multiclass(n=500)
     p = special.softmax(z.astype(np.float64), axis=1).astype(np.float32)
-    lz, _, task, kind = scores.prepare(p, y)
+    lz, _, task, kind = prep(p, y)
     assert (task, kind) == ("multiclass", "probabilities")
     # log p differs from z by a per-row constant: softmax gives back p.
     np.testing.assert_allclose(special.softmax(lz.astype(np.float64), axis=1), p, atol=1e-6)
@@ -24,13 +30,13 @@ def test_softmax_probabilities_detected_and_logits_recovered():
 def test_log_probabilities_detected():
     z, y = make_multiclass(n=500)
     lp = special.log_softmax(z.astype(np.float64), axis=1)
-    _, _, _, kind = scores.prepare(lp, y)
+    _, _, _, kind = prep(lp, y)
     assert kind == "log-probabilities"
 
 
 def test_logits_never_read_as_probabilities():
     z, y = make_multiclass(n=500)
-    _, _, _, kind = scores.prepare(z, y)
+    _, _, _, kind = prep(z, y)
     assert kind == "logits"
 
 
@@ -57,7 +63,7 @@ def test_sigmoid_probabilities_warn_naming_override():
     z, y = make_binary(n=200, dtype=np.float64)
     p = special.expit(z)
     with pytest.warns(scores.InputKindWarning, match="--input logits"):
-        lz, _, task, kind = scores.prepare(p, y)
+        lz, _, task, kind = prep(p, y)
     assert (task, kind) == ("binary", "probabilities")
     # float64 probabilities keep the logit to ~1e-9 up to |z| ~ 30
     np.testing.assert_allclose(lz, z, rtol=1e-7, atol=1e-7)
@@ -68,17 +74,17 @@ def test_forced_kind_is_used():
     p = special.expit(z)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        lz, _, _, kind = scores.prepare(p, y, input_kind="logits")
+        lz, _, _, kind = prep(p, y, input_kind="logits")
     assert kind == "logits" and lz is not None and np.array_equal(lz, p.reshape(-1))
 
 
 def test_two_column_binary_is_the_log_odds():
     z, y = make_binary(n=200)
     two = np.stack([np.zeros_like(z), z], axis=1)
-    d, _, task, _ = scores.prepare(two, y, task="binary")
+    d, _, task, _ = prep(two, y, task="binary")
     assert task == "binary" and np.array_equal(d, z)
     p2 = special.softmax(two.astype(np.float64), axis=1)
-    d2, _, _, kind = scores.prepare(p2, y, task="binary")
+    d2, _, _, kind = prep(p2, y, task="binary")
     assert kind == "probabilities"
     np.testing.assert_allclose(d2, z, rtol=1e-6, atol=1e-6)
 
@@ -96,7 +102,7 @@ def test_non_finite_refused(bad, found):
 def test_minus_inf_allowed_in_log_probabilities():
     with np.errstate(divide="ignore"):
         lp = np.log(np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]]))
-        z, _, _, kind = scores.prepare(lp, np.array([0, 1]))
+        z, _, _, kind = prep(lp, np.array([0, 1]))
     assert kind == "log-probabilities" and np.isfinite(z).all()
 
 
@@ -122,5 +128,5 @@ def test_float32_probabilities_a_little_above_one_are_probabilities():
     z, y = make_multiclass(n=300, c=2, seed=5)
     p = special.softmax(z.astype(np.float64), axis=1).astype(np.float32)
     p[0] = [1.00001, 1e-5]
-    _, _, _, kind = scores.prepare(p, y)
+    _, _, _, kind = prep(p, y)
     assert kind == "probabilities"

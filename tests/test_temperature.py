@@ -1,5 +1,6 @@
 """Temperature scaling: exactness against an independent scipy fit, recovery of
-a known temperature, and the degenerate outcomes the contract names."""
+a known temperature, and the degenerate outcomes docs/design.md names (separable
+data, a model worse than chance)."""
 
 import numpy as np
 import pytest

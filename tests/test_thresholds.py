@@ -108,7 +108,8 @@ def test_threshold_separates_adjacent_and_extreme_floats(vals, data, target):
 @given(data=tie_heavy())
 def test_candidates_are_cumulative_counts(data):
     s, c = data
-    values, n, k = candidates(s, c)[:3]
+    cand = candidates(s, c)
+    values, n, k = cand.values, cand.n, cand.k
     np.testing.assert_array_equal(values, np.unique(s)[::-1])
     np.testing.assert_array_equal(n, [(s >= v).sum() for v in values])
     np.testing.assert_array_equal(k, [c[s >= v].sum() for v in values])

@@ -16,7 +16,9 @@ from scipy import special
 torch = pytest.importorskip("torch")
 
 import calibrate  # noqa: E402
-from calibrate import _torch_kernels  # noqa: E402
+from calibrate import backends, rules  # noqa: E402
+from calibrate.backends import torch_kernels as tk  # noqa: E402
+from calibrate.backends.torch import TorchBackend  # noqa: E402
 from calibrate import scores as _scores  # noqa: E402
 from calibrate.torch import SoftmaxOutputWarning, ThresholdHead, collect  # noqa: E402
 from conftest import make_binary, make_multiclass, make_multilabel  # noqa: E402
@@ -44,15 +46,15 @@ def device_path(monkeypatch):
     """Send CPU tensors through the on-device path (torch kernels), and count
     the kernel calls to prove it."""
     calls = {"softmax": 0, "sigmoid": 0, "top": 0}
-    monkeypatch.setattr(_scores, "stays_on_device", _scores.is_tensor)
+    monkeypatch.setattr(backends, "DEVICE_TYPES", ("cuda", "cpu"))
     for name, key in (("softmax_stats", "softmax"), ("sigmoid_stats", "sigmoid"),
-                      ("top_scores", "top")):
-        orig = getattr(_torch_kernels, name)
+                      ("top_log_prob", "top")):
+        orig = getattr(tk, name)
 
         def spy(*a, _orig=orig, _key=key, **k):
             calls[_key] += 1
             return _orig(*a, **k)
-        monkeypatch.setattr(_torch_kernels, name, spy)
+        monkeypatch.setattr(tk, name, spy)
     return calls
 
 
@@ -118,19 +120,20 @@ def test_device_path_on_sample_data_and_new_data(device_path):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_torch_kernels_match_the_numpy_passes(dtype):
-    from calibrate import rules, temperature
     z, y = make_multiclass(seed=9, n=3000, dtype=dtype)
     for beta in (0.3, 1.0):
-        a = temperature.softmax_stats(z, y, beta, nll_at_one=True)
-        b = _torch_kernels.softmax_stats(_t(z), y, beta, True, True)
-        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-9)
+        a = backends.as_backend(z).softmax_stats(y, beta, nll_at_one=True)
+        b = TorchBackend(_t(z)).softmax_stats(y, beta, True, True)
+        np.testing.assert_allclose(list(b.__dict__.values()), list(a.__dict__.values()),
+                                   rtol=1e-6, atol=1e-9)
     zm, ym = make_multilabel(seed=9, n=3000, dtype=dtype)
     beta = np.array([0.3, 0.5, 1.0])
-    for a, b in zip(temperature.sigmoid_stats(zm, ym.astype(dtype), beta),
-                    _torch_kernels.sigmoid_stats(_t(zm), ym, beta)):
-        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-9)
+    a = backends.as_backend(zm).sigmoid_stats(ym.astype(dtype), beta)
+    b = TorchBackend(_t(zm)).sigmoid_stats(ym, beta)
+    for x, w in zip(b.__dict__.values(), a.__dict__.values()):
+        np.testing.assert_allclose(x, w, rtol=1e-6, atol=1e-9)
     k, lp = rules.top_scores(z, 2.5)
-    kt, lpt = _torch_kernels.top_scores(_t(z), 2.5)
+    kt, lpt = TorchBackend(_t(z)).top_scores(2.5)
     assert np.array_equal(k, kt)
     np.testing.assert_allclose(lpt, lp, rtol=1e-6, atol=1e-7)
 
@@ -495,12 +498,12 @@ def test_cuda_fit_matches_numpy(task, monkeypatch):
             "multilabel": make_multilabel}[task]
     z, y = make(seed=40, n=20000)
     seen = []
-    orig = _torch_kernels.softmax_stats if task == "multiclass" else _torch_kernels.sigmoid_stats
+    orig = tk.softmax_stats if task == "multiclass" else tk.sigmoid_stats
 
     def spy(zz, *a, **k):
         seen.append(zz.device.type)
         return orig(zz, *a, **k)
-    monkeypatch.setattr(_torch_kernels, orig.__name__, spy)
+    monkeypatch.setattr(tk, orig.__name__, spy)
     a = calibrate.fit(z, y)
     b = calibrate.fit(_t(z).cuda(), _t(y).cuda())
     assert seen and set(seen) == {"cuda"}

@@ -1,0 +1,79 @@
+"""Rows of a dask array: one task per block of rows, on any scheduler.
+
+The same numpy kernels as on this machine run as one task per row block on
+whatever scheduler is active (threads, or a ``dask.distributed`` cluster);
+only the per-block results come back.  Arrays aligned with the rows (labels)
+are cut along the same blocks.  Blocks of one row each hold every column:
+the array is rechunked to whole rows first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from .base import Backend, Progress
+from .local import sample_rows
+
+
+class DaskBackend(Backend):
+    """A ``dask.array`` with known chunk sizes."""
+
+    kind = "dask"
+
+    def __init__(self, data: Any, name: str = "scores", progress: Progress | None = None) -> None:
+        super().__init__(data.shape, data.dtype, name, progress)
+        self.data = data.rechunk((data.chunks[0],) + tuple(-1 for _ in data.shape[1:]))
+
+    def _blocks(self, arrays: tuple) -> list:
+        """Row blocks of the data and of each aligned array, as delayed objects."""
+        import dask.array as da
+
+        rows = self.data.chunks[0]
+        out = [self.data.to_delayed().reshape(len(rows), -1)[:, 0]]
+        for a in arrays:
+            a = da.from_array(np.asarray(a), chunks=(rows,) + tuple(-1 for _ in a.shape[1:]))
+            out.append(a.to_delayed().reshape(len(rows), -1)[:, 0])
+        return list(zip(*out))
+
+    def map(self, kernel: Callable, *aligned: np.ndarray, args: tuple = (),
+            label: str | None = None) -> list:
+        import dask
+
+        run = kernel if not args else (lambda *blocks: kernel(*blocks, *args))
+        tasks = [dask.delayed(run)(*b) for b in self._blocks(aligned)]
+        return list(dask.compute(*tasks))
+
+    def blocks(self, max_elements: int) -> Iterator[np.ndarray]:
+        for i in range(self.data.numblocks[0]):
+            yield np.asarray(self.data.blocks[i].compute())
+
+    def iter_map(self, kernel: Callable, *args: Any, max_elements: int,
+                 label: str | None = None) -> Iterator[np.ndarray]:
+        for block in self.blocks(max_elements):
+            yield kernel(block, *args)
+
+    def sample(self, n_rows: int) -> np.ndarray:
+        return sample_rows(_Rows(self.data), n_rows)
+
+    def to_numpy(self) -> np.ndarray:
+        return np.asarray(self.data.compute())
+
+    def mapped(self, fn: Callable, dtype: Any, row_shape: tuple[int, ...]) -> Backend:
+        drop = () if len(row_shape) == self.ndim - 1 else tuple(range(1 + len(row_shape),
+                                                                    self.ndim))
+        out = self.data.map_blocks(fn, dtype=dtype, drop_axis=drop) if drop else \
+            self.data.map_blocks(fn, dtype=dtype)
+        return DaskBackend(out, self.name, self.progress)
+
+
+class _Rows:
+    """Row slicing of a dask array that computes the slice."""
+
+    def __init__(self, data: Any) -> None:
+        self.data, self.shape = data, data.shape
+
+    def __getitem__(self, s: slice) -> np.ndarray:
+        return np.asarray(self.data[s].compute())

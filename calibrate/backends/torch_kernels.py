@@ -1,0 +1,130 @@
+"""The hot kernels in torch, for tensors that stay on their device.
+
+The same formulas as :mod:`calibrate.kernels`, written so that TorchScript
+compiles them: :class:`calibrate.torch.ThresholdHead` calls them inside its
+``forward``, and :class:`calibrate.backends.torch.TorchBackend` calls them on
+row chunks during a fit.  Element-wise work stays in the tensor's dtype;
+decision scores and sums accumulate in float64.
+
+This module imports torch; nothing imports it unless it was handed a tensor.
+"""
+
+from typing import List, Tuple
+
+import torch
+from torch import Tensor
+
+#: Input kinds as TorchScript-friendly ints.
+KIND_IDS = {"logits": 0, "probabilities": 1, "log-probabilities": 2}
+
+
+
+# torch.finfo is not scriptable: numpy's constants for the two compute dtypes.
+def _tiny(dtype: torch.dtype) -> float:
+    return 2.2250738585072014e-308 if dtype == torch.float64 else 1.1754943508222875e-38
+
+
+def _log_tiny(dtype: torch.dtype) -> float:
+    return -708.3964185322641 if dtype == torch.float64 else -87.3365478515625
+
+
+def _one_minus_eps(dtype: torch.dtype) -> float:
+    return 0.9999999999999998 if dtype == torch.float64 else 0.9999998807907104
+
+
+def _log1p_minus_eps(dtype: torch.dtype) -> float:
+    return -2.220446049250313e-16 if dtype == torch.float64 else -1.1920930376163597e-07
+
+
+def compute_dtype(x: Tensor) -> Tensor:
+    """``x`` in the dtype computations run in: integers and bools become
+    float64, float16 and bfloat16 float32 (exact); float32/64 stay."""
+    if not x.is_floating_point():
+        return x.to(torch.float64)
+    if x.dtype == torch.float16 or x.dtype == torch.bfloat16:
+        return x.to(torch.float32)
+    return x
+
+
+def softmax_logits(x: Tensor, kind: int) -> Tensor:
+    """Softmax-task scores -> logits: log(max(p, tiny)) for probabilities,
+    max(lp, log tiny) for log-probabilities."""
+    if kind == 1:
+        return torch.log(torch.clamp(x, _tiny(x.dtype), 1.0))
+    if kind == 2:
+        return torch.clamp_min(x, _log_tiny(x.dtype))
+    return x
+
+
+def sigmoid_logits(x: Tensor, kind: int) -> Tensor:
+    """Sigmoid-task scores -> logits: logit(p) with p clipped to (tiny, 1 - eps)."""
+    if kind == 1:
+        p = torch.clamp(x, _tiny(x.dtype), _one_minus_eps(x.dtype))
+        return torch.log(p) - torch.log1p(-p)
+    if kind == 2:
+        lp = torch.clamp(x, _log_tiny(x.dtype), _log1p_minus_eps(x.dtype))
+        return lp - torch.log(-torch.expm1(lp))
+    return x
+
+
+def binary_logits(x: Tensor, kind: int) -> Tensor:
+    """One logit per row: z1 - z0 for two softmax columns, else the sigmoid logit."""
+    if x.dim() == 2 and x.size(1) == 2:
+        lz = softmax_logits(x, kind)
+        return lz[:, 1] - lz[:, 0]
+    return sigmoid_logits(x.reshape(-1), kind)
+
+
+def top_log_prob(z: Tensor, beta: Tensor) -> Tuple[Tensor, Tensor]:
+    """Argmax class (first maximum: lowest index) and its log-probability under
+    softmax(beta z): -log1p(sum_{c != k} exp(beta (z_c - z_k))), summed in float64.
+    ``beta`` is a 0-d tensor in ``z``'s dtype."""
+    k = torch.argmax(z, dim=1, keepdim=True)
+    e = torch.exp((z - z.gather(1, k)) * beta)
+    e = e.scatter(1, k, 0.0)                          # the argmax term is exactly 1
+    logp = -torch.log1p(e.sum(dim=1, dtype=torch.float64))
+    return k.squeeze(1), logp
+
+
+def softmax_stats(z: Tensor, y: Tensor, beta: float, nll_at_one: bool,
+                  unit: float = 1.0) -> List[Tensor]:
+    """Sums over the rows of ``z`` of NLL, NLL', NLL'', NLL'(0) and the NLL at
+    beta = ``unit`` (T = 1; zero unless ``nll_at_one``), as
+    :func:`calibrate.kernels.softmax_stats` on logits already divided by ``unit``."""
+    c = z.size(1)
+    u = z - z.amax(dim=1, keepdim=True)
+    uy = u.gather(1, y.unsqueeze(1)).squeeze(1).to(torch.float64)
+    e = torch.exp(u * beta)
+    tot = e.sum(dim=1, dtype=torch.float64)
+    eu = e.mul_(u)
+    m1 = eu.sum(dim=1, dtype=torch.float64) / tot                  # E_p[u]
+    m2 = eu.mul_(u).sum(dim=1, dtype=torch.float64) / tot          # E_p[u^2]
+    nll = torch.log(tot) - beta * uy
+    g0 = (u.sum(dim=1, dtype=torch.float64) / c - uy).sum()
+    nll1 = torch.zeros((), dtype=torch.float64, device=z.device)
+    if nll_at_one:
+        nll1 = (torch.log(torch.exp(u * unit).sum(dim=1, dtype=torch.float64)) - uy * unit).sum()
+    return [nll.sum(), (m1 - uy).sum(), torch.clamp_min(m2 - m1 * m1, 0.0).sum(), g0, nll1]
+
+
+def sigmoid_stats(z: Tensor, y: Tensor, beta: Tensor) -> Tensor:
+    """Column sums (4, C) of NLL, NLL', NLL'', NLL'(0) of sigmoid(beta z), as
+    :func:`calibrate.kernels.sigmoid_stats`; ``y`` in ``z``'s dtype."""
+    a = z * beta
+    sig = torch.sigmoid(a)
+    nll = torch.logaddexp(torch.zeros((), dtype=z.dtype, device=z.device),
+                          torch.where(y == 1, -a, a))
+    return torch.stack([nll.sum(dim=0, dtype=torch.float64),
+                        ((sig - y) * z).sum(dim=0, dtype=torch.float64),
+                        (sig * (1 - sig) * z * z).sum(dim=0, dtype=torch.float64),
+                        ((0.5 - y) * z).sum(dim=0, dtype=torch.float64)])
+
+
+def decide_multiclass(k: Tensor, logp: Tensor, tau: Tensor) -> Tensor:
+    """k where log p_k >= tau_k, else -1."""
+    return torch.where(logp >= tau[k], k, torch.full_like(k, -1))
+
+
+def sigmoid_scores(z: Tensor, temperature: Tensor) -> Tensor:
+    """Calibrated logits z / T in float64."""
+    return z.to(torch.float64) / temperature.to(device=z.device, dtype=torch.float64)

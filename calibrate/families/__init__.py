@@ -1,0 +1,97 @@
+"""Calibration families: each a frozen dataclass of fitted parameters, a pure
+fit function, and pure chunk functions (numpy in, numpy out).
+
+multiclass (logits (N, C), labels (N,)):
+
+* ``temperature`` softmax(z / T) -- :mod:`.temperature` (Guo et al. 2017)
+* ``mix``         (1 - w) softmax(z / T) + w / C -- :mod:`.mix`
+* ``vector``      softmax(a * log_softmax(z) + b), penalised -- :mod:`.vector`
+* ``ovr-platt``   sigmoid(a_k x_k + b_k) per class, renormalised -- :mod:`.ovr_platt`
+
+binary (logits (N,)) and multilabel (logits (N, C), 0/1 labels (N, C)):
+
+* ``temperature`` sigmoid(z / T) per label
+* ``platt``       sigmoid(a z + b) per label -- :mod:`.platt` (Platt 1999)
+* ``isotonic``    clipped piecewise-linear isotonic map -- :mod:`.isotonic`
+
+and ``auto`` (:mod:`.auto`): the family with the lowest cross-validated NLL.
+
+Chunk functions of a fitted family ``f`` (also its methods):
+multiclass ``f.probabilities(z)``, ``f.log_probabilities(z)`` and
+``f.top(z) -> (argmax, its calibrated log-probability)``; sigmoid tasks
+``f.probabilities(z)``, ``f.log_odds(z)`` (calibrated, float64) and
+``f.scores(z)``, a decision score strictly increasing in each label's logit.
+"""
+
+import numpy as np
+
+from . import isotonic, mix, ovr_platt, platt, temperature, vector
+from ._common import sigmoid_nll
+
+#: Families per kind of task, simplest first (auto breaks exact ties this way).
+MULTICLASS = ("temperature", "mix", "ovr-platt", "vector")
+SIGMOID = ("temperature", "platt", "isotonic")
+
+_MODULES = {"temperature": temperature, "mix": mix, "vector": vector,
+            "ovr-platt": ovr_platt, "platt": platt, "isotonic": isotonic}
+
+
+def methods(task):
+    """The family names that fit ``task``."""
+    return MULTICLASS if task == "multiclass" else SIGMOID
+
+
+def check_method(method, task):
+    """``method`` if it fits ``task``, else a :class:`CalibrateError`."""
+    from ..errors import invalid
+    names = methods(task)
+    if method not in names + ("auto",):
+        raise invalid("method", f"one of auto, {', '.join(names)} for a {task} task",
+                      repr(method))
+    return method
+
+
+def fit(method, z, y, task, temperature=None, init=None, classes=None, **options):
+    """Fit family ``method`` to logits ``z`` and labels ``y`` of ``task``.
+
+    ``temperature``: an already fitted T (multiclass families that start
+    from or centre on it); ``init``: a warm start in the family's own
+    parameters (see each ``fit``); ``options``: family options (``penalty``
+    for vector).
+    """
+    check_method(method, task)
+    if method == "temperature":
+        return _MODULES[method].fit(z, y, task, classes=classes)
+    if method == "isotonic":
+        return isotonic.fit(z, y, task)
+    if method == "platt":
+        return platt.fit(z, y, task, init=init, classes=classes)
+    return _MODULES[method].fit(z, y, temperature=temperature, init=init, **options)
+
+
+def nll_rows(fitted, z, y):
+    """Per-row NLL of labels ``y`` (float64): -log p_y (multiclass), or per
+    (row, label) the binary NLL, shaped as ``z`` (sigmoid tasks)."""
+    if fitted.task == "multiclass":
+        lp = fitted.log_probabilities(np.asarray(z))
+        return -lp[np.arange(lp.shape[0]), np.asarray(y)].astype(np.float64)
+    l = fitted.log_odds(z)
+    return sigmoid_nll(l, np.asarray(y).reshape(l.shape))
+
+
+def confidence_pairs(fitted, z, y):
+    """The (confidence, outcome) pairs of the task's ECE, as in
+    :func:`calibrate.metrics.calibration_pairs`: multiclass (max_k p_k,
+    argmax correct), binary (p, y), multilabel every (p_ik, y_ik)."""
+    if fitted.task == "multiclass":
+        k, logp = fitted.top(np.asarray(z))
+        return np.exp(logp), (k == np.asarray(y)).astype(np.float64)
+    p = fitted.probabilities(z).astype(np.float64)
+    return p.ravel(), np.asarray(y, dtype=np.float64).ravel()
+
+
+from .crossval import AutoResult, FamilyScore, auto, choose, cv_rows, fold_ids  # noqa: E402
+
+__all__ = ["AutoResult", "FamilyScore", "MULTICLASS", "SIGMOID", "auto", "check_method",
+           "choose", "confidence_pairs", "cv_rows", "fit", "fold_ids", "isotonic", "methods", "mix",
+           "nll_rows", "ovr_platt", "platt", "temperature", "vector"]

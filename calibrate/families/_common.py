@@ -1,0 +1,113 @@
+"""Small pure helpers shared by the family modules."""
+
+import sys
+
+import numpy as np
+
+from ..errors import CalibrateError
+from ._passes import float_dtype, scratch
+
+
+def as_columns(z):
+    """Sigmoid-task scores as (N, C): binary (N,) becomes one column."""
+    z = np.asarray(z)
+    return z.reshape(-1, 1) if z.ndim == 1 else z
+
+
+def unflatten(out, z):
+    """Undo :func:`as_columns` on a result for the scores ``z``."""
+    return out.reshape(-1) if np.ndim(z) == 1 else out
+
+
+def sigmoid_nll(log_odds, y):
+    """Elementwise binary NLL -log sigmoid(+-l): softplus(l) - y l, stably."""
+    return np.logaddexp(0.0, np.where(y == 1, -log_odds, log_odds))
+
+
+def log_softmax(zc, slot=0):
+    """Row-wise log-softmax of a chunk in its float dtype (a scratch buffer in
+    ``slot`` and ``slot + 1``): x = u - log sum exp u with u = z - max z."""
+    dt = float_dtype(zc.dtype)
+    x = scratch(zc.shape, dt, slot)
+    e = scratch(zc.shape, dt, slot + 1)
+    np.subtract(zc, zc.max(axis=1, keepdims=True), out=x)
+    np.exp(x, out=e)
+    lse = np.log(e.sum(axis=1, keepdims=True))
+    np.subtract(x, lse, out=x)
+    return x
+
+
+def refuse_chance(which=None):
+    """The refusal for scores that do not favour their labels (as the
+    temperature fit words it), naming the label when there are several."""
+    if which is None:
+        return CalibrateError(
+            "scores: expected a model better than chance, found logits that do not "
+            "favour the true labels; check that labels and score columns match")
+    return CalibrateError(
+        f"scores: expected a model better than chance for every class, found class "
+        f"{which} whose logits do not favour its positives; check the label columns")
+
+
+def tup(a):
+    """A float array as a tuple of Python floats (frozen, JSON-exact)."""
+    return tuple(float(v) for v in np.ravel(a))
+
+
+def top_log_prob(t, k, scale=None):
+    """log p_k for p = softmax(scale * t) per row, exactly in log space:
+    -log1p(sum_{l != k} exp(scale (t_l - t_k))), the sum in float64 (p_k
+    itself would round to 1 in float32 and tie distinct rows).  ``t`` is a
+    chunk (not modified), ``k`` each row's chosen column."""
+    r = np.arange(t.shape[0])
+    t = np.subtract(t, t[r, k][:, None], dtype=float_dtype(t.dtype))
+    if scale is not None:
+        np.multiply(t, t.dtype.type(scale), out=t)
+    np.exp(t, out=t)
+    t[r, k] = 0
+    return -np.log1p(t.sum(axis=1, dtype=np.float64))
+
+
+def col_sums(m):
+    """Column sums of a chunk as float64, by pairwise halving (add the bottom
+    half of the rows to the top half until 16 rows remain): float32 rounding
+    stays ~1e-8 relative, at the cost of one elementwise pass.  (numpy's
+    axis-0 sum adds row after row, ~1e-6 off for 1000 rows, or 4x slower with
+    a float64 accumulator; a BLAS product spins up BLAS threads that fight the
+    pass's own threads.)"""
+    if m.dtype == np.float64:
+        return m.sum(axis=0)
+    buf = scratch((max(m.shape[0] // 2, 1), m.shape[1]), m.dtype, 9)
+    while m.shape[0] > 16:
+        h = m.shape[0] // 2
+        out = buf[:h]
+        np.add(m[:h], m[h:2 * h], out=out)
+        if m.shape[0] % 2:
+            out[0] += m[2 * h]
+        m = out
+    return m.sum(axis=0, dtype=np.float64)
+
+
+class ChunkMethods:
+    """A fitted family's pure chunk functions as its methods: ``f.top(z)`` is
+    ``top(f, z)`` of the module that defines ``f``'s class (multiclass
+    families have probabilities, log_probabilities, top; sigmoid ones
+    probabilities, log_odds, scores)."""
+
+    def _call(self, name, z):
+        return getattr(sys.modules[type(self).__module__], name)(self, z)
+
+    def probabilities(self, z):
+        return self._call("probabilities", z)
+
+    def log_probabilities(self, z):
+        return self._call("log_probabilities", z)
+
+    def top(self, z):
+        return self._call("top", z)
+
+    def log_odds(self, z):
+        return self._call("log_odds", z)
+
+    def scores(self, z):
+        return self._call("scores", z)

@@ -1,0 +1,174 @@
+"""One-vs-rest Platt scaling for multiclass logits: per class k a sigmoid
+s_k = sigmoid(a_k x_k + b_k) of its log-softmax logit x_k = log_softmax(z)_k,
+fitted as a binary problem (class k against the rest), and the calibrated
+distribution p_k = s_k / sum_l s_l (Zadrozny & Elkan, KDD 2002; Platt 1999;
+scikit-learn's ``CalibratedClassifierCV(method="sigmoid")`` on multiclass).
+
+Each class's (a_k, b_k) minimises its binary NLL
+
+    NLL_k = mean_i [ softplus(t_ik) - [y_i = k] t_ik ],  t_ik = a_k x_ik + b_k,
+
+convex in (a_k, b_k); one pass gives every class's gradient and 2 x 2
+Hessian, so all classes take their Newton steps together (:mod:`._newton`),
+from (1/T, 0) with T the temperature fit, where the classes start near their
+optimum (an undamped Newton from (1, 0) diverged in a prototype: sigmoid of
+a log-probability is at most 1/2).  Classes with fewer than
+``temperature.MIN_CLASS_COUNT`` positives or negatives share one (a, b)
+fitted on all classes pooled (status "shared").  a_k is kept in
+[0, 1 / T_MIN]: "capped" at the top (separable), "flat" at 0 (a class whose
+logits do not favour it: its probability no longer depends on them).  The
+renormalised p is not the objective: each class's fit is its own binary
+likelihood, as in scikit-learn.
+"""
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from scipy import special
+
+from .. import temperature as _temperature
+from . import _common
+from ._newton import newton, two_params
+from ._passes import scratch, total
+
+
+@dataclass(frozen=True)
+class OvrPlatt(_common.ChunkMethods):
+    """Fitted one-vs-rest Platt scaling: (a_k, b_k) per class."""
+    method: ClassVar[str] = "ovr-platt"
+    task: str
+    a: tuple
+    b: tuple
+    status: tuple
+    n_passes: int
+    converged: bool
+    shared: tuple | None = None
+
+
+def _logits(zc, a, b):
+    x = _common.log_softmax(zc, 0)
+    t = scratch(zc.shape, x.dtype, 2)
+    np.multiply(x, a.astype(x.dtype), out=t)
+    np.add(t, b.astype(x.dtype), out=t)
+    return x, t
+
+
+def _kernel(zc, yc, a, b):
+    """Per-class sums of the binary NLL, gradient (2) and Hessian (3)."""
+    r, c = zc.shape
+    x, t = _logits(zc, a, b)
+    rows = np.arange(r)
+    ty, xy = t[rows, yc].astype(np.float64), x[rows, yc].astype(np.float64)
+    e = scratch((r, c), x.dtype, 4)
+    sp = scratch((r, c), x.dtype, 5)
+    if np.max(b) < 60.0:
+        # t = a x + b <= b (x <= 0, a >= 0): exp(t) cannot overflow, and
+        # softplus(t) = log1p(exp(t)), sigmoid(t) = exp(t) / (1 + exp(t)).
+        np.exp(t, out=e)
+        np.log1p(e, out=sp)
+        nll = _common.col_sums(sp) - np.bincount(yc, ty, c)
+        np.add(e, 1, out=sp)
+        s = np.divide(e, sp, out=sp)
+    else:
+        nll = _common.col_sums(np.logaddexp(0, t, out=sp)) - np.bincount(yc, ty, c)
+        s = special.expit(t, out=sp)
+    w = e
+    np.multiply(s, s, out=w)
+    np.subtract(s, w, out=w)                      # s (1 - s)
+    col = _common.col_sums
+    ss, sw = col(s), col(w)
+    v = scratch((r, c), x.dtype, 6)
+    np.multiply(s, x, out=v)
+    ssx = col(v)
+    np.multiply(w, x, out=v)
+    swx = col(v)
+    np.multiply(v, x, out=v)
+    n_k = np.bincount(yc, minlength=c).astype(np.float64)
+    return nll, ssx - np.bincount(yc, xy, c), ss - n_k, col(v), swx, sw
+
+
+def _evaluate(z, y, own, rest):
+    """The Newton oracle: per-class problems for the classes ``own`` (the
+    others held at ``rest`` (a, b) in the pass), or, with ``own`` None, one
+    problem whose objective is summed over all classes."""
+    n, c = z.shape
+
+    def evaluate(p):
+        if own is None:
+            a, b = np.full(c, p[0, 0]), np.full(c, p[0, 1])
+        else:
+            a, b = rest[:, 0].copy(), rest[:, 1].copy()
+            a[own], b[own] = p[:, 0], p[:, 1]
+        sums = [v / n for v in total(_kernel, z, y, a, b, label="one-vs-rest Platt pass")]
+        return two_params(*(sums if own is None else [v[own] for v in sums]),
+                          pooled=own is None)
+    return evaluate
+
+
+def fit(z, y, temperature=None, init=None, min_class_count=_temperature.MIN_CLASS_COUNT):
+    """Fit one-vs-rest Platt scaling to logits z (N, C) and labels y (N,).
+
+    ``temperature``: the T of the start (1/T, 0) (fitted here when None);
+    ``init``: a starting (a, b) per class as a (C, 2) array instead.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    n, c = z.shape
+    passes = 0
+    if init is None:
+        if temperature is None:
+            r = _temperature.fit_softmax_temperature(z, y, nll_before=False)
+            temperature, passes = r.temperature, r.n_passes
+        init = np.tile([1.0 / float(temperature), 0.0], (c, 1))
+    x = np.array(init, dtype=np.float64).reshape(c, 2)
+    n_k = np.bincount(y, minlength=c)
+    own = np.flatnonzero(np.minimum(n_k, n - n_k) >= min_class_count)
+    lower, upper = [0.0, -np.inf], [1.0 / _temperature.T_MIN, np.inf]
+    status = np.array(["shared"] * c, dtype=object)
+    conv, shared = True, None
+    if own.size:
+        xo, f, g, p, done, capped = newton(_evaluate(z, y, own, x), x[own], lower, upper)
+        x[own] = xo
+        status[own] = np.where(xo[:, 0] <= 0, "flat", np.where(capped, "capped", "fitted"))
+        passes, conv = passes + p, bool(done.all())
+    if own.size < c:
+        xs, f, g, p, done, capped = newton(_evaluate(z, y, None, x),
+                                           x.mean(axis=0, keepdims=True), lower, upper)
+        shared = (float(xs[0, 0]), float(xs[0, 1]))
+        x[status == "shared"] = shared
+        passes, conv = passes + p, conv and bool(done.all())
+    return OvrPlatt(task="multiclass", a=_common.tup(x[:, 0]), b=_common.tup(x[:, 1]),
+                    status=tuple(status), n_passes=passes, converged=conv, shared=shared)
+
+
+def _log_sigmoid(t):
+    """log sigmoid(t) in place: -softplus(-t) = min(t, 0) - log1p(exp(-|t|))."""
+    m = np.minimum(t, 0)
+    np.abs(t, out=t)
+    np.negative(t, out=t)
+    np.exp(t, out=t)
+    np.log1p(t, out=t)
+    np.subtract(m, t, out=t)
+    return t
+
+
+def log_probabilities(fit, z):
+    """log p_k = log s_k - log sum_l s_l, in the float dtype of ``z``."""
+    _, t = _logits(np.asarray(z), np.asarray(fit.a), np.asarray(fit.b))
+    ls = _log_sigmoid(t.copy())
+    m = ls.max(axis=1, keepdims=True)
+    lse = m + np.log(np.exp(ls - m).sum(axis=1, keepdims=True))
+    return ls - lse
+
+
+def probabilities(fit, z):
+    """p_k = s_k / sum_l s_l, in the float dtype of ``z``."""
+    return np.exp(log_probabilities(fit, z))
+
+
+def top(fit, z):
+    """Argmax of p (= of t_k = a_k x_k + b_k, ties to the lowest index) and
+    log p_k there, in log space (float64 sums)."""
+    _, t = _logits(np.asarray(z), np.asarray(fit.a), np.asarray(fit.b))
+    k = t.argmax(axis=1)
+    return k, _common.top_log_prob(_log_sigmoid(t), k)

@@ -1,0 +1,425 @@
+"""The math of every pass, on one block of rows, in numpy.
+
+Each function here takes a block of rows (and the matching block of labels)
+and returns per-row values or partial sums; the backends
+(:mod:`calibrate.backends`) run them over all the rows -- chunk by chunk on
+this machine, or one task per block on Dask -- and reduce the results.  The
+torch versions of the hot kernels, for tensors that stay on a GPU, are in
+:mod:`calibrate.backends.torch_kernels`; they compute the same formulas.
+
+Conventions: element-wise work stays in the block's float dtype (float32 stays
+float32: Python floats, not np.float64 scalars, multiply it); per-row results
+and sums are float64.  Softmax work is on max-shifted logits u = z - max(z) <= 0,
+so exp never overflows.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+#: Probabilities may miss [0, 1] and a row sum of 1 by this much: float32
+#: softmax outputs exceed 1 by a few ulps (1.00001 was seen in real data).
+SUM_TOL = 1e-3
+
+_local = threading.local()
+
+
+def scratch(shape, dtype, slot=0):
+    """A per-thread reusable buffer of ``shape``.
+
+    Fresh multi-megabyte allocations cost page faults on every chunk; each
+    worker thread keeps one flat buffer per slot and dtype instead, grown
+    when a larger chunk comes (never one per shape: worker threads live as
+    long as the process, and shapes vary from fit to fit).
+    """
+    key = (slot, np.dtype(dtype).str)
+    bufs = getattr(_local, "bufs", None)
+    if bufs is None:
+        bufs = _local.bufs = {}
+    size = int(np.prod(shape))
+    buf = bufs.get(key)
+    if buf is None or buf.size < size:
+        buf = bufs[key] = np.empty(size, dtype)
+    return buf[:size].reshape(shape)
+
+
+def float_dtype(dtype):
+    """The dtype computations run in: float32 and float64 stay; narrower floats
+    (float16) widen to float32 exactly; integers and bools compute in float64."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return dtype if dtype.itemsize >= 4 else np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def row_sums(a, exact=False):
+    """Row sums as float64 with numpy's pairwise summation: each row's result
+    depends on that row alone (a BLAS matrix-vector product does not: its
+    blocking varies with the row count).  ``exact`` accumulates in float64
+    (decision scores, which the torch kernels sum the same way); otherwise in
+    the array's dtype, twice as fast."""
+    if exact:
+        return a.sum(axis=1, dtype=np.float64)
+    return a.sum(axis=1).astype(np.float64)
+
+
+def in_unit_range(lo, hi):
+    """Whether values from ``lo`` to ``hi`` can be probabilities."""
+    return lo >= -SUM_TOL and hi <= 1 + SUM_TOL
+
+
+# -- input detection -----------------------------------------------------------
+
+@dataclass(frozen=True)
+class BlockStats:
+    """What input detection needs from a block of scores (see :class:`RowStats`)."""
+    nan: bool
+    posinf: bool
+    neginf: bool
+    min: float
+    max: float
+    sum_err: float
+    lse_err: float
+
+
+def row_stats(b):
+    """Finiteness, min and max, and the worst |row sum - 1| and |logsumexp| of a
+    block of scores (rows of a 2-D block; a 1-D block is one column).  Row sums
+    are only computed when the values could be probabilities, logsumexps only
+    when they could be log-probabilities."""
+    b = np.asarray(b)
+    if b.ndim == 1:
+        b = b.reshape(-1, 1)
+    c = b.shape[1]
+    nan = posinf = neginf = False
+    if not np.isfinite(b).all():
+        nan, posinf, neginf = bool(np.isnan(b).any()), bool(np.isposinf(b).any()), \
+            bool(np.isneginf(b).any())
+        if nan:
+            return BlockStats(True, posinf, neginf, np.nan, np.nan, np.inf, np.inf)
+    lo, hi = float(b.min()), float(b.max())
+    sum_err = lse_err = np.inf
+    if c > 1 and in_unit_range(lo, hi):
+        sum_err = float(np.max(np.abs(b.sum(axis=1, dtype=np.float64) - 1.0)))
+    if c > 1 and hi <= SUM_TOL:
+        with np.errstate(all="ignore"):
+            lse_err = float(np.max(np.abs(special.logsumexp(b.astype(np.float64), axis=1))))
+    return BlockStats(nan, posinf, neginf, lo, hi, sum_err, lse_err)
+
+
+#: Decimal places tried when probabilities do not sum to 1 (values rounded to d decimals).
+ROUNDING_DECIMALS = (1, 2, 3, 4, 5, 6)
+
+
+def decimals(b):
+    """The fewest decimal places (of :data:`ROUNDING_DECIMALS`) that every value of
+    the block is rounded to, or None: e.g. 2 for probabilities printed as 0.37."""
+    x = np.asarray(b, dtype=np.float64)
+    for d in ROUNDING_DECIMALS:
+        s = x * 10.0 ** d
+        if np.all(np.abs(s - np.round(s)) <= 1e-6 * np.maximum(1.0, np.abs(s))):
+            return d
+    return None
+
+
+def row_totals(b):
+    """The sum of each row, float64."""
+    return np.asarray(b).sum(axis=1, dtype=np.float64)
+
+
+# -- logits from probabilities and log-probabilities ------------------------------
+
+def softmax_logits(x, input_kind):
+    """Softmax-task scores of ``input_kind`` -> logits (same float dtype).
+
+    Log-probabilities are logits up to a per-row constant, which softmax
+    ignores: ``log(max(p, tiny))`` for probabilities, ``max(lp, log tiny)``
+    for log-probabilities (only -inf needs the floor).
+    """
+    dt = float_dtype(x.dtype)
+    x = np.asarray(x).astype(dt, copy=False)
+    if input_kind == "logits":
+        return x
+    tiny = np.finfo(dt).tiny
+    if input_kind == "log-probabilities":
+        return np.maximum(x, np.log(tiny)).astype(dt, copy=False)
+    return np.log(np.clip(x, tiny, 1))
+
+
+def sigmoid_logits(x, input_kind):
+    """Sigmoid-task scores of ``input_kind`` -> logits, elementwise:
+    ``log p - log1p(-p)`` with p clipped to (tiny, 1 - eps)."""
+    dt = float_dtype(x.dtype)
+    x = np.asarray(x).astype(dt, copy=False)
+    if input_kind == "logits":
+        return x
+    tiny, eps = np.finfo(dt).tiny, np.finfo(dt).eps
+    if input_kind == "log-probabilities":
+        lp = np.minimum(np.maximum(x, np.log(tiny)), np.log1p(-eps))
+        return (lp - np.log(-np.expm1(lp))).astype(dt, copy=False)
+    p = np.clip(x, tiny, 1 - eps)
+    return (np.log(p) - np.log1p(-p)).astype(dt, copy=False)
+
+
+def binary_logits(x, input_kind):
+    """Binary-task scores -> one logit per row: two softmax columns give the
+    log-odds z1 - z0 (``softmax([z0, z1])_1 = sigmoid(z1 - z0)``); one column
+    is a sigmoid score."""
+    x = np.asarray(x)
+    if x.ndim == 2 and x.shape[1] == 2:
+        lz = softmax_logits(x, input_kind)
+        return lz[:, 1] - lz[:, 0]
+    return sigmoid_logits(x.reshape(-1), input_kind)
+
+
+def logits(x, task, input_kind):
+    """Logits of a block for ``task``: (n, C) softmax or sigmoid logits, (n,) binary."""
+    if task == "binary":
+        return binary_logits(x, input_kind)
+    if task == "multilabel":
+        return sigmoid_logits(x, input_kind)
+    return softmax_logits(x, input_kind)
+
+
+# -- temperature statistics ------------------------------------------------------
+
+def softmax_stats(zc, yc, beta, with_g0=True, nll_at_one=False, unit=1.0):
+    """Per-row NLL, NLL', NLL'' at ``beta`` (and NLL'(0), and the NLL at beta = 1
+    with ``nll_at_one``) of softmax(beta z) against labels ``yc``::
+
+        NLL = log sum_c exp(beta u_c) - beta u_y,   NLL' = E_p[u] - u_y,
+        NLL'' = Var_p[u],                           NLL'(0) = mean_c u_c - u_y
+
+    with u = z - max(z).  ``unit`` (a power of two) divides the logits first,
+    exactly, so that logits of any scale neither overflow nor underflow;
+    beta is then in units of 1 / ``unit``.  Returns a (4, n) or (5, n)
+    float64 array, one row per statistic.
+    """
+    return softmax_pass(zc, yc, beta, unit, with_g0, nll_at_one).stats
+
+
+def _in_units(z, unit):
+    """``z / unit`` for a power of two ``unit`` (or one per column): exact."""
+    if np.all(np.asarray(unit) == 1.0):
+        return z
+    inv = 1.0 / np.asarray(unit, dtype=np.float64)
+    return z * (inv.astype(z.dtype) if z.dtype.kind == "f" else inv)
+
+
+def sigmoid_stats(zc, yc, beta, unit=1.0):
+    """Column sums of NLL, NLL', NLL'' at ``beta`` (one per column) and of NLL'(0)
+    for sigmoid(beta z) against 0/1 labels::
+
+        NLL = softplus(beta z) - y beta z,  NLL' = (s - y) z,  NLL'' = s (1 - s) z^2,
+        NLL'(0) = (1/2 - y) z,  s = sigmoid(beta z)
+
+    ``zc`` and ``yc`` are (n, C) (labels in the logits' float dtype); ``beta``
+    is (C,); ``unit`` (powers of two, one per column) as in :func:`softmax_stats`.
+    Returns a (4, C) float64 array of partial sums.
+    """
+    zc, yc = _in_units(np.asarray(zc), unit), np.asarray(yc)
+    bvec = np.asarray(beta, dtype=np.float64)
+    bcast = bvec.astype(zc.dtype) if zc.dtype == np.float32 else bvec
+    a = zc * bcast
+    sig = special.expit(a)
+    # softplus(a) - y a = -log sigmoid(a) for y = 1, -log sigmoid(-a) for y = 0
+    nll = np.logaddexp(0, np.where(yc == 1, -a, a))
+    res = sig - yc
+    return np.stack([nll.sum(axis=0, dtype=np.float64),
+                     (res * zc).sum(axis=0, dtype=np.float64),
+                     (sig * (1 - sig) * zc * zc).sum(axis=0, dtype=np.float64),
+                     ((0.5 - yc) * zc).sum(axis=0, dtype=np.float64)])
+
+
+# -- decision scores and probabilities ---------------------------------------------
+
+def top_log_prob(e, kc):
+    """log p_k of the argmax class from ``e`` = exp((z - z_k) / T) (overwritten):
+    ``-log1p(sum_{c != k} e_c)``.  Summing only the other classes keeps tiny
+    tails visible (p = 1 - 1e-30 stays distinct from p = 1 - 1e-20); the sum is
+    accumulated in float64, as the torch kernel does."""
+    e[np.arange(e.shape[0]), kc] = 0  # the argmax term is exactly 1: leave it out
+    return -np.log1p(row_sums(e, exact=True))
+
+
+def top_scores(zc, temperature):
+    """Argmax class (ties: lowest index) and its calibrated log-probability:
+    int64 (n,) and float64 (n,)."""
+    zc = np.asarray(zc)
+    r, c = zc.shape
+    b = 1.0 / float(temperature)
+    kc = zc.argmax(axis=1)
+    e = scratch((r, c), float_dtype(zc.dtype), 1)
+    np.subtract(zc, zc[np.arange(r), kc][:, None], out=e)
+    np.multiply(e, b, out=e)
+    np.exp(e, out=e)
+    return kc.astype(np.int64), top_log_prob(e, kc)
+
+
+def sigmoid_scores(zc, temperature):
+    """Calibrated logits z / T as float64 ((n,) binary, (n, C) multilabel)."""
+    t = np.asarray(temperature, dtype=np.float64)
+    return np.asarray(zc).astype(np.float64) / t
+
+
+def softmax_proba(zc, temperature):
+    """softmax(z / T) row by row; float32 logits give float32 probabilities."""
+    zc = np.asarray(zc)
+    if zc.dtype.kind != "f":
+        zc = zc.astype(np.float64)
+    return special.softmax(zc * (1.0 / float(temperature)), axis=1)
+
+
+def sigmoid_proba(zc, temperature):
+    """sigmoid(z / T); float32 logits give float32 probabilities."""
+    z = np.asarray(zc)
+    t = np.asarray(temperature, dtype=np.float64)
+    dt = float_dtype(z.dtype)
+    return special.expit(z / t.astype(dt)).astype(dt, copy=False)
+
+
+def decisions(zc, task, temperature, tau):
+    """Decisions for a block of logits: multiclass int64 class ids (-1 = abstain),
+    binary int64 0/1, multilabel bool (n, C); ``tau`` as :func:`threshold_array`."""
+    if task == "multiclass":
+        k, logp = top_scores(zc, temperature)
+        return decide_multiclass(k, logp, tau)
+    dec = decide_sigmoid(sigmoid_scores(zc, temperature), tau)
+    return dec.astype(np.int64) if task == "binary" else dec
+
+
+def proba(zc, task, temperature):
+    """Calibrated probabilities of a block: softmax or sigmoid of z / T."""
+    if task == "multiclass":
+        return softmax_proba(zc, temperature)
+    return sigmoid_proba(zc, temperature)
+
+
+def threshold_array(values):
+    """Thresholds as floats, with None (never predict) as +inf."""
+    return np.array([np.inf if v is None else v for v in values], dtype=np.float64)
+
+
+def decide_multiclass(k, logp, tau):
+    """k where log p_k clears class k's threshold (an array, +inf = never), else -1."""
+    return np.where(logp >= tau[k], k, -1)
+
+
+def decide_sigmoid(scores, tau):
+    """Boolean decisions for calibrated logits against per-column thresholds."""
+    return scores >= tau
+
+
+# -- the fit summary's metrics pass --------------------------------------------------
+
+@dataclass(frozen=True)
+class MetricParts:
+    """What the summary metrics need from a block of multiclass logits at one
+    temperature, without keeping (n, C) probabilities.
+
+    Per row: the argmax ``k``, the confidence ``conf`` = max p, ``py`` = p_y,
+    ``sq`` = sum_k p_k^2 and (when asked for) ``logp``, the argmax's
+    log-probability exactly as :func:`top_scores` gives it, so that a fit can
+    take its decision scores from this pass; per class ``colsum`` = sum of p;
+    and the few (row, class) entries with p_k above 1 / n_bins (at most
+    n_bins - 1 per row), ``hi_cls`` and ``hi_p``, which alone can fall outside
+    the first bin of the classwise ECE.
+    """
+    k: np.ndarray
+    conf: np.ndarray
+    py: np.ndarray
+    sq: np.ndarray
+    colsum: np.ndarray
+    hi_cls: np.ndarray
+    hi_p: np.ndarray
+    logp: np.ndarray | None
+
+
+def _metric_parts(e, kc, yc, n_bins, scores):
+    """:class:`MetricParts` from ``e`` = exp((z - z_k) / T) (overwritten when
+    ``scores``: the argmax entries are zeroed for the log-probability)."""
+    r, c = e.shape
+    rows = np.arange(r)
+    cut = (1.0 - 1e-4) / n_bins  # a little below the edge: rounding never hides an entry
+    tot = row_sums(e)
+    inv = 1.0 / tot
+    py = e[rows, yc].astype(np.float64) * inv
+    sq = np.einsum("ij,ij->i", e, e).astype(np.float64) * inv * inv
+    col = np.einsum("i,ij->j", inv.astype(e.dtype), e)  # not BLAS: its threads stall here
+    # flatnonzero on the raveled mask is ~20x faster than a 2-D nonzero
+    hr, hc = np.divmod(np.flatnonzero(e > (cut * tot).astype(e.dtype)[:, None]), c)
+    high = e[hr, hc].astype(np.float64) * inv[hr]
+    logp = top_log_prob(e, kc) if scores else None
+    return MetricParts(kc.astype(np.int64), inv, py, sq, col.astype(np.float64), hc, high, logp)
+
+
+def softmax_metrics(zc, yc, temperature, n_bins, scores=True):
+    """The :class:`MetricParts` of a block of multiclass logits at ``temperature``
+    (with the decision scores ``logp`` when ``scores``)."""
+    zc, yc = np.asarray(zc), np.asarray(yc)
+    r, c = zc.shape
+    kc = zc.argmax(axis=1)
+    e = scratch((r, c), float_dtype(zc.dtype), 2)
+    np.subtract(zc, zc[np.arange(r), kc][:, None], out=e)
+    np.multiply(e, 1.0 / float(temperature), out=e)
+    np.exp(e, out=e)
+    return _metric_parts(e, kc, yc, n_bins, scores)
+
+
+@dataclass(frozen=True)
+class PassParts:
+    """One block's share of a fused pass (:func:`softmax_pass`): per-row
+    temperature statistics (rows of ``stats``, as :func:`softmax_stats`), and
+    the :class:`MetricParts` at T = 1 and at the pass's own beta, each when asked."""
+    stats: np.ndarray
+    at_one: MetricParts | None
+    at_beta: MetricParts | None
+
+
+def softmax_pass(zc, yc, beta, unit=1.0, with_g0=True, nll_at_one=False, metrics_at_one=False,
+                 metrics_at_beta=False, n_bins=15):
+    """:func:`softmax_stats` at ``beta`` and, from the same exponentials, the
+    summary metrics' parts at T = 1 and at T = unit / beta: one read of the block
+    serves the temperature and the summary.
+
+    The logits are divided by ``unit`` (a power of two, exactly).  The parts at
+    beta are bit for bit those :func:`softmax_metrics` gives at T = unit / beta
+    when beta / unit == 1 / (unit / beta) (the caller makes sure of it), and
+    carry the decision scores.
+    """
+    zc = _in_units(np.asarray(zc), unit)
+    yc = np.asarray(yc)
+    r, c = zc.shape
+    rows = np.arange(r)
+    b = float(beta)
+    dt = float_dtype(zc.dtype)
+    kc = zc.argmax(axis=1)
+    u = scratch((r, c), dt, 0)
+    np.subtract(zc, zc[rows, kc][:, None], out=u)      # u = z - max(z)
+    uy = u[rows, yc].astype(np.float64)
+    e = scratch((r, c), dt, 1)
+    np.multiply(u, b, out=e)
+    np.exp(e, out=e)
+    tot = row_sums(e)
+    at_one = None
+    if nll_at_one or metrics_at_one:   # at T = 1: beta = unit, in units of 1 / unit
+        e1 = e
+        if b != float(unit):
+            e1 = scratch((r, c), dt, 2)
+            np.exp(u if unit == 1.0 else np.multiply(u, float(unit), out=e1), out=e1)
+        nll1 = np.log(row_sums(e1)) - uy * float(unit)
+        if metrics_at_one:
+            at_one = _metric_parts(e1, kc, yc, n_bins, False)
+    at_beta = _metric_parts(e, kc, yc, n_bins, True) if metrics_at_beta else None
+    # (zeroing the argmax entries for the scores leaves the moments alone: u_k = 0)
+    m1 = np.einsum("ij,ij->i", e, u).astype(np.float64) / tot      # E_p[u]
+    np.multiply(e, u, out=e)
+    m2 = np.einsum("ij,ij->i", e, u).astype(np.float64) / tot      # E_p[u^2]
+    nll = np.log(tot) - b * uy
+    g0 = row_sums(u) / c - uy if with_g0 else np.zeros(r)          # NLL'(0)
+    stats = [nll, m1 - uy, np.maximum(m2 - m1 * m1, 0), g0] + ([nll1] if nll_at_one else [])
+    return PassParts(np.stack(stats), at_one, at_beta)

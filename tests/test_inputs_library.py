@@ -1,0 +1,147 @@
+"""What the library accepts as scores and labels, and what it refuses with one line.
+
+Values all in [0, 1] in a multiclass array are never silently used as logits;
+only a str or PathLike is a path; a list is data; every refusal names what was
+expected and what was found, unwrapped.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from scipy import special
+
+import calibrate
+from calibrate import scores
+from calibrate.errors import CalibrateError
+from calibrate_cli.main import cli
+from conftest import make_multiclass
+
+
+@pytest.fixture(scope="module")
+def probs():
+    z, y = make_multiclass(n=2000, c=10, dtype=np.float64)
+    return special.softmax(z, axis=1), y
+
+
+# -- probabilities that do not sum to exactly 1 ----------------------------------------
+
+@pytest.mark.parametrize("decimals", [1, 2, 3, 4])
+def test_rounded_probabilities_are_probabilities(probs, decimals):
+    p, y = probs
+    r = np.round(p, decimals)
+    off = np.abs(r.sum(axis=1) - 1).max()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kind = scores.prepare(r, y).input_kind
+    assert kind == "probabilities"
+    # rows further from 1 than float error are accepted within the data's rounding, loudly
+    said = [str(w.message) for w in caught if issubclass(w.category, scores.InputKindWarning)]
+    assert (off > 1e-3) == bool(said)
+    if said:
+        assert f"rounded to {decimals} decimals" in said[0]
+
+
+def test_rounded_float32_probabilities_are_probabilities(probs):
+    p, y = probs
+    r = np.round(p, 2).astype(np.float32)
+    with pytest.warns(scores.InputKindWarning):
+        assert scores.prepare(r, y).input_kind == "probabilities"
+
+
+@pytest.mark.parametrize("make_bad, where", [
+    (lambda p: np.vstack([p[:17], np.zeros((1, p.shape[1])), p[18:]]), "row 17 sums to 0"),
+    (lambda p: p * 0.9, "rows not summing to 1"),                 # a scaled softmax
+    (lambda p: np.clip(p * 3, 0, 1), "rows not summing to 1"),    # values in [0, 1], not rows
+], ids=["all-zero-row", "scaled", "clipped"])
+def test_unit_range_values_that_are_not_rows_of_probabilities_are_refused(probs, make_bad,
+                                                                            where):
+    p, y = probs
+    with pytest.raises(CalibrateError) as e:
+        calibrate.fit(make_bad(p), y)
+    msg = str(e.value)
+    assert where in msg and "--input probabilities or --input logits" in msg
+    assert "\n" not in msg
+
+
+def test_the_user_may_still_say_what_they_are(probs):
+    p, y = probs
+    bad = p.copy()
+    bad[17] = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cal = calibrate.fit(bad, y, input_kind="probabilities")
+    assert cal.input_kind == "probabilities"
+    assert calibrate.fit(bad * 5, y, input_kind="logits").input_kind == "logits"
+
+
+def test_cli_refuses_an_all_zero_row_with_one_line_and_keeps_rounded_ones(tmp_path, probs):
+    p, y = probs
+    bad = p.copy()
+    bad[3] = 0
+    np.save(tmp_path / "bad.npy", bad)
+    np.save(tmp_path / "rounded.npy", np.round(p, 2))
+    np.save(tmp_path / "y.npy", y)
+    r = CliRunner().invoke(cli, ["fit", str(tmp_path / "bad.npy"), "--labels",
+                                 str(tmp_path / "y.npy"), "-o", str(tmp_path / "t.json")])
+    assert r.exit_code == 1 and not (tmp_path / "t.json").exists()
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: scores file") and "row 3" in lines[0]
+    r = CliRunner().invoke(cli, ["fit", str(tmp_path / "rounded.npy"), "--labels",
+                                 str(tmp_path / "y.npy"), "-o", str(tmp_path / "t.json")])
+    assert r.exit_code == 0 and "rounded to 2 decimals" in r.stderr
+    assert "input: probabilities (detected)" in r.stdout
+
+
+# -- what is data and what is a path -------------------------------------------------------
+
+@pytest.mark.parametrize("bad, found", [
+    ([[0.1, 0.2], [0.3]], "rows of different lengths"),
+    ([[0.1, 0.2], "ab"], "rows of different lengths"),
+    ([["a", "b"], ["c", "d"]], "strings"),
+    ([{"a": 1}, {"b": 2}], "Python objects"),
+    (np.array([[1 + 1j, 2]]), "dtype complex128"),
+    (object(), "object"),
+], ids=["ragged", "ragged-str", "strings", "dicts", "complex", "object"])
+def test_scores_that_are_not_a_numeric_array(bad, found):
+    with pytest.raises(CalibrateError) as e:
+        calibrate.fit(bad, [0, 1])
+    assert str(e.value).startswith("scores: expected") and found in str(e.value)
+
+
+def test_a_list_of_strings_is_labels_never_paths(tmp_path, monkeypatch):
+    z, y = make_multiclass(n=50, c=3)
+    monkeypatch.chdir(tmp_path)
+    np.save("0.npy", y)                          # a file named like a label
+    with pytest.raises(CalibrateError, match="labels: expected a numeric array, found strings"):
+        calibrate.fit(z, [str(v) for v in y])
+    with pytest.raises(CalibrateError, match="scores: expected a numeric array, found strings"):
+        calibrate.fit(["0.npy", "0.npy"], y[:2])
+
+
+def test_a_string_of_class_names_is_refused_not_split():
+    z, y = make_multiclass(n=200, c=5)
+    with pytest.raises(CalibrateError, match="classes: expected a list of class names"):
+        calibrate.fit(z, y, classes="abcde")
+    assert calibrate.fit(z, y, classes=list("abcde")).classes == list("abcde")
+
+
+def test_labels_that_would_wrap_are_reported_as_they_are():
+    z, y = make_multiclass(n=200, c=5)
+    big = y.astype(np.uint64)
+    big[7] = np.uint64(2 ** 64 - 1)
+    with pytest.raises(CalibrateError, match=r"found the value 18446744073709551615$"):
+        calibrate.fit(z, big)
+    with pytest.raises(CalibrateError, match=r"found the value 1e\+20"):
+        calibrate.fit(z, np.where(np.arange(200) == 3, 1e20, y))
+
+
+def test_dask_arrays_with_unknown_chunk_sizes_say_so():
+    da = pytest.importorskip("dask.array")
+    z, y = make_multiclass(n=200, c=5)
+    d = da.from_array(z, chunks=(50, 5))
+    unknown = d[d[:, 0] > -1e9]
+    with pytest.raises(CalibrateError, match="unknown chunk sizes"):
+        calibrate.fit(unknown, y)
+    assert calibrate.fit(unknown.compute_chunk_sizes(), y).temperature > 0
