@@ -5,12 +5,9 @@ import json
 import click
 
 import calibrate  # cheap: the library's modules load when a command uses them
+from calibrate.params import MAX_BOOTSTRAP  # stdlib only: cheap
 
 from .common import INPUT_CHOICES, SCHEDULER, fmt as _fmt, inputs, open_inputs, out
-
-#: Most bootstrap resamples ``--bootstrap`` takes: each one recomputes every
-#: ECE on all rows, so this is about 10,000 metric passes.
-MAX_BOOTSTRAP = 10_000
 
 
 def format_metrics(m):

@@ -70,6 +70,16 @@ def test_a_small_bootstrap_with_a_large_seed_runs(tmp_path, monkeypatch):
     assert "after_ci" in res.stdout
 
 
+@pytest.mark.parametrize("n", [MAX_BOOTSTRAP + 1, 10 ** 12, -1, True, 2.0])
+def test_library_bootstrap_has_the_same_maximum(tmp_path, n):
+    import calibrate
+    z, y = make_data(tmp_path)
+    cal = calibrate.load(tmp_path / "t.json")
+    with pytest.raises(calibrate.CalibrateError, match=f"bootstrap: expected an integer from 0 "
+                                                       f"to {MAX_BOOTSTRAP}"):
+        calibrate.evaluate(cal, z, y, bootstrap=n)
+
+
 @pytest.mark.parametrize("address", ["tcp://127.0.0.1:8786", "127.0.0.1:8786",
                                      "tls://scheduler.example:443", "[::1]:8786",
                                      "inproc://192.0.2.2/19285/1"])
