@@ -340,21 +340,31 @@ class MetricParts:
 
 
 def _metric_parts(e, kc, yc, n_bins, scores):
-    """:class:`MetricParts` from ``e`` = exp((z - z_k) / T) (overwritten when
-    ``scores``: the argmax entries are zeroed for the log-probability)."""
+    """:class:`MetricParts` from ``e`` = exp((z - z_k) / T), whose argmax entries
+    (exactly 1) are then set to 0 for the decision score: the rest of each row,
+    summed in float64, keeps log p_k distinct from 0 where float32 would round
+    p_k to 1.  The probabilities the binned metrics see are e / (row sum of e),
+    bit for bit as they always were (a bin edge is a discontinuity)."""
     r, c = e.shape
     rows = np.arange(r)
     cut = (1.0 - 1e-4) / n_bins  # a little below the edge: rounding never hides an entry
     tot = row_sums(e)
     inv = 1.0 / tot
     py = e[rows, yc].astype(np.float64) * inv
-    sq = np.einsum("ij,ij->i", e, e).astype(np.float64) * inv * inv
-    col = np.einsum("i,ij->j", inv.astype(e.dtype), e)  # not BLAS: its threads stall here
     # flatnonzero on the raveled mask is ~20x faster than a 2-D nonzero
     hr, hc = np.divmod(np.flatnonzero(e > (cut * tot).astype(e.dtype)[:, None]), c)
     high = e[hr, hc].astype(np.float64) * inv[hr]
-    logp = top_log_prob(e, kc) if scores else None
+    col = np.einsum("i,ij->j", inv.astype(e.dtype), e)  # not BLAS: its threads stall here
+    e[rows, kc] = 0
+    sq = (rowdot(e, e) + 1.0) * inv * inv
+    logp = -np.log1p(row_sums(e, exact=True)) if scores else None
     return MetricParts(kc.astype(np.int64), inv, py, sq, col.astype(np.float64), hc, high, logp)
+
+
+def rowdot(a, b):
+    """sum_j a_ij b_ij of each row, as float64 (a batched dot product: each row's
+    sum depends on that row alone, and it is faster than einsum)."""
+    return np.matmul(a[:, None, :], b[:, :, None])[:, 0, 0].astype(np.float64)
 
 
 def softmax_metrics(zc, yc, temperature, n_bins, scores=True):
@@ -416,9 +426,9 @@ def softmax_pass(zc, yc, beta, unit=1.0, with_g0=True, nll_at_one=False, metrics
             at_one = _metric_parts(e1, kc, yc, n_bins, False)
     at_beta = _metric_parts(e, kc, yc, n_bins, True) if metrics_at_beta else None
     # (zeroing the argmax entries for the scores leaves the moments alone: u_k = 0)
-    m1 = np.einsum("ij,ij->i", e, u).astype(np.float64) / tot      # E_p[u]
+    m1 = rowdot(e, u) / tot                                      # E_p[u]
     np.multiply(e, u, out=e)
-    m2 = np.einsum("ij,ij->i", e, u).astype(np.float64) / tot      # E_p[u^2]
+    m2 = rowdot(e, u) / tot                                      # E_p[u^2]
     nll = np.log(tot) - b * uy
     g0 = row_sums(u) / c - uy if with_g0 else np.zeros(r)          # NLL'(0)
     stats = [nll, m1 - uy, np.maximum(m2 - m1 * m1, 0), g0] + ([nll1] if nll_at_one else [])

@@ -30,16 +30,17 @@ def _reflected_grid(p, r, m):
     return ext
 
 
-def _wrapped_gaussian(m, sigma):
-    """The Gaussian density of width sigma wrapped on the circle of length 2,
-    sampled at the 2m grid offsets j / m."""
-    L = 2 * m
-    d = np.arange(L, dtype=np.float64)
-    d = np.where(d < m, d, d - L) / m
-    k = np.zeros(L)
-    for z in range(-4, 5):
-        k += np.exp(-0.5 * ((d + 2 * z) / sigma) ** 2)
-    return k / (np.sqrt(2 * np.pi) * sigma)
+def _wrapped_gaussian_dft(m, sigma):
+    """The real DFT (``rfft``) of the Gaussian density of width sigma wrapped on
+    the circle of length 2, sampled at the 2m grid offsets j / m.
+
+    The wrapped Gaussian's Fourier coefficients are exp(-(pi k sigma)^2 / 2) / 2,
+    so the DFT of its 2m samples is m * sum_l exp(-(pi (q + 2 m l) sigma)^2 / 2);
+    with at least 40 grid points per sigma every alias term l != 0 is below
+    exp(-(40 pi)^2 / 2) and vanishes in float64.
+    """
+    q = np.arange(m + 1, dtype=np.float64)
+    return m * np.exp(-0.5 * (np.pi * sigma * q) ** 2)
 
 
 class _Smoother:
@@ -64,7 +65,7 @@ class _Smoother:
     def curve(self, sigma):
         """t = j / m and g(t) = mean_i K_sigma(t, p_i) (o_i - p_i), j = 0..m."""
         m, f = self.grid(sigma)
-        g = np.fft.irfft(f * np.fft.rfft(_wrapped_gaussian(m, sigma)), 2 * m)[:m + 1]
+        g = np.fft.irfft(f * _wrapped_gaussian_dft(m, sigma), 2 * m)[:m + 1]
         return np.arange(m + 1) / m, g
 
     def value(self, sigma):

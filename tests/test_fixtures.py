@@ -20,8 +20,12 @@ import sys  # noqa: E402
 sys.path.insert(0, str(HERE / "fixtures"))
 from make_v1_fixtures import CASES, load  # noqa: E402
 
-#: How a refit may differ from the v1 figures: the last bits of a float sum.
-RTOL = 1e-9
+#: How a refit may differ from the v1 figures.  The fit's sums run over float32
+#: values whose own rounding is ~1e-7 relative, and the temperature is defined
+#: to 1e-5; faster kernels may sum in another order.  Six significant digits are
+#: more than any figure is printed with; counts, statuses and decisions must be
+#: identical.
+RTOL = 1e-6
 #: Summary entries that describe how the fit ran, not what it found.
 PROCESS_KEYS = {"passes", "converged"}
 
