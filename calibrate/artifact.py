@@ -12,37 +12,19 @@ bit.  Thresholds are stored twice: as probabilities for people
 log-probability for softmax, logit for sigmoid), which is what is applied.
 """
 
-import json
-import math
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import kernels, params
+from . import kernels, params, schema
 from . import scores as _scores
 from .backends import as_backend
-from .errors import check_unit_interval, invalid
-from .io import atomic_write
+from .errors import invalid
+from .schema import ABSTAIN, SCHEMA_VERSION, space_of, to_probability  # noqa: F401
 
-SCHEMA_VERSION = 1
 RULES = params.RULES
-ABSTAIN = -1
 #: Scores per block when applying: 16 Mi values (64 MB of float32).
 BLOCK_ELEMENTS = 1 << 24
-
-
-def space_of(task):
-    return "log-probability" if task == "multiclass" else "logit"
-
-
-def to_probability(value, task):
-    """A stored threshold in its comparison space, as a probability."""
-    if value is None:
-        return None
-    if task == "multiclass":
-        return float(math.exp(value))
-    return float(1.0 / (1.0 + math.exp(-value))) if value > -700 else 0.0
 
 
 @dataclass(frozen=True)
@@ -155,94 +137,20 @@ class Calibrator:
         from .summary import FitSummary
         return FitSummary.from_dict(self.summary if isinstance(self.summary, dict) else {})
 
-    # -- the file ---------------------------------------------------------
+    # -- the file (calibrate.schema: reading, checking, writing) ---------
     def to_dict(self):
-        t = self.temperature
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "task": self.task,
-            "classes": list(self.classes),
-            "input_kind": self.input_kind,
-            "temperature": [float(v) for v in t] if np.ndim(t) else float(t),
-            "rule": self.rule,
-            "thresholds": self.thresholds,
-            "decision_thresholds": {"space": self.space,
-                                    "per_class": list(self.decision_thresholds["per_class"]),
-                                    "global": self.decision_thresholds["global"]},
-            "target": dict(self.target),
-            "abstain_label": ABSTAIN,
-            "summary": self.summary,
-        }
+        """The threshold file's fields (see :func:`calibrate.schema.to_dict`)."""
+        return schema.to_dict(self)
 
     def save(self, path):
         """Write the threshold file atomically (temporary file, then rename)."""
-        text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
-        atomic_write(path, text.encode("utf-8"))
+        schema.save(self, path)
 
     @classmethod
     def from_dict(cls, d, source="threshold file"):
-        """Rebuild a Calibrator from a parsed file, refusing anything malformed."""
-        if not isinstance(d, dict):
-            raise invalid(source, "a JSON object", type(d).__name__)
-        if "schema_version" not in d:
-            raise invalid(source, "a 'schema_version' field", "none")
-        if d["schema_version"] != SCHEMA_VERSION:
-            raise invalid(source, f"schema_version {SCHEMA_VERSION}",
-                          f"schema_version {d['schema_version']!r}")
-        for key in ("task", "classes", "input_kind", "temperature", "rule",
-                    "decision_thresholds", "target"):
-            if key not in d:
-                raise invalid(source, f"a '{key}' field", "none")
-        task = d["task"]
-        if task not in _scores.TASKS:
-            raise invalid(source, "task " + " | ".join(_scores.TASKS), repr(task))
-        if d["input_kind"] not in _scores.INPUT_KINDS:
-            raise invalid(source, "input_kind " + " | ".join(_scores.INPUT_KINDS),
-                          repr(d["input_kind"]))
-        if d["rule"] not in RULES:
-            raise invalid(source, "rule per-class | global", repr(d["rule"]))
-        classes = d["classes"]
-        if not isinstance(classes, list) or len(classes) < 2:
-            raise invalid(source, "'classes' as a list of at least 2 names", repr(classes))
-        n_scored = 1 if task == "binary" else len(classes)
-        dt = d["decision_thresholds"]
-        if (not isinstance(dt, dict) or "per_class" not in dt or "global" not in dt
-                or not isinstance(dt["per_class"], list)):
-            raise invalid(source, "'decision_thresholds' with 'per_class' and 'global'", repr(dt))
-        if len(dt["per_class"]) != n_scored:
-            raise invalid(source, f"{n_scored} per-class thresholds for {len(classes)} classes",
-                          f"{len(dt['per_class'])}")
-        for v in dt["per_class"] + [dt["global"]]:
-            if v is not None and not _finite_number(v):
-                raise invalid(source, "finite numbers or null as decision thresholds", repr(v))
-        t = d["temperature"]
-        temps = t if isinstance(t, list) else [t]
-        if (task == "multilabel") != isinstance(t, list) or (
-                task == "multilabel" and len(t) != n_scored):
-            raise invalid(source, "one temperature per class for multilabel, one otherwise",
-                          repr(t))
-        if not all(_finite_number(v) and float(v) >= np.finfo(np.float64).tiny for v in temps):
-            raise invalid(source, "positive finite temperatures", repr(t))
-        target = d["target"]
-        if not isinstance(target, dict) or "precision" not in target:
-            raise invalid(source, "'target' as an object with 'precision', 'confidence' "
-                          "and 'simultaneous'", repr(target))
-        check_unit_interval(f"{source}: target.precision", target["precision"])
-        check_unit_interval(f"{source}: target.confidence", target.get("confidence"),
-                            allow_none=True)
-        if not isinstance(target.get("simultaneous", False), bool):
-            raise invalid(source, "target.simultaneous true or false",
-                          repr(target["simultaneous"]))
-        shown = d.get("thresholds")
-        if shown is not None:
-            _check_shown_thresholds(source, shown, dt, task)
-        return cls(task=task, classes=[str(c) for c in classes], input_kind=d["input_kind"],
-                   temperature=np.array(t, dtype=np.float64) if isinstance(t, list) else float(t),
-                   rule=d["rule"],
-                   decision_thresholds={"per_class": [None if v is None else float(v)
-                                                      for v in dt["per_class"]],
-                                        "global": None if dt["global"] is None else float(dt["global"])},
-                   target=dict(d["target"]), summary=d.get("summary", {}))
+        """Rebuild a Calibrator from a parsed file, refusing anything malformed
+        (see :func:`calibrate.schema.from_dict`)."""
+        return schema.from_dict(d, source)
 
 
 def _joined(blocks):
@@ -295,49 +203,7 @@ class DecisionTally:
         return DecisionCounts(self.task, self.rows, self.first, self.second)
 
 
-def _finite_number(v):
-    """A JSON number that is a finite float (not a bool, not 1e400 read as inf)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return False
-    try:
-        return math.isfinite(float(v))
-    except OverflowError:  # a huge integer literal
-        return False
-
-
-def _check_shown_thresholds(source, shown, dt, task):
-    """Refuse a file whose human ``thresholds`` were edited: ``apply`` uses
-    ``decision_thresholds``, and a silent mismatch would ignore the edit."""
-    try:
-        pairs = list(zip(shown["per_class"], dt["per_class"])) + [(shown["global"], dt["global"])]
-    except (TypeError, KeyError):
-        raise invalid(source, "'thresholds' with 'per_class' and 'global'", repr(shown))
-    for i, (p, v) in enumerate(pairs):
-        want = to_probability(v, task)
-        ok = (p is None and want is None) or (
-            _finite_number(p) and want is not None and math.isclose(p, want, rel_tol=1e-9,
-                                                                     abs_tol=1e-300))
-        if not ok:
-            which = "global" if i == len(pairs) - 1 else f"per_class[{i}]"
-            raise invalid(source, f"thresholds.{which} to match decision_thresholds.{which} "
-                          "(apply uses decision_thresholds: edit those, in "
-                          f"{space_of(task)} space)", repr(p))
-
-
-def _no_constant(name):
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def load(path):
-    """Read a threshold file written by :meth:`Calibrator.save`."""
-    name = os.fspath(path)
-    try:
-        with open(name, "rb") as fh:
-            raw = fh.read()
-    except OSError as exc:
-        raise invalid(f"threshold file '{name}'", "a readable file", exc.strerror or str(exc))
-    try:
-        d = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
-        raise invalid(f"threshold file '{name}'", "valid JSON", f"a parse error ({exc})")
-    return Calibrator.from_dict(d, f"threshold file '{name}'")
+    """Read a threshold file written by :meth:`Calibrator.save`, checking every
+    field (see :func:`calibrate.schema.load`)."""
+    return schema.load(path)

@@ -10,6 +10,32 @@ class CalibrateError(ValueError):
     """
 
 
+#: Bidirectional controls: they reorder how the rest of a line is displayed.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def unsafe_char(ch):
+    """A character that must not reach a terminal or a CSV cell as it is: a
+    control character (``\\n``, ``\\r``, ESC...), a lone surrogate, a line or
+    paragraph separator, or a bidirectional control."""
+    import unicodedata
+
+    return unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") or ch in BIDI_CONTROLS
+
+
+def quote(text):
+    """A user's string (a path, a name) for a message: in single quotes, with
+    every :func:`unsafe_char` escaped, so the message stays one honest line."""
+    import os
+
+    if isinstance(text, (bytes, os.PathLike)):
+        text = os.fspath(text)
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "backslashreplace")
+    text = str(text)
+    return "'" + "".join(ascii(ch)[1:-1] if unsafe_char(ch) else ch for ch in text) + "'"
+
+
 def invalid(where, expected, found):
     """Build the error for ``where`` (a file, an array or an option name)."""
     return CalibrateError(f"{where}: expected {expected}, found {found}")

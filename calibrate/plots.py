@@ -34,7 +34,7 @@ from .backends import as_array
 from . import scores as _scores
 from .errors import invalid
 from .guarantee import lower_bound
-from .io import atomic_write, check_writable
+from .outputs import atomic_write, check_writable
 
 FORMATS = (".png", ".pdf", ".svg")
 #: Report layout, in inches: figure width, and the height of each kind of row.
@@ -588,16 +588,25 @@ def _panel_title(name, row, held_out):
     return f"{name}: t = {row['threshold']:.3g}, precision {row['precision']:.3f} ({st})"
 
 
+def render_report(cal, scores, labels, fmt, input_kind=None, title=None, held_out=True,
+                  dpi=DPI, max_panels=MAX_PANELS):
+    """:func:`report_figure` drawn as the bytes of a ``fmt`` file (png, pdf, svg),
+    and its size in pixels (width, height) at ``dpi``."""
+    fig = report_figure(cal, scores, labels, input_kind=input_kind, title=title,
+                        held_out=held_out, max_panels=max_panels)
+    buf = _io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=dpi)
+    w, h = fig.get_size_inches()
+    return buf.getvalue(), (int(round(w * dpi)), int(round(h * dpi)))
+
+
 def save_report(cal, scores, labels, path, input_kind=None, title=None, held_out=True,
                 dpi=DPI, max_panels=MAX_PANELS):
     """Draw :func:`report_figure` and write it to ``path`` (.png, .pdf, .svg)
     atomically.  Returns the figure's size in pixels (width, height) at ``dpi``."""
     check_output(path)
-    fig = report_figure(cal, scores, labels, input_kind=input_kind, title=title,
-                        held_out=held_out, max_panels=max_panels)
-    buf = _io.BytesIO()
     fmt = os.path.splitext(os.fspath(path))[1].lower()[1:]
-    fig.savefig(buf, format=fmt, dpi=dpi)
-    atomic_write(path, buf.getvalue())
-    w, h = fig.get_size_inches()
-    return int(round(w * dpi)), int(round(h * dpi))
+    data, size = render_report(cal, scores, labels, fmt, input_kind=input_kind, title=title,
+                               held_out=held_out, dpi=dpi, max_panels=max_panels)
+    atomic_write(path, data, role="plot file")
+    return size

@@ -14,12 +14,15 @@ reads everything, for the small arrays (labels, one-column scores) where that
 is fine.
 """
 
+import contextlib
 import glob as _glob
 import os
+import stat
 
 import numpy as np
 
 from .errors import invalid
+from .outputs import file_kind
 
 
 class RowSource:
@@ -58,34 +61,155 @@ class RowSource:
         return a if dtype is None else a.astype(dtype, copy=False)
 
 
+#: ``.npy`` format versions numpy defines: (1, 0) and (2, 0) headers are latin-1,
+#: (3, 0) is utf-8 (only for structured field names, which are refused anyway).
+NPY_VERSIONS = {(1, 0): "<H", (2, 0): "<I", (3, 0): "<I"}
+#: numpy's own limit on a header's length (``max_header_size``).
+NPY_MAX_HEADER = 10_000
+#: Dimensions of an array that holds no element are bounded by this many values
+#: a row: the file cannot bound them, and callers size buffers by the row.
+EMPTY_ROW_MAX = 1 << 24
+
+
+def read_npy_header(fh, where, stream_bytes):
+    """Parse a ``.npy`` header from the binary stream ``fh`` without trusting it.
+
+    Returns ``(shape, dtype, fortran_order, header_bytes)``.  Refuses format
+    versions numpy does not define, headers longer than numpy's limit, shapes
+    that are not tuples of non-negative ints (a bool is not an int), dtypes
+    that are not plain numbers (objects, structured, strings, dates, complex),
+    and, with exact integer arithmetic (no int64 wrap-around), a data size other
+    than what follows the header in the ``stream_bytes`` of the whole array: a
+    truncated file, or bytes the header does not account for (rows a lying
+    shape would silently drop).
+    """
+    d, header_bytes = _header_dict(fh, where)
+    shape, fortran = d["shape"], d["fortran_order"]
+    if (not isinstance(shape, tuple) or len(shape) > 32
+            or not all(type(n) is int and n >= 0 for n in shape)):
+        raise invalid(where, "a .npy shape: a tuple of at most 32 non-negative ints",
+                      _short(shape))
+    if type(fortran) is not bool:
+        raise invalid(where, "a .npy fortran_order of True or False", _short(fortran))
+    try:
+        dtype = np.lib.format.descr_to_dtype(d["descr"])
+    except (TypeError, ValueError, KeyError, OverflowError, MemoryError, RecursionError):
+        raise invalid(where, "a .npy array", f"an invalid dtype {_short(d['descr'])}") from None
+    if dtype.hasobject:
+        raise invalid(where, "a numeric array", "an object array (not unpickled)")
+    if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
+        raise invalid(where, "a numeric array (bool, int, uint or float)", f"dtype {dtype}")
+    size = 1
+    for n in shape:
+        size *= n
+    need = size * dtype.itemsize
+    data_bytes_available = stream_bytes - header_bytes
+    if need != data_bytes_available:
+        why = "a truncated file" if need > data_bytes_available else "bytes after the array"
+        raise invalid(where, f"{need} data bytes for shape {shape} and dtype {dtype}",
+                      f"{data_bytes_available} ({why})")
+    row = 1
+    for n in shape[1:]:
+        row *= n
+    if size == 0 and row > EMPTY_ROW_MAX:
+        raise invalid(where, f"rows of at most {EMPTY_ROW_MAX} values in an empty array",
+                      f"shape {shape}")
+    return shape, dtype, fortran, header_bytes
+
+
+def _header_dict(fh, where):
+    """The header dict of a ``.npy`` stream and the header's length in bytes:
+    magic, a version numpy defines, a length within numpy's limit, and a plain
+    dict literal of exactly descr, fortran_order and shape (nothing evaluated)."""
+    import ast
+    import struct
+
+    def bad(found):
+        return invalid(where, "a .npy array", found)
+
+    magic = fh.read(8)
+    if len(magic) < 8 or magic[:6] != b"\x93NUMPY":
+        raise bad("no .npy magic string (an unreadable header)" if len(magic) == 8
+                  else "an unreadable header (EOF in the magic string)")
+    version = (magic[6], magic[7])
+    if version not in NPY_VERSIONS:
+        raise bad(f"format version {version[0]}.{version[1]} (numpy defines 1.0, 2.0 and 3.0)")
+    fmt = NPY_VERSIONS[version]
+    raw = fh.read(struct.calcsize(fmt))
+    if len(raw) < struct.calcsize(fmt):
+        raise bad("an unreadable header (EOF in the header length)")
+    length = struct.unpack(fmt, raw)[0]
+    if length > NPY_MAX_HEADER:
+        raise bad(f"a header of {length} bytes (at most {NPY_MAX_HEADER})")
+    text = fh.read(length)
+    if len(text) < length:
+        raise bad(f"an unreadable header (EOF: {len(text)} of {length} header bytes)")
+    header_bytes = 8 + len(raw) + length
+    try:
+        d = ast.literal_eval(text.decode("utf-8" if version == (3, 0) else "latin-1"))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError,
+            UnicodeDecodeError):
+        raise bad("an unreadable header (not a Python dict literal)") from None
+    if not isinstance(d, dict) or set(d) != {"descr", "fortran_order", "shape"}:
+        raise bad("an unreadable header (not a dict of descr, fortran_order and shape)")
+    return d, header_bytes
+
+
+def _short(value, limit=60):
+    """``repr(value)``, cut to ``limit`` characters for a one-line message."""
+    r = repr(value)
+    return r if len(r) <= limit else r[:limit - 3] + "..."
+
+
+@contextlib.contextmanager
+def open_regular(path, where):
+    """A binary file object for ``path``, refused unless it is a regular file.
+
+    Opened without blocking (a FIFO would wait for a writer) and checked on the
+    open descriptor, so the file cannot be swapped between check and read.
+    """
+    try:
+        fd = os.open(os.fspath(path), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise invalid(where, "an existing file", "nothing at that path") from None
+    except (OSError, ValueError) as exc:
+        try:  # a socket cannot be opened at all: say what it is
+            mode = os.stat(path).st_mode
+        except (OSError, ValueError):
+            mode = stat.S_IFREG
+        if not stat.S_ISREG(mode):
+            raise invalid(where, "a regular file", file_kind(mode)) from None
+        raise invalid(where, "a readable file", getattr(exc, "strerror", None) or str(exc)) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):  # checked before fdopen, which refuses folders itself
+        os.close(fd)
+        raise invalid(where, "a regular file", file_kind(mode))
+    with os.fdopen(fd, "rb") as fh:
+        yield fh
+
+
 class NpyRows(RowSource):
-    """Rows of a C-ordered ``.npy`` file, read on demand (never unpickled)."""
+    """Rows of a C-ordered ``.npy`` file, read on demand (never unpickled).
+
+    The header is checked by :func:`read_npy_header` against the file's size, so
+    no read ever asks for more than the file holds.
+    """
 
     def __init__(self, path, where=None):
         self.path = os.fspath(path)
         where = where or f"file '{self.path}'"
-        with open(self.path, "rb") as fh:
-            try:
-                version = np.lib.format.read_magic(fh)
-                reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                          else np.lib.format.read_array_header_2_0)
-                shape, fortran, dtype = reader(fh)
-            except ValueError as exc:
-                raise invalid(where, "a .npy array", f"an unreadable header ({exc})")
-            self.offset = fh.tell()
-        if dtype.hasobject:
-            raise invalid(where, "a numeric array", "an object array (not unpickled)")
+        with open_regular(self.path, where) as fh:
+            shape, dtype, fortran, offset = read_npy_header(fh, where, os.fstat(fh.fileno()).st_size)
         if len(shape) == 0:
             raise invalid(where, "an array of rows", "a single number (a 0-d array)")
         if fortran and len(shape) > 1:
             raise invalid(where, "a C-ordered array", "a Fortran-ordered one")
+        self.offset = offset
         self.shape, self.dtype = tuple(shape), dtype
-        self.row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
-        need = self.offset + self.row_bytes * (shape[0] if shape else 1)
-        have = os.path.getsize(self.path)
-        if have < need:
-            raise invalid(where, f"{need} bytes for shape {tuple(shape)}",
-                          f"{have} (a truncated file)")
+        row = 1
+        for n in shape[1:]:
+            row *= n
+        self.row_bytes = row * dtype.itemsize
 
     def read(self, start, stop):
         out = np.empty((stop - start,) + self.shape[1:], self.dtype)
@@ -93,15 +217,20 @@ class NpyRows(RowSource):
         pos, done = self.offset + start * self.row_bytes, 0
         # Opened per read: thousands of shards must not hold thousands of
         # descriptors (one open costs microseconds against a 4 MB read).
-        fd = os.open(self.path, os.O_RDONLY)
+        where = f"file '{self.path}'"
         try:
-            while done < len(view):
-                got = os.preadv(fd, [view[done:]], pos + done)
-                if got <= 0:
-                    raise invalid(f"file '{self.path}'", "readable rows", "an early end of file")
-                done += got
-        finally:
-            os.close(fd)
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+            try:
+                while done < len(view):
+                    got = os.preadv(fd, [view[done:]], pos + done)
+                    if got <= 0:
+                        raise invalid(where, "readable rows", "an early end of file "
+                                      "(the file changed while it was read)")
+                    done += got
+            finally:
+                os.close(fd)
+        except OSError as exc:  # replaced or removed while it was read
+            raise invalid(where, "readable rows", exc.strerror or str(exc)) from None
         return out
 
     def __reduce__(self):

@@ -69,18 +69,19 @@ def _one_or_many(paths: list[str]) -> Any:
 
 
 def open_scores(scores: Any, labels: Any = None, scheduler: str | None = None,
-                require_labels: bool = True) -> OpenedScores:
+                require_labels: bool = True, want_labels: bool = True) -> OpenedScores:
     """Open score files (a path, a glob, or a list of ``.npy`` shards) and their labels.
 
     ``labels`` are label files in the same forms; without them the labels come
     from the scores file when it is a ``.npz`` / ``.pt`` holding an array named
     ``labels`` (an error when none is found and ``require_labels``).
     ``scheduler`` (e.g. ``tcp://host:8786``) runs every pass on that
-    dask.distributed cluster.
+    dask.distributed cluster.  With label files given, or ``want_labels`` False,
+    the scores file's own labels are not even read.
     """
     sp = _paths(scores)
-    s, y = io.read_scores(_one_or_many(sp))
     lp = _paths(labels) if labels is not None and len(_paths(labels)) else []
+    s, y = io.read_scores(_one_or_many(sp), with_labels=want_labels and not lp)
     if lp:
         y = io.read_labels(_one_or_many(lp))
     elif y is None and require_labels:

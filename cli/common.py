@@ -1,18 +1,36 @@
 """What the commands share: how SCORES are opened, the cluster option, progress
 bars, number formatting.  No math and no policy here: the library decides."""
 
+import re
 import sys
 import threading
 
 import click
 
 import calibrate  # cheap: the library's modules load when a command uses them
+from calibrate.errors import quote
 
 INPUT_CHOICES = ["auto", "logits", "probabilities", "log-probabilities"]
+#: A dask.distributed scheduler address: [protocol://]host:port, or an
+#: in-process cluster's inproc://host/pid/n.
+ADDRESS = re.compile(r"^(?:(?:tcp|tls|ws|wss|ucx)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)"
+                     r":(\d{1,5})$")
+INPROC = re.compile(r"^inproc://[A-Za-z0-9_.:-]+/\d+/\d+$")
+
+
+def _check_address(ctx, param, value):
+    """Refuse a --scheduler value that is not an address before any work."""
+    if value is None or INPROC.match(value):
+        return value
+    m = ADDRESS.match(value)
+    if not m or not 0 < int(m.group(1)) < 65536:
+        raise click.BadParameter(f"expected an address such as tcp://host:8786 (port 1 to "
+                                 f"65535), found {quote(value)}")
+    return value
 
 
 SCHEDULER = click.option(
-    "--scheduler", metavar="ADDRESS",
+    "--scheduler", metavar="ADDRESS", callback=_check_address,
     help="Run the passes on a running dask.distributed cluster (e.g. tcp://host:8786); "
          "the workers read the .npy files themselves, so they must see the same paths. "
          "Needs the 'dask' extra.")
@@ -20,8 +38,9 @@ SCHEDULER = click.option(
 
 def open_inputs(scores_paths, labels_paths=(), scheduler=None, need_labels=True):
     """The library's :func:`calibrate.sources.open_scores`, closed with the command."""
-    opened = calibrate.sources.open_scores(list(scores_paths), list(labels_paths) or None, scheduler,
-                                 require_labels=False)
+    opened = calibrate.sources.open_scores(list(scores_paths), list(labels_paths) or None,
+                                           scheduler, require_labels=False,
+                                           want_labels=need_labels)
     click.get_current_context().call_on_close(opened.close)
     if need_labels and opened.labels is None:
         raise click.UsageError(
@@ -62,3 +81,24 @@ def fmt(v, pct=False):
     if v is None:
         return "-"
     return f"{100 * v:.2f}%" if pct else f"{v:.4g}"
+
+
+def out(text=""):
+    """Print a line on stdout; an OS error there (a full device, a closed pipe)
+    becomes one line naming stdout instead of a traceback."""
+    try:
+        click.echo(text)
+    except OSError as exc:
+        raise calibrate.outputs.stream_error("stdout", exc) from None
+
+
+def inputs(**roles):
+    """``(role, path)`` pairs for :class:`calibrate.outputs.Outputs`: every file a
+    command reads, which no output may be."""
+    pairs = []
+    for role, paths in roles.items():
+        if paths is None:
+            continue
+        for p in [paths] if isinstance(paths, str) else paths:
+            pairs.append((role.replace("_", " ") + " file", p))
+    return pairs

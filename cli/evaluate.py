@@ -5,8 +5,9 @@ import json
 import click
 
 import calibrate  # cheap: the library's modules load when a command uses them
+from calibrate.params import MAX_BOOTSTRAP  # stdlib only: cheap
 
-from .common import INPUT_CHOICES, SCHEDULER, fmt as _fmt, open_inputs, progress
+from .common import INPUT_CHOICES, SCHEDULER, fmt as _fmt, inputs, open_inputs, out
 
 
 def format_metrics(m):
@@ -119,9 +120,12 @@ def _pooled_rows(rep, unit):
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
               help="Also draw the report on the new data (.png, .pdf or .svg; needs "
                    "matplotlib: pip install 'calibrate-thresholds[plot]').")
-@click.option("--bootstrap", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Bootstrap resamples for 95% intervals of the ECEs (0: none).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap.")
+@click.option("--bootstrap", default=0, show_default=True,
+              type=click.IntRange(min=0, max=MAX_BOOTSTRAP),
+              help=f"Bootstrap resamples for 95% intervals of the ECEs (0: none; at most "
+                   f"{MAX_BOOTSTRAP}).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Seed of the bootstrap (an integer >= 0).")
 @SCHEDULER
 def evaluate(thresholds, scores, labels_paths, input_kind, as_json, plot_path, bootstrap, seed,
              scheduler):
@@ -133,25 +137,33 @@ def evaluate(thresholds, scores, labels_paths, input_kind, as_json, plot_path, b
     and after temperature scaling.  Exits 0 whether or not the target held.
     SCORES is one file, or several .npy shards (paths or a glob).
     """
-    if plot_path is not None:
-        from calibrate import plots  # matplotlib only when a picture is asked for
-        plots.check_output(plot_path)
-    cal = calibrate.load(thresholds)
-    inputs = open_inputs(scores, labels_paths, scheduler)
-    s, y = inputs.scores, inputs.labels
-    res = calibrate.evaluate(cal, s, y, input_kind=input_kind, bootstrap=bootstrap, seed=seed)
-    if plot_path is not None:
-        plots.save_report(cal, s, y, plot_path, input_kind=input_kind,
-                          title=f"{thresholds} on {' '.join(scores)}", held_out=False)
-    if as_json:
-        out = dict(res.to_dict(), thresholds=thresholds)
+    with calibrate.outputs.Outputs(inputs(threshold=thresholds, scores=scores,
+                                          labels=labels_paths)) as tx:
+        plot = None
         if plot_path is not None:
-            out["plot"] = plot_path
-        click.echo(json.dumps(out, indent=2))
-    else:
-        click.echo(format_evaluation(res, thresholds))
-        if plot_path is not None:
-            click.echo(f"wrote {plot_path}")
+            from calibrate import plots  # matplotlib only when a picture is asked for
+            plot = tx.declare(plot_path, "--plot", plots.FORMATS, "plot file")
+            plots.check_output(plot_path)
+        cal = calibrate.load(thresholds)
+        opened = open_inputs(scores, labels_paths, scheduler)
+        s, y = opened.scores, opened.labels
+        res = calibrate.evaluate(cal, s, y, input_kind=input_kind, bootstrap=bootstrap,
+                                 seed=seed)
+        if plot is not None:
+            tx.write(plot, plots.render_report(
+                cal, s, y, plot.suffix[1:], input_kind=input_kind,
+                title=f"{thresholds} on {' '.join(scores)}", held_out=False)[0])
+        # Printed before the rename: a full or closed stdout replaces nothing.
+        if as_json:
+            doc = dict(res.to_dict(), thresholds=thresholds)
+            if plot_path is not None:
+                doc["plot"] = plot_path
+            out(json.dumps(doc, indent=2))
+        else:
+            out(format_evaluation(res, thresholds))
+            if plot_path is not None:
+                out(f"wrote {plot_path}")
+        tx.commit()
 
 
 __all__ = ["evaluate", "format_evaluation"]

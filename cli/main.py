@@ -1,6 +1,9 @@
 """``calibrate`` command line: parse, call the library, format.  No math here."""
 
+import io as io_module
 import json
+import os
+import signal
 import sys
 import threading
 import warnings
@@ -8,9 +11,10 @@ import warnings
 import click
 
 import calibrate  # cheap: the library's modules load when a command uses them
-from calibrate.errors import CalibrateError
+from calibrate.errors import CalibrateError, quote, unsafe_char
+from calibrate.outputs import Outputs, StreamError, Terminated  # stdlib only: cheap
 
-from .common import INPUT_CHOICES, SCHEDULER, fmt, open_inputs, progress
+from .common import INPUT_CHOICES, SCHEDULER, fmt, inputs, open_inputs, out, progress
 
 TASK_CHOICES = ["auto", "multiclass", "binary", "multilabel"]
 RULE_CHOICES = ["per-class", "global"]
@@ -33,28 +37,128 @@ class Confidence(click.ParamType):
 
 
 class Group(click.Group):
-    """Usage errors in one line (``Error: ...``, exit 2); data errors exit 1."""
+    """Usage errors in one line (``Error: ...``, exit 2); data errors exit 1.
+
+    Also the process-wide guards of a command: SIGTERM and SIGHUP clean up like
+    Ctrl-C; closed standard descriptors are refused (stdout) or parked on
+    /dev/null (so no output file can land on them); only calibrate's own
+    warnings reach stderr (numpy's floating-point warnings never do).
+    """
 
     def main(self, args=None, prog_name=None, **kwargs):
         kwargs.pop("standalone_mode", None)
+        closed = _park_closed_std_fds()
+        restore = _install_signal_handlers()
+        shown = warnings.showwarning
+        warnings.showwarning = _show_warning
         try:
+            if 1 in closed:
+                raise StreamError("stdout: expected an open output for the results, found it "
+                                  "closed (use >/dev/null to discard them)")
             rv = super().main(args=args, prog_name=prog_name, standalone_mode=False, **kwargs)
         except click.UsageError as exc:
             hint = ""
             if exc.ctx is not None:
                 hint = f" (see '{exc.ctx.command_path} --help')"
-            click.echo(f"Error: {exc.format_message()}{hint}", err=True)
-            sys.exit(exc.exit_code)
+            _fail(f"{exc.format_message()}{hint}", exc.exit_code)
         except click.ClickException as exc:
-            click.echo(f"Error: {exc.format_message()}", err=True)
-            sys.exit(exc.exit_code)
+            _fail(exc.format_message(), exc.exit_code)
         except CalibrateError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(1)
+            if isinstance(exc, StreamError):
+                _silence_stdout()
+            _fail(str(exc), getattr(exc, "exit_code", 1))
         except click.exceptions.Abort:
-            click.echo("Aborted.", err=True)
-            sys.exit(1)
+            _fail_plain("Aborted.", 1)
+        except Terminated as exc:
+            _silence_stdout()  # a stdout nobody reads must not block the exit
+            how = "interrupted" if exc.signum == signal.SIGINT else "terminated"
+            _fail(f"{how} by {signal.Signals(exc.signum).name}; "
+                  f"{exc.done or 'no output was replaced'}", 128 + exc.signum)
+        except MemoryError:
+            _fail("out of memory: expected data that fits, found more (nothing was replaced)", 1)
+        except OSError as exc:  # not raised by calibrate's own I/O, which names its files
+            _fail(f"{quote(exc.filename) if exc.filename else 'an operating-system call'}: "
+                  f"expected success, found {calibrate.outputs.os_reason(exc)}", 1)
+        finally:
+            warnings.showwarning = shown
+            restore()
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _one_line(text):
+    """``text`` with every control character escaped: one line, as it reads."""
+    return "".join(ascii(ch)[1:-1] if unsafe_char(ch) else ch for ch in str(text))
+
+
+def _fail(message, code):
+    _fail_plain(f"Error: {_one_line(message)}", code)
+
+
+def _fail_plain(line, code):
+    try:
+        click.echo(line, err=True)
+    except OSError:
+        pass  # stderr gone too: the exit code is all that is left
+    sys.exit(code)
+
+
+def _park_closed_std_fds():
+    """Put /dev/null on closed descriptors 0-2 (an output opened later must
+    never become 'stdout'); return which were closed."""
+    closed = []
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.append(fd)
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    return closed
+
+
+def _silence_stdout():
+    """After stdout failed: send what is left in its buffer to /dev/null, so the
+    interpreter's final flush adds no second error."""
+    try:
+        if sys.stdout is not None and sys.stdout.fileno() == 1:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.close(null)
+    except (OSError, ValueError, AttributeError, io_module.UnsupportedOperation):
+        pass
+
+
+def _install_signal_handlers():
+    """SIGINT, SIGTERM and SIGHUP raise in the main thread (deferred while
+    outputs are renamed); returns a function restoring the old handlers."""
+    old = {}
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                old[sig] = signal.signal(sig, calibrate.outputs.on_signal)
+
+    def restore():
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    return restore
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings go to stderr as one line, and only calibrate's own."""
+    if _is_ours(category):
+        try:
+            click.echo(f"warning: {_one_line(message)}", err=True)
+        except OSError:
+            pass
+
+
+def _is_ours(category):
+    """A warning class defined by calibrate (not numpy's RuntimeWarnings, not a
+    dependency's deprecation notices)."""
+    return category.__module__.split(".")[0] in ("calibrate", "calibrate_cli")
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -70,7 +174,7 @@ def cli():
 
 def _echo_warnings(caught):
     for w in caught:
-        click.echo(f"warning: {w.message}", err=True)
+        _show_warning(w.message, w.category, w.filename, w.lineno)
 
 
 @cli.command()
@@ -107,33 +211,39 @@ def fit(scores, labels_paths, output, precision, confidence, simultaneous, rule,
     SCORES is one file, or several .npy shards (paths or a glob such as
     'val/logits_*.npy'), read in row chunks without concatenating them.
     """
-    calibrate.io.check_output_suffix(output, (".json",))
-    calibrate.io.check_writable(output)
-    if plot_path is not None:
-        from calibrate import plots  # matplotlib only when a picture is asked for
-        plots.check_output(plot_path)
-    inputs = open_inputs(scores, labels_paths, scheduler)
-    classes = calibrate.io.load_class_names(classes_path) if classes_path else None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        cal = calibrate.fit(inputs.scores, inputs.labels, precision=precision,
-                            confidence=confidence, rule=rule, task=task, input_kind=input_kind,
-                            classes=classes, simultaneous=simultaneous,
-                            scores_name=inputs.scores_name, labels_name=inputs.labels_name,
-                            classes_name=f"classes file '{classes_path}'", progress=progress())
-    _echo_warnings(caught)
-    cal.save(output)
-    if plot_path is not None:
-        plots.save_report(cal, inputs.scores, inputs.labels, plot_path,
-                          input_kind=None if input_kind == "auto"
-                          else input_kind, title=output, held_out=True)
-    if as_json:
-        extra = {"output": output} | ({"plot": plot_path} if plot_path else {})
-        click.echo(json.dumps(cal.to_dict()["summary"] | extra, indent=2))
-    else:
-        click.echo(format_summary(cal, input_forced=input_kind != "auto",
-                                  task_forced=task != "auto"))
-        click.echo(f"wrote {output}" + (f" and {plot_path}" if plot_path else ""))
+    with Outputs(inputs(scores=scores, labels=labels_paths, classes=classes_path)) as tx:
+        target = tx.declare(output, "-o/--output", (".json",), "output")
+        plot = None
+        if plot_path is not None:
+            from calibrate import plots  # matplotlib only when a picture is asked for
+            plot = tx.declare(plot_path, "--plot", plots.FORMATS, "plot file")
+            plots.check_output(plot_path)
+        opened = open_inputs(scores, labels_paths, scheduler)
+        classes = calibrate.io.load_class_names(classes_path) if classes_path else None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            cal = calibrate.fit(opened.scores, opened.labels, precision=precision,
+                                confidence=confidence, rule=rule, task=task,
+                                input_kind=input_kind, classes=classes, simultaneous=simultaneous,
+                                scores_name=opened.scores_name, labels_name=opened.labels_name,
+                                classes_name=f"classes file {quote(classes_path or '')}",
+                                progress=progress())
+        _echo_warnings(caught)
+        tx.write(target, calibrate.schema.dumps(cal).encode("utf-8"))
+        if plot is not None:
+            tx.write(plot, plots.render_report(
+                cal, opened.scores, opened.labels, plot.suffix[1:],
+                input_kind=None if input_kind == "auto" else input_kind, title=output,
+                held_out=True)[0])
+        # Printed before the renames: a full or closed stdout replaces nothing.
+        if as_json:
+            extra = {"output": output} | ({"plot": plot_path} if plot_path else {})
+            out(json.dumps(cal.to_dict()["summary"] | extra, indent=2))
+        else:
+            out(format_summary(cal, input_forced=input_kind != "auto",
+                               task_forced=task != "auto"))
+            out(f"wrote {output}" + (f" and {plot_path}" if plot_path else ""))
+        tx.commit()
 
 
 @cli.command()
@@ -153,31 +263,33 @@ def apply(thresholds, scores, output, rule, input_kind, proba_path, scheduler):
 
     SCORES is one file, or several .npy shards (paths or a glob).
     """
-    # Refuse bad output names before any work is done.
-    if output is not None:
-        calibrate.io.check_output_suffix(output)
-        calibrate.io.check_writable(output)
-    if proba_path is not None:
-        calibrate.io.check_output_suffix(proba_path, (".npy", ".csv"))
-        calibrate.io.check_writable(proba_path)
-    cal = calibrate.load(thresholds)
-    inputs = open_inputs(scores, (), scheduler, need_labels=False)
-    s, name = inputs.scores, inputs.scores_name
-    tally = calibrate.artifact.DecisionTally(cal.task)
-    blocks = tally.watch(cal.iter_predict(s, rule=rule, input_kind=input_kind, name=name,
-                                          progress=progress()))
-    shape, dtype = cal.decisions_shape(s.shape[0])
-    if output is None:
-        calibrate.io.write_predictions_to(click.get_binary_stream("stdout"), ".jsonl", blocks,
-                                cal.classes, shape=shape, dtype=dtype)
-    else:
-        calibrate.io.write_predictions(output, blocks, cal.classes, shape=shape, dtype=dtype)
-    if proba_path is not None:
-        shape, dtype = cal.proba_shape(s.shape[0], s.dtype)
-        calibrate.io.write_array(proba_path, cal.iter_predict_proba(s, input_kind=input_kind, name=name),
-                       shape=shape, dtype=dtype)
-    if output is not None:
-        click.echo(format_counts(tally.counts(), rule or cal.rule, output, proba_path))
+    # Every output checked (and against every input) before any work is done.
+    io = calibrate.io
+    with Outputs(inputs(threshold=thresholds, scores=scores)) as tx:
+        target = tx.declare(output, "-o/--output", io.OUTPUT_SUFFIXES) if output else None
+        proba = (tx.declare(proba_path, "--probabilities", (".npy", ".csv"), "probabilities file")
+                 if proba_path else None)
+        cal = calibrate.load(thresholds)
+        opened = open_inputs(scores, (), scheduler, need_labels=False)
+        s, name = opened.scores, opened.scores_name
+        tally = calibrate.artifact.DecisionTally(cal.task)
+        blocks = tally.watch(cal.iter_predict(s, rule=rule, input_kind=input_kind, name=name,
+                                              progress=progress()))
+        shape, dtype = cal.decisions_shape(s.shape[0])
+        if target is None:
+            calibrate.outputs.write_stream(click.get_binary_stream("stdout"), io.prediction_writer(
+                ".jsonl", blocks, cal.classes, shape=shape, dtype=dtype))
+        else:
+            tx.write(target, io.prediction_writer(target.suffix, blocks, cal.classes,
+                                                  shape=shape, dtype=dtype))
+        if proba is not None:
+            shape, dtype = cal.proba_shape(s.shape[0], s.dtype)
+            tx.write(proba, io.array_writer(
+                proba.suffix, cal.iter_predict_proba(s, input_kind=input_kind, name=name),
+                shape=shape, dtype=dtype))
+        if output is not None:  # before the renames, like every line on stdout
+            out(format_counts(tally.counts(), rule or cal.rule, output, proba_path))
+        tx.commit()
 
 
 def format_counts(counts, rule, output, proba_path):

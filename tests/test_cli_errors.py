@@ -18,10 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from scipy import special
 
-import calibrate
 from calibrate_cli.main import cli
+from hostile_helpers import make_data
 
 N, C = 300, 10
 
@@ -46,15 +45,7 @@ class Payload:
 
 def _data(tmp):
     """Valid 10-class logits and labels, and a threshold file fitted on them."""
-    tmp = Path(tmp)
-    rng = np.random.default_rng(1234)
-    g = rng.normal(0.0, 3.0, size=(N, C))
-    y = (special.softmax(g, axis=1).cumsum(axis=1) > rng.random((N, 1))).argmax(axis=1)
-    z = (2.0 * g).astype(np.float32)
-    np.save(tmp / "z.npy", z)
-    np.save(tmp / "y.npy", y.astype(np.int64))
-    calibrate.fit(z, y, confidence=None).save(tmp / "t.json")
-    return z, y
+    return make_data(tmp)
 
 
 def _fit(scores, *extra, labels="y.npy"):
@@ -329,7 +320,7 @@ ROWS = [
                  id="thresholds-missing-task"),
     pytest.param(b_json_not_object, 1, ["list.json", "JSON object", "list"], [],
                  id="thresholds-not-object"),
-    pytest.param(b_json_missing, 1, ["nothere.json", "readable file", "No such file"], [],
+    pytest.param(b_json_missing, 1, ["nothere.json", "existing file", "nothing at that path"], [],
                  id="thresholds-missing-file"),
     pytest.param(b_class_count, 1, ["scores", "10 score columns", "threshold file", "found 5"],
                  [], id="thresholds-class-count"),

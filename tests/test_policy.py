@@ -138,7 +138,8 @@ def test_progress_is_a_parameter_that_hears_every_block():
                                      "None, found 'abc'"),
     (params.APPLY, {"input": "auto"}, "input: expected one of logits, probabilities, "
                                       "log-probabilities, or None, found 'auto'"),
-    (params.EVALUATE, {"bootstrap": -1}, "bootstrap: expected an integer >= 0, found -1"),
+    (params.EVALUATE, {"bootstrap": -1},
+     "bootstrap: expected an integer from 0 to 10000, found -1"),
     (params.CLASSIFIER, {"response_method": "x"}, "response_method: expected one of auto, "
                                                   "decision_function, predict_proba, found 'x'"),
 ])
