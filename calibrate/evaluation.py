@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from . import params, rules, summary
+from . import params, rules, sigmoid_passes, summary
 from .artifact import Calibrator, to_probability
-from .backends import Backend, as_array
+from .backends import Backend, as_array, as_labels
 from .bootstrap import bootstrap_metrics
 from .guarantee import lower_bound
 from .scores import check_labels
@@ -207,10 +207,15 @@ def evaluate(cal: Calibrator, scores: Any, labels: Any, input_kind: str | None =
                     params.EVALUATE)
     z = cal.logits(scores, input_kind)
     n_rows = int(z.n_rows)
-    y = check_labels(as_array(labels, "labels"), cal.task, n_rows, len(cal.classes))
+    y = check_labels(as_labels(labels, "labels"), cal.task, n_rows, len(cal.classes))
     target = float(cal.target["precision"])
-    units = rules.decision_units(z, y, cal.task, cal.temperature, cal.n_scored)
-    per_rows, overall, glob = _rule_rows(cal, units, target)
+    tau, tau_g = cal.rule_thresholds("per-class"), cal.rule_thresholds("global")
+    if cal.task == "multiclass":
+        units = rules.decision_units(z, y, cal.task, cal.temperature, cal.n_scored)
+        counts_ = rules.RuleCounts.of_units(units, tau, tau_g)
+    else:
+        counts_ = sigmoid_passes.rule_counts(z, y, cal.temperature, tau, tau_g[0])
+    per_rows, overall, glob = _rule_rows(cal, counts_, target)
     counts = {s: 0 for s in STATUSES}
     for r in per_rows:
         counts[r.status] += 1
@@ -223,28 +228,22 @@ def evaluate(cal: Calibrator, scores: Any, labels: Any, input_kind: str | None =
         metrics=_metrics(cal, z, y, bootstrap, seed))
 
 
-def _rule_rows(cal: Calibrator, units: rules.DecisionUnits, target: float) -> tuple:
+def _rule_rows(cal: Calibrator, c: rules.RuleCounts, target: float) -> tuple:
     """The per-class rows, the pooled row and the global rule's row on new data."""
     held = cal.summary if isinstance(cal.summary, dict) else {}
-    n_units = units.n_units
-    cls, correct = units.class_ids(), units.correct.ravel()
     per_tau = cal.decision_thresholds["per_class"]
-    acc = units.accepted(cal.rule_thresholds("per-class"))
-    pred = np.bincount(cls[acc], minlength=len(per_tau))
-    hits = np.bincount(cls[acc & correct], minlength=len(per_tau))
     held_rows = held.get("per_class") or [None] * len(per_tau)
     scored = cal.classes[1:] if cal.task == "binary" else cal.classes
     per_rows = tuple(
-        _row(name, pred[j], hits[j], units.support[j], n_units, per_tau[j] is not None, target,
-             to_probability(per_tau[j], cal.task),
+        _row(name, c.predicted[j], c.correct[j], c.support[j], c.n_units,
+             per_tau[j] is not None, target, to_probability(per_tau[j], cal.task),
              _promised(held_rows[j] if j < len(held_rows) else None))
         for j, name in enumerate(scored))
-    total_support = int(np.sum(units.support))
-    overall = _row(None, int(acc.sum()), int((acc & correct).sum()), total_support, n_units,
-                   True, target, None, with_threshold=False)
+    total_support = int(np.sum(c.support))
+    overall = _row(None, int(c.predicted.sum()), int(c.correct.sum()), total_support,
+                   c.n_units, True, target, None, with_threshold=False)
     g_tau = cal.decision_thresholds["global"]
-    g_acc = units.accepted(cal.rule_thresholds("global"))
-    glob = _row(None, int(g_acc.sum()), int((g_acc & correct).sum()), total_support, n_units,
+    glob = _row(None, c.global_predicted, c.global_correct, total_support, c.n_units,
                 g_tau is not None, target, to_probability(g_tau, cal.task),
                 _promised(held.get("global")))
     return per_rows, overall, glob
@@ -261,10 +260,15 @@ def _expected_violations(cal: Calibrator, certified: int) -> float | None:
 
 def _metrics(cal: Calibrator, z: Backend, y: np.ndarray, bootstrap: int, seed: int) -> dict:
     T = cal.temperature
-    before = summary.metrics_at(z, y, cal.task, 1.0).values
-    after = summary.metrics_at(z, y, cal.task, T).values
+    if cal.task == "multiclass":
+        before = summary.metrics_at(z, y, cal.task, 1.0, scores=False).values
+        after = summary.metrics_at(z, y, cal.task, T, scores=False).values
+    else:
+        sp = sigmoid_passes.run(z, y, T, cal.task)
+        before, after = sp.before, sp.after
     out = summary.named_metrics(before, after, cal.task)
     if bootstrap:
+        y = as_array(y)          # the resamples hold the pairs in memory
         for side, temp in (("before", 1.0), ("after", T)):
             p = probabilities(cal, z, temp)
             ci = bootstrap_metrics(p, y, cal.task, n_resamples=int(bootstrap), seed=seed)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from . import metrics, params, rules, summary
+from . import metrics, params, rules, sigmoid_passes, summary
 from . import thresholds as _thr
 from .artifact import Calibrator, to_probability
 from .backends import Progress
@@ -102,16 +102,26 @@ def fit_prepared(prepared: PreparedScores, names: list[str], precision: float,
     temp = fit_temperature(z, y, task, prepared.name, names, nll_before=False,
                            summary_bins=metrics.N_BINS)
     T = temp.temperature
-    # multiclass: the temperature passes usually made the metrics' passes on
-    # the way; the one at T also gives the decision scores
-    m_before = (summary.softmax_summary(temp.at_one, y, n_cls) if temp.at_one is not None
-                else summary.metrics_at(z, y, task, 1.0, scores=False))
-    m_after = (summary.softmax_summary(temp.at_t, y, n_cls) if temp.at_t is not None
-               else summary.metrics_at(z, y, task, T))
-    units = rules.decision_units(z, y, task, T, n_cls, top=m_after.top)
-    per, glob = search_rules(units, precision, confidence, simultaneous)
-    fs = summary.fit_summary(prepared, temp, names, per, glob, units, m_before.values,
-                             m_after.values, lambda v: to_probability(v, task))
+    alpha, alpha_global = _alphas(confidence, simultaneous, n_cls)
+    if task == "multiclass":
+        # the temperature passes usually made the metrics' passes on the way;
+        # the one at T also gives the decision scores
+        m_before = (summary.softmax_summary(temp.at_one, y, n_cls) if temp.at_one is not None
+                    else summary.metrics_at(z, y, task, 1.0, scores=False))
+        m_after = (summary.softmax_summary(temp.at_t, y, n_cls) if temp.at_t is not None
+                   else summary.metrics_at(z, y, task, T))
+        units = rules.decision_units(z, y, task, T, n_cls, top=m_after.top)
+        per, glob = search_rules(units, precision, confidence, simultaneous)
+        before, after, support, n_units = m_before.values, m_after.values, units.support, \
+            units.n_units
+    else:
+        # binary and multilabel: metrics and thresholds in passes over the rows
+        sp = sigmoid_passes.run(z, y, T, task, dict(precision=precision, confidence=confidence,
+                                                    alpha=alpha, alpha_global=alpha_global))
+        per, glob = sp.per_class, sp.global_rule
+        before, after, support, n_units = sp.before, sp.after, sp.support, sp.n_units
+    fs = summary.fit_summary(prepared, temp, names, per, glob, support, n_units, before, after,
+                             lambda v: to_probability(v, task))
     return Calibrator(
         task=task, classes=names, input_kind=prepared.input_kind, temperature=T, rule=rule,
         decision_thresholds={"per_class": [t.value for t in per], "global": glob.value},
@@ -121,6 +131,15 @@ def fit_prepared(prepared: PreparedScores, names: list[str], precision: float,
         summary=fs.to_dict())
 
 
+def _alphas(confidence: float | None, simultaneous: bool,
+            n_cls: int) -> tuple[float | None, float | None]:
+    """The level each class is tested at (Bonferroni over classes when
+    simultaneous), and the global rule's."""
+    if confidence is None:
+        return None, None
+    return ((1 - confidence) / n_cls if simultaneous else 1 - confidence), 1 - confidence
+
+
 def search_rules(units: rules.DecisionUnits, precision: float, confidence: float | None,
                  simultaneous: bool) -> tuple[list, _thr.Threshold]:
     """The thresholds of both rules on the decision units: per class, and global.
@@ -128,17 +147,14 @@ def search_rules(units: rules.DecisionUnits, precision: float, confidence: float
     The model's own calibrated probability of being right picks where each
     confidence sequence starts (scores only, plus the fitted calibration).
     """
-    n_cls = units.n_classes
-    alpha = None
-    if confidence is not None:
-        alpha = (1 - confidence) / n_cls if simultaneous else 1 - confidence
+    alpha, alpha_global = _alphas(confidence, simultaneous, units.n_classes)
     expected = units.expected()
     if units.classes is None:   # multilabel: the classes are the columns
         per = _thr.search_columns(units.scores, units.correct, precision, confidence, alpha,
                                   expected)
     else:
-        per = _thr.search_per_class(units.classes, units.scores, units.correct, n_cls,
-                                    precision, confidence, alpha, expected)
+        per = _thr.search_per_class(units.classes, units.scores, units.correct,
+                                    units.n_classes, precision, confidence, alpha, expected)
     glob = _thr.search(units.scores.ravel(), units.correct.ravel(), precision, confidence,
-                       None if confidence is None else 1 - confidence, expected.ravel())
+                       alpha_global, expected.ravel())
     return per, glob

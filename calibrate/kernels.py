@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import special
@@ -109,6 +110,40 @@ def row_stats(b):
         with np.errstate(all="ignore"):
             lse_err = float(np.max(np.abs(special.logsumexp(b.astype(np.float64), axis=1))))
     return BlockStats(nan, posinf, neginf, lo, hi, sum_err, lse_err)
+
+
+@dataclass
+class LabelStats:
+    """What label checks need from a block of labels: the smallest and largest
+    value (in the labels' own type), and whether any is NaN / inf or not an integer."""
+    lo: Any
+    hi: Any
+    nonfinite: bool
+    fractional: bool
+
+    def __iadd__(self, other: LabelStats) -> LabelStats:
+        if other.lo is not None:
+            self.lo = other.lo if self.lo is None else min(self.lo, other.lo)
+            self.hi = other.hi if self.hi is None else max(self.hi, other.hi)
+        self.nonfinite |= other.nonfinite
+        self.fractional |= other.fractional
+        return self
+
+
+def label_stats(acc, y):
+    """Add a block of labels into ``acc`` (a :class:`LabelStats`)."""
+    y = np.asarray(y)
+    if y.size == 0:
+        return
+    if y.dtype.kind == "f":
+        finite = np.isfinite(y)
+        if not finite.all():
+            acc.nonfinite = True
+            y = y[finite]
+            if y.size == 0:
+                return
+        acc.fractional |= not np.array_equal(y, np.round(y))
+    acc += LabelStats(y.min(), y.max(), False, False)
 
 
 #: Decimal places tried when probabilities do not sum to 1 (values rounded to d decimals).
@@ -221,7 +256,8 @@ def sigmoid_stats(zc, yc, beta, unit=1.0):
     is (C,); ``unit`` (powers of two, one per column) as in :func:`softmax_stats`.
     Returns a (4, C) float64 array of partial sums.
     """
-    zc, yc = _in_units(np.asarray(zc), unit), np.asarray(yc)
+    zc = _in_units(np.asarray(zc), unit)
+    yc = np.asarray(yc).reshape(zc.shape).astype(zc.dtype, copy=False)
     bvec = np.asarray(beta, dtype=np.float64)
     bcast = bvec.astype(zc.dtype) if zc.dtype == np.float32 else bvec
     a = zc * bcast

@@ -29,6 +29,7 @@ A pass is :func:`accumulate` on blocks of values, run by a backend
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -105,15 +106,17 @@ class PassPart:
 
 
 def accumulate(spec: TreeSpec, part: PassPart, g: np.ndarray, v: np.ndarray,
-               correct: np.ndarray, expected: np.ndarray) -> None:
+               correct: np.ndarray, expected: Any) -> None:
     """Count values ``v`` of groups ``g`` (float64), whether each is ``correct``
-    and its ``expected`` probability of being correct, into ``part``."""
+    and its ``expected`` probability of being correct (an array, or a function
+    of the values computed only for those counted), into ``part``."""
     leaf = spec.locate(g, v)
     ok = np.flatnonzero(leaf >= 0)
     ok = ok[spec.wanted[leaf[ok]]]
     if ok.size == 0:
         return
-    leaf, v, correct, expected = leaf[ok], v[ok], correct[ok], expected[ok]
+    leaf, v, correct = leaf[ok], v[ok], correct[ok]
+    expected = expected(v) if callable(expected) else expected[ok]
     gat = spec.gathered[leaf]
     plain = ~gat
     if plain.any():

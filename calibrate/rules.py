@@ -75,6 +75,36 @@ class DecisionUnits:
         return {"task": self.task, "n_units": self.n_units, "support": self.support.tolist()}
 
 
+@dataclass(frozen=True)
+class RuleCounts:
+    """What the two rules decided on labelled data: per scored class the
+    predictions ``predicted`` and right ones ``correct`` under the per-class
+    rule and the class's true members ``support``; the same pooled under the
+    global rule (``global_predicted``, ``global_correct``); ``n_units`` the
+    decisions made (rows, or (row, class) pairs)."""
+    predicted: np.ndarray
+    correct: np.ndarray
+    support: np.ndarray
+    global_predicted: int
+    global_correct: int
+    n_units: int
+
+    def to_dict(self) -> dict:
+        return {k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                for k, v in self.__dict__.items()}
+
+    @classmethod
+    def of_units(cls, units: DecisionUnits, tau: np.ndarray, tau_global: np.ndarray) -> RuleCounts:
+        """Counted from decision units held in memory."""
+        cls_ids, right = units.class_ids(), units.correct.ravel()
+        acc = units.accepted(tau)
+        g_acc = units.accepted(tau_global)
+        return cls(np.bincount(cls_ids[acc], minlength=units.n_classes),
+                   np.bincount(cls_ids[acc & right], minlength=units.n_classes),
+                   np.asarray(units.support), int(g_acc.sum()), int((g_acc & right).sum()),
+                   units.n_units)
+
+
 def decision_units(logits: Backend, y: np.ndarray, task: str, temperature: Any,
                    n_classes: int, top: tuple | None = None) -> DecisionUnits:
     """The :class:`DecisionUnits` of labelled logits at ``temperature``.

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from . import kernels
-from .backends import Backend, Progress, RowStats, as_array, as_backend
+from .backends import Backend, Progress, RowStats, as_array, as_backend, as_labels
 from .errors import invalid
 from .params import INPUT_KINDS, TASKS
 
@@ -191,37 +191,39 @@ def to_logits(scores: Any, task: str, input_kind: str) -> np.ndarray:
     return as_backend(scores).logits(task, input_kind).to_numpy()
 
 
-def check_labels(labels: np.ndarray, task: str, n_rows: int, n_cls: int,
-                 name: str = "labels") -> np.ndarray:
-    """Validate labels for ``task`` and return them as int64 (0/1 or class ids)."""
+def check_labels(labels: Any, task: str, n_rows: int, n_cls: int,
+                 name: str = "labels") -> Any:
+    """Validate labels for ``task``: class ids (multiclass) or 0/1 (binary,
+    multilabel).  Multiclass and binary come back as int64 (N,); multilabel as
+    given (N, C), possibly a row source read in blocks by the passes."""
     y = labels
-    if y.size == 0:
+    if int(np.prod(y.shape)) == 0:
         raise invalid(name, "at least one label", "an empty array")
-    if y.dtype.kind == "f":
-        if not np.isfinite(y).all():
-            raise invalid(name, "integer labels", "NaN or inf")
-        if not np.array_equal(y, np.round(y)):
-            raise invalid(name, "integer labels", "non-integer values")
     if task == "multilabel":
         if y.ndim != 2 or y.shape[1] != n_cls:
             raise invalid(name, f"multilabel 0/1 labels of shape (N, {n_cls})",
-                          f"shape {y.shape}")
+                          f"shape {tuple(y.shape)}")
     else:
         if y.ndim == 2 and y.shape[1] == 1:
             y = y.reshape(-1)
         if y.ndim != 1:
-            raise invalid(name, f"{task} labels of shape (N,)", f"shape {y.shape}")
+            raise invalid(name, f"{task} labels of shape (N,)", f"shape {tuple(y.shape)}")
     if y.shape[0] != n_rows:
         raise invalid(name, f"{n_rows} labels, one per score row", f"{y.shape[0]}")
+    st = as_backend(y, name).label_stats()
+    if st.nonfinite:
+        raise invalid(name, "integer labels", "NaN or inf")
+    if st.fractional:
+        raise invalid(name, "integer labels", "non-integer values")
     hi = 2 if is_sigmoid(task) else n_cls
     # compare in the labels' own type first: a cast to int64 would wrap 2**64 - 1 to -1
-    lo_v, hi_v = y.min(), y.max()
-    if lo_v < 0 or hi_v >= hi:
+    if st.lo < 0 or st.hi >= hi:
         what = "0/1 labels" if is_sigmoid(task) else f"class ids in [0, {n_cls})"
-        bad = lo_v if lo_v < 0 else hi_v
-        shown = int(bad) if y.dtype.kind in "iub" or abs(bad) < 2 ** 63 else float(bad)
+        bad = st.lo if st.lo < 0 else st.hi
+        shown = int(bad) if np.asarray(bad).dtype.kind in "iub" or abs(bad) < 2 ** 63 \
+            else float(bad)
         raise invalid(name, what, f"the value {shown}")
-    return y.astype(np.int64)
+    return y if task == "multilabel" else y.astype(np.int64)
 
 
 def prepare(scores: Any, labels: Any = None, task: str = "auto", input_kind: str = "auto",
@@ -233,7 +235,7 @@ def prepare(scores: Any, labels: Any = None, task: str = "auto", input_kind: str
     kind is resolved once into a backend; a CUDA tensor stays on its GPU.
     """
     s = as_backend(scores, scores_name, progress)
-    y = None if labels is None else as_array(labels, labels_name)
+    y = None if labels is None else as_labels(labels, labels_name)
     task = resolve_task(s, y, task)
     check_shape(s, task, scores_name)
     kind = detect_input_kind(s, task, input_kind, scores_name)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from . import metrics
 from .backends import Backend, SoftmaxPass
@@ -43,14 +42,13 @@ def metrics_at(z: Backend, y: np.ndarray, task: str, temperature: Any,
     """:func:`calibrate.metrics.all_metrics` of softmax / sigmoid (z / T).
 
     multiclass: one chunked pass (:meth:`Backend.softmax_metrics`, with the
-    decision scores when ``scores``).  binary and multilabel: from the N (or
-    N C) probabilities.  The NLL here is the probabilities' log loss; a fit
+    decision scores when ``scores``).  binary and multilabel: passes over the
+    pairs (:mod:`calibrate.sigmoid_passes`).  The NLL here is the probabilities' log loss; a fit
     may replace it with its temperature objective.
     """
     if task != "multiclass":
-        zz = np.asarray(z.to_numpy(), dtype=np.float64)
-        p = special.expit(zz / np.asarray(temperature, dtype=np.float64))
-        return MetricsAt(metrics.all_metrics(p, y, task, n_bins))
+        from . import sigmoid_passes
+        return MetricsAt(sigmoid_passes.run(z, y, temperature, task, n_bins=n_bins).after)
     return softmax_summary(z.softmax_metrics(y, temperature, n_bins, scores), y, z.shape[1],
                            n_bins)
 
@@ -199,13 +197,15 @@ class FitSummary:
                 "--confidence or --confidence none give them thresholds")
 
 
-def fit_summary(prepared: Any, temp: Any, names: list, per: list, glob: Any, units: Any,
-                m_before: dict, m_after: dict, probability: Any) -> FitSummary:
+def fit_summary(prepared: Any, temp: Any, names: list, per: list, glob: Any,
+                support: np.ndarray, n_units: int, m_before: dict, m_after: dict,
+                probability: Any) -> FitSummary:
     """Assemble the :class:`FitSummary` of a fit.
 
     ``prepared`` the :class:`calibrate.scores.PreparedScores`; ``temp`` the
     :class:`calibrate.temperature.TemperatureResult`; ``per`` / ``glob`` the
-    thresholds; ``units`` the :class:`calibrate.rules.DecisionUnits`;
+    thresholds; ``support`` the true members of each scored class and
+    ``n_units`` the decisions made (rows, or (row, class) pairs);
     ``m_before`` / ``m_after`` the metrics at T = 1 and at T.
     """
     task = prepared.task
@@ -216,11 +216,10 @@ def fit_summary(prepared: Any, temp: Any, names: list, per: list, glob: Any, uni
         # classes of each class's binary cross entropy
         nll_b, nll_a = float(np.mean(temp.nll_before)), float(np.mean(temp.nll_after))
         m_before, m_after = dict(m_before, nll=nll_b), dict(m_after, nll=nll_a)
-    n_units = units.n_units
     scored = names[1:] if task == "binary" else names
     rows = tuple(class_row(name, t, s, n_units, probability)
-                 for name, t, s in zip(scored, per, units.support))
-    g = class_row(None, glob, int(np.sum(units.support)), n_units, probability)
+                 for name, t, s in zip(scored, per, support))
+    g = class_row(None, glob, int(np.sum(support)), n_units, probability)
     T = temp.temperature
     temperature = {"value": T if np.ndim(T) == 0 else [float(v) for v in T],
                    "status": temp.status, "passes": temp.n_passes, "converged": temp.converged}

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import Backend, SoftmaxPass, as_array, as_backend
+from .backends import Backend, SoftmaxPass, as_array, as_backend, as_labels
 from .errors import CalibrateError
 
 #: Lowest temperature returned for logits of ordinary scale, where separable
@@ -272,8 +272,15 @@ def _true_class_is_max(zc: np.ndarray, yc: np.ndarray) -> tuple:
 
 def _sign_mismatches(zc: np.ndarray, yc: np.ndarray) -> tuple:
     """Per column: rows whose logit has the wrong sign for their label."""
-    zc, yc = np.asarray(zc), np.asarray(yc)
+    zc = np.asarray(zc)
+    yc = np.asarray(yc).reshape(zc.shape)
     return (((yc == 1) & (zc < 0)) | ((yc == 0) & (zc > 0))).sum(axis=0),
+
+
+def _positives(acc: np.ndarray, yc: np.ndarray) -> None:
+    """Add a block's positives per column into ``acc``."""
+    yc = np.asarray(yc)
+    acc += (yc.reshape(yc.shape[0], -1) == 1).sum(axis=0)
 
 
 def fit_softmax_temperature(logits: Any, labels: Any, nll_before: bool = True,
@@ -372,10 +379,11 @@ def fit_sigmoid_temperature(logits: Any, labels: Any, min_class_count: int = MIN
     z0: Backend = as_backend(logits, name)
     binary = z0.ndim == 1
     z = z0.columns()
-    y = as_array(labels).reshape(z.shape).astype(z.dtype)
+    y = as_labels(labels)          # (N,) or (N, C); a row source stays one
     c = z.shape[1]
-    pos = y.sum(axis=0)
-    own = np.ones(c, bool) if binary else np.minimum(pos, y.shape[0] - pos) >= min_class_count
+    pos = as_backend(y).fold(_positives, init=lambda: np.zeros(c, np.int64),
+                             label="counting labels")
+    own = np.ones(c, bool) if binary else np.minimum(pos, z.n_rows - pos) >= min_class_count
     units = np.array([unit_of(s) for s in _sigmoid_scale(z.sample(SAMPLE_ROWS))])
     separable = lambda: z.sum_blocks(_sign_mismatches, y)[0] == 0  # noqa: E731
 

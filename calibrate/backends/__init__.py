@@ -32,7 +32,7 @@ from .base import (Backend, FusedPass, Progress, RowStats, SigmoidStats, Softmax
 from .local import LocalBackend
 
 __all__ = ["Backend", "FusedPass", "LocalBackend", "Progress", "RowStats", "SigmoidStats", "SoftmaxPass",
-           "SoftmaxStats", "as_backend", "as_array", "DEVICE_TYPES"]
+           "SoftmaxStats", "as_backend", "as_array", "as_labels", "DEVICE_TYPES"]
 
 #: Tensors on these device types stay there (torch kernels); other tensors are
 #: read as numpy arrays (CPU tensors without a copy; MPS has no float64 sums).
@@ -136,6 +136,19 @@ def as_backend(x: Any, name: str = "scores", progress: Progress | None = None,
             raise invalid(name, "a numeric array", f"dtype {x.dtype}")
         return LocalBackend(x, name, progress)
     return LocalBackend(_as_numpy(x, name), name, progress)
+
+
+def as_labels(x: Any, name: str = "labels") -> Any:
+    """Labels as :func:`as_array` reads them, except that (N, C) labels held in a
+    row source (a multilabel ``.npy`` file, shards) stay there, read a block at a
+    time by the passes: they can be larger than memory."""
+    if isinstance(x, (str, os.PathLike)):
+        x = _from_path(x, name, labels=True)
+    if isinstance(x, RowSource) and x.ndim == 2:
+        if x.dtype.kind not in "biuf":
+            raise invalid(name, "a numeric array", f"dtype {x.dtype}")
+        return x
+    return as_array(x, name)
 
 
 def as_array(x: Any, name: str = "labels") -> np.ndarray:

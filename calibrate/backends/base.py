@@ -244,6 +244,12 @@ class Backend:
             min=min(p.min for p in parts), max=max(p.max for p in parts),
             sum_err=max(p.sum_err for p in parts), lse_err=max(p.lse_err for p in parts))
 
+    def label_stats(self) -> kernels.LabelStats:
+        """Range, non-finite and non-integer values of labels (this backend's values)."""
+        return self.fold(kernels.label_stats, init=lambda: kernels.LabelStats(None, None,
+                                                                             False, False),
+                         label="checking labels")
+
     def decimals(self) -> int | None:
         """The decimal places every value is rounded to (see :func:`kernels.decimals`)."""
         found = self.map(kernels.decimals, label="checking scores")

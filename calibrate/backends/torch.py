@@ -146,7 +146,7 @@ class TorchBackend(Backend):
 
     def sigmoid_stats(self, y: np.ndarray, beta: np.ndarray, unit: Any = 1.0) -> SigmoidStats:
         z = self.tensor
-        yt = self._labels(y, z.dtype)
+        yt = self._labels(y, z.dtype).reshape(z.shape)
         bt = torch.as_tensor(np.asarray(beta, dtype=np.float64), device=self.device).to(z.dtype)
         acc = torch.zeros((4, z.shape[1]), dtype=_F64, device=self.device)
         for s in self._slices():
@@ -226,7 +226,7 @@ def labels_on(y: Any, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     hit = _label_cache.get(key)
     if hit is not None and hit[0]() is y:
         return hit[1]
-    t = torch.from_numpy(np.ascontiguousarray(y)).to(device=device, dtype=dtype)
+    t = torch.from_numpy(np.ascontiguousarray(np.asarray(y))).to(device=device, dtype=dtype)
     try:
         ref = weakref.ref(y, lambda _r, k=key, cache=_label_cache: cache.pop(k, None))
     except TypeError:  # not weak-referenceable: no caching

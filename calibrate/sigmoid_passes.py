@@ -1,0 +1,341 @@
+"""Binary and multilabel on row streams: the summary's metrics and both rules'
+thresholds in a few passes, exactly, whatever the number of (row, label) pairs.
+
+The first pass over the (N, C) logits and labels computes, for the model as
+given (T = 1) and as calibrated, every summary metric that is a sum over pairs
+(binned and maximum calibration error, Brier score, log loss, classwise and
+top-label ECE, and the residuals binned on the smooth ECE's finest grid), and
+counts every pair into the first-level cells of a :class:`refinement.Tree`:
+one group per label (its calibrated logits, for the per-class rule), one for
+all pairs pooled (calibrated: the global rule and the equal-mass ECE after)
+and one for the logits as given (the equal-mass ECE before).  Then the
+threshold searches (:func:`thresholds.search_items`) and the equal-mass bins
+(:func:`equal_mass_ece`) ask for the cells they cannot decide yet, and passes
+that count only those cells follow until nothing is pending.  Memory holds the
+histograms and the gathered cells, never the pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import special
+
+from . import metrics, refinement, smooth_ece
+from . import thresholds as _thr
+from .backends import Backend
+
+#: Rows of the sample whose values set the first-level cells' ranges.
+SAMPLE_ROWS = 4096
+
+
+@dataclass
+class Sums:
+    """Per-pair sums of one side (T = 1, or calibrated) over blocks of rows."""
+    width: np.ndarray           # (3, bins): count, sum p, sum o per equal-width bin
+    brier: np.ndarray           # (1,) sum (p - o)^2
+    log_loss: np.ndarray        # (1,) sum log max(q, tiny), q = p or 1 - p
+    classwise: np.ndarray       # (classes, bins): sum (o - p)
+    top_label: np.ndarray       # (2 * bins,): binary only, sum (correct - confidence)
+    grid: np.ndarray            # residuals (o - p) / n binned on the smooth ECE's grid
+
+    @classmethod
+    def empty(cls, n_classes: int, n_bins: int) -> Sums:
+        return cls(np.zeros((3, n_bins)), np.zeros(1), np.zeros(1),
+                   np.zeros((n_classes, n_bins)), np.zeros(2 * n_bins),
+                   np.zeros(smooth_ece.FINEST_GRID + 1))
+
+    def __iadd__(self, other: Sums) -> Sums:
+        for name in ("width", "brier", "log_loss", "classwise", "top_label", "grid"):
+            getattr(self, name).__iadd__(getattr(other, name))
+        return self
+
+    def add(self, p: np.ndarray, o: np.ndarray, binary: bool, n_bins: int, n_pairs: int) -> None:
+        """A block's pairs: probabilities ``p`` and outcomes ``o``, both (r, C) float64."""
+        pf, of = p.ravel(), o.ravel()
+        b = metrics.bin_width(pf, n_bins)
+        self.width += np.stack([np.bincount(b, minlength=n_bins),
+                                np.bincount(b, weights=pf, minlength=n_bins),
+                                np.bincount(b, weights=of, minlength=n_bins)])
+        self.brier += np.sum((pf - of) ** 2)
+        tiny = np.finfo(np.float64).tiny
+        self.log_loss += np.sum(np.log(np.maximum(np.where(of == 1, pf, 1.0 - pf), tiny)))
+        if binary:   # the two classes: P(y = 0) = 1 - p against 1 - o, and p against o
+            p, o = np.stack([1.0 - pf, pf], axis=1), np.stack([1.0 - of, of], axis=1)
+            k = (pf > 0.5).astype(np.int64)          # top label, ties to class 0
+            conf = np.where(k == 1, pf, 1.0 - pf)
+            self.top_label += np.bincount(metrics.bin_width(conf, n_bins) + n_bins * k,
+                                          weights=(k == of) - conf, minlength=2 * n_bins)
+        c = p.shape[1]
+        cb = metrics.bin_width(p, n_bins) + n_bins * np.arange(c)
+        self.classwise += np.bincount(cb.ravel(), weights=(o - p).ravel(),
+                                      minlength=c * n_bins).reshape(c, n_bins)
+        self.grid += smooth_ece.binned(pf, (of - pf) / n_pairs, smooth_ece.FINEST_GRID)
+
+    def metrics(self, n_pairs: int, binary: bool, mass_ece: float) -> dict:
+        """Every summary metric (keys of :data:`calibrate.metrics.NAMES`) from the sums."""
+        count, sum_p, sum_o = self.width
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gap = np.where(count > 0, (sum_o - sum_p) / count, np.nan)
+        out = {
+            "nll": float(-self.log_loss[0] / n_pairs),
+            "brier": float(self.brier[0] / n_pairs),
+            "ece_15_equal_width": float(np.abs(sum_o - sum_p).sum() / n_pairs),
+            "ece_15_equal_mass": mass_ece,
+            "mce_15_equal_width": float(np.nanmax(np.abs(gap))),
+            # (binary: both classes' columns, 2 per row)
+            "classwise_ece_15_equal_width": float(np.abs(self.classwise).sum()
+                                                  / (n_pairs * (2 if binary else 1))),
+            "smooth_ece": smooth_ece.smooth_ece_binned(self.grid),
+        }
+        if binary:
+            out["top_label_ece_15_equal_width"] = float(np.abs(self.top_label).sum() / n_pairs)
+        return {k: out[k] for k in metrics.LABELS if k in out}
+
+
+@dataclass
+class Pass:
+    """One worker's share of a pass: the sums of both sides (first pass only)
+    and the tree's counts."""
+    before: Sums | None
+    after: Sums | None
+    tree: refinement.PassPart
+
+    def __iadd__(self, other: Pass) -> Pass:
+        if self.before is not None:
+            self.before += other.before
+            self.after += other.after
+        self.tree += other.tree
+        return self
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which tree group holds what: labels 0..C-1 (when searching thresholds),
+    then all pairs calibrated, then all pairs as given."""
+    n_classes: int
+    per_label: bool
+
+    @property
+    def pooled_after(self) -> int:
+        return self.n_classes if self.per_label else 0
+
+    @property
+    def pooled_before(self) -> int:
+        return self.pooled_after + 1
+
+    @property
+    def n_groups(self) -> int:
+        return self.pooled_before + 1
+
+
+def _pair_values(zc: np.ndarray, yc: np.ndarray, temperature: np.ndarray) -> tuple:
+    """A block's logits (r, C) as float64, calibrated logits z / T, and outcomes."""
+    z = np.asarray(zc)
+    z = z.reshape(z.shape[0], -1).astype(np.float64)
+    s = z / temperature
+    o = (np.asarray(yc).reshape(z.shape) == 1)
+    return z, s, o
+
+
+def _count(spec: refinement.TreeSpec, part: refinement.PassPart, layout: Layout,
+           z: np.ndarray, s: np.ndarray, o: np.ndarray, pa: np.ndarray | None,
+           pb: np.ndarray | None) -> None:
+    """Count a block's pairs into the tree's wanted cells (probabilities computed
+    here when not given: only for the pairs those cells hold)."""
+    r, c = s.shape
+    groups, values, probs = [], [], []
+    if layout.per_label:
+        groups.append(np.broadcast_to(np.arange(c), (r, c)).ravel())
+        values.append(s.ravel())
+        probs.append(pa)
+    groups += [np.full(r * c, layout.pooled_after), np.full(r * c, layout.pooled_before)]
+    values += [s.ravel(), z.ravel()]
+    probs += [pa, pb]
+    for g, v, p in zip(groups, values, probs):
+        refinement.accumulate(spec, part, g, v, o.ravel(),
+                              special.expit if p is None else p.ravel())
+
+
+def _first_pass(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarray,
+                spec: refinement.TreeSpec, layout: Layout, binary: bool, n_bins: int,
+                n_pairs: int) -> None:
+    z, s, o = _pair_values(zc, yc, temperature)
+    pb, pa = special.expit(z), special.expit(s)
+    of = o.astype(np.float64)
+    acc.before.add(pb, of, binary, n_bins, n_pairs)
+    acc.after.add(pa, of, binary, n_bins, n_pairs)
+    _count(spec, acc.tree, layout, z, s, o, pa, pb)
+
+
+def _next_pass(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarray,
+               spec: refinement.TreeSpec, layout: Layout) -> None:
+    z, s, o = _pair_values(zc, yc, temperature)
+    _count(spec, acc.tree, layout, z, s, o, None, None)
+
+
+@dataclass(frozen=True)
+class StreamedFit:
+    """What :func:`run` found: the metrics before and after (keys of
+    :data:`calibrate.metrics.NAMES`; "nll" is the mean log loss of the pairs),
+    each label's threshold and the global one (None unless searched), the
+    positives per label and the number of (row, label) pairs."""
+    before: dict
+    after: dict
+    per_class: list | None
+    global_rule: Any
+    support: np.ndarray
+    n_units: int
+    passes: int
+
+    def to_dict(self) -> dict:
+        return {"before": self.before, "after": self.after, "n_units": self.n_units,
+                "passes": self.passes, "support": self.support.tolist(),
+                "per_class": None if self.per_class is None
+                else [t.to_dict() for t in self.per_class],
+                "global": None if self.global_rule is None else self.global_rule.to_dict()}
+
+
+def run(z: Backend, y: Any, temperature: Any, task: str, search: dict | None = None,
+        n_bins: int = metrics.N_BINS) -> StreamedFit:
+    """The summary metrics of sigmoid(z / T) before (T = 1) and after, and with
+    ``search`` (``precision``, ``confidence``, ``alpha`` per label, ``alpha_global``)
+    the thresholds of both rules, in passes over ``z`` (N, C) and labels ``y``."""
+    zc = z.columns()
+    n_rows, c = zc.shape
+    n_pairs = n_rows * c
+    binary = task == "binary"
+    t = np.broadcast_to(np.asarray(temperature, dtype=np.float64), (c,)).copy()
+    layout = Layout(c, search is not None)
+    tree = _first_tree(zc, t, layout)
+    spec = tree.spec()
+    acc = zc.fold(_first_pass, y, args=(t, spec, layout, binary, n_bins, n_pairs),
+                  init=lambda: Pass(Sums.empty(2 if binary else c, n_bins),
+                                    Sums.empty(2 if binary else c, n_bins),
+                                    refinement.PassPart.empty(spec.size)),
+                  label="summary and thresholds")
+    tree.add(acc.tree)
+    passes = 1
+    found: dict = {}
+    while True:
+        pending = _decide(tree, layout, search, found, n_bins)
+        if pending.size == 0:
+            break
+        tree.refine(pending)
+        spec = tree.spec()
+        part = zc.fold(_next_pass, y, args=(t, spec, layout),
+                       init=lambda: Pass(None, None, refinement.PassPart.empty(spec.size)),
+                       label="thresholds")
+        tree.add(part.tree)
+        passes += 1
+    support = _support(tree, layout, c)
+    return StreamedFit(
+        acc.before.metrics(n_pairs, binary, found["mass_before"]),
+        acc.after.metrics(n_pairs, binary, found["mass_after"]),
+        [found[g] for g in range(c)] if search is not None else None,
+        found.get("global"), support, n_pairs, passes)
+
+
+def _support(tree: refinement.Tree, layout: Layout, c: int) -> np.ndarray:
+    """Positives per label (the pooled group's first-level counts when not per label)."""
+    if layout.per_label:
+        return np.bincount(tree.group, weights=tree.k * (tree.parent < 0),
+                           minlength=layout.n_groups)[:c].astype(np.int64)
+    return np.array([int(tree.k[(tree.group == layout.pooled_after) & (tree.parent < 0)].sum())])
+
+
+def _first_tree(z: Backend, t: np.ndarray, layout: Layout) -> refinement.Tree:
+    """First-level cells spanning each group's values in a row sample."""
+    zs = np.asarray(z.sample(SAMPLE_ROWS), dtype=np.float64).reshape(-1, layout.n_classes)
+    ss = zs / t
+    lo, hi = [], []
+    if layout.per_label:
+        lo.append(ss.min(axis=0))
+        hi.append(ss.max(axis=0))
+    lo += [[ss.min()], [zs.min()]]
+    hi += [[ss.max()], [zs.max()]]
+    return refinement.Tree(np.concatenate(lo), np.concatenate(hi))
+
+
+def _decide(tree: refinement.Tree, layout: Layout, search: dict | None, found: dict,
+            n_bins: int) -> np.ndarray:
+    """Decide what can be; return the cells still needed."""
+    leaves = tree.leaves()
+    need = []
+    todo = []
+    if search is not None:
+        todo += [(g, search["alpha"]) for g in range(layout.n_classes)]
+        todo.append(("global", search["alpha_global"]))
+    for key, alpha in todo:
+        if key in found:
+            continue
+        g = layout.pooled_after if key == "global" else key
+        r = _thr.search_items(refinement.items(tree, leaves[g]), search["precision"],
+                              search["confidence"], alpha)
+        if isinstance(r, _thr.Pending):
+            need.append(r.nodes)
+        else:
+            found[key] = r
+    for key, g in (("mass_after", layout.pooled_after), ("mass_before", layout.pooled_before)):
+        if key in found:
+            continue
+        r = equal_mass_ece(refinement.items(tree, leaves[g]), n_bins)
+        if isinstance(r, _thr.Pending):
+            need.append(r.nodes)
+        else:
+            found[key] = r
+    return np.concatenate(need) if need else np.empty(0, np.int64)
+
+
+def equal_mass_ece(it: refinement.Items, n_bins: int) -> float | _thr.Pending:
+    """The equal-mass ECE (:func:`calibrate.metrics.ece_equal_mass`) of the pairs
+    whose values (logits) ``it`` holds, p = sigmoid(value): bins end at the
+    order statistics of p, ties kept together; every item must fall in one bin."""
+    n = int(it.N[-1])
+    # ascending ranks m_j - 1 of the bin edges are descending positions n - m_j
+    m = -(-np.arange(1, n_bins) * n // n_bins)
+    pos = n - m
+    at = np.searchsorted(it.N, pos, side="right")         # the item holding each position
+    unknown = ~it.exact[at]
+    if unknown.any():
+        return _thr.Pending(it.node[at[unknown]])
+    edges = np.sort(special.expit(it.value[at]))          # t_j, ascending
+    slack = 1e-12 * (1.0 + np.abs(np.nan_to_num(it.lo, posinf=0, neginf=0))
+                     + np.abs(np.nan_to_num(it.hi, posinf=0, neginf=0)))
+    p_lo = np.where(it.exact, special.expit(it.value), special.expit(it.lo - slack))
+    p_hi = np.where(it.exact, special.expit(it.value), special.expit(it.hi + slack))
+    b_lo = np.searchsorted(edges, p_lo, side="left")
+    b_hi = np.searchsorted(edges, p_hi, side="left")
+    split = b_lo != b_hi
+    if split.any():
+        return _thr.Pending(it.node[split])
+    gap = np.bincount(b_lo, weights=it.k - it.e, minlength=n_bins)
+    return float(np.abs(gap).sum() / n)
+
+
+def _count_rules(acc: np.ndarray, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarray,
+                 tau: np.ndarray, tau_global: float) -> None:
+    """Add a block's decisions per label into ``acc`` (5, C): per-class rule
+    predicted and correct, global rule predicted and correct, positives."""
+    _, s, o = _pair_values(zc, yc, temperature)
+    a, g = s >= tau, s >= tau_global
+    acc += np.stack([a.sum(axis=0), (a & o).sum(axis=0), g.sum(axis=0), (g & o).sum(axis=0),
+                     o.sum(axis=0)])
+
+
+def rule_counts(z: Backend, y: Any, temperature: Any, tau: np.ndarray,
+                tau_global: float) -> Any:
+    """:class:`calibrate.rules.RuleCounts` of both rules on labelled sigmoid
+    scores, in one pass (thresholds as floats, +inf = never)."""
+    from .rules import RuleCounts
+
+    zc = z.columns()
+    c = zc.shape[1]
+    t = np.broadcast_to(np.asarray(temperature, dtype=np.float64), (c,)).copy()
+    acc = zc.fold(_count_rules, y, args=(t, np.asarray(tau, dtype=np.float64),
+                                         float(tau_global)),
+                  init=lambda: np.zeros((5, c), np.int64), label="decisions")
+    return RuleCounts(acc[0], acc[1], acc[4], int(acc[2].sum()), int(acc[3].sum()),
+                      zc.n_rows * c)
