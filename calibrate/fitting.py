@@ -117,9 +117,14 @@ def fit_prepared(prepared: PreparedScores, names: list[str], precision: float,
     else:
         # binary and multilabel: metrics and thresholds in passes over the rows
         sp = sigmoid_passes.run(z, y, T, task, dict(precision=precision, confidence=confidence,
-                                                    alpha=alpha, alpha_global=alpha_global))
+                                                    alpha=alpha, alpha_global=alpha_global),
+                                log_loss=False)
         per, glob = sp.per_class, sp.global_rule
-        before, after, support, n_units = sp.before, sp.after, sp.support, sp.n_units
+        # the summary's NLL is the temperature's objective: the binary cross entropy
+        # of the logits (mean over classes for multilabel)
+        before = dict(sp.before, nll=float(np.mean(temp.nll_before)))
+        after = dict(sp.after, nll=float(np.mean(temp.nll_after)))
+        support, n_units = sp.support, sp.n_units
     fs = summary.fit_summary(prepared, temp, names, per, glob, support, n_units, before, after,
                              lambda v: to_probability(v, task))
     return Calibrator(

@@ -245,30 +245,44 @@ def _in_units(z, unit):
     return z * (inv.astype(z.dtype) if z.dtype.kind == "f" else inv)
 
 
-def sigmoid_stats(zc, yc, beta, unit=1.0):
+def sigmoid_stats(zc, yc, beta, unit=1.0, nll_at_one=False):
     """Column sums of NLL, NLL', NLL'' at ``beta`` (one per column) and of NLL'(0)
     for sigmoid(beta z) against 0/1 labels::
 
         NLL = softplus(beta z) - y beta z,  NLL' = (s - y) z,  NLL'' = s (1 - s) z^2,
         NLL'(0) = (1/2 - y) z,  s = sigmoid(beta z)
 
-    ``zc`` and ``yc`` are (n, C) (labels in the logits' float dtype); ``beta``
-    is (C,); ``unit`` (powers of two, one per column) as in :func:`softmax_stats`.
-    Returns a (4, C) float64 array of partial sums.
+    and with ``nll_at_one`` a fifth row: the NLL at beta = ``unit`` (T = 1).
+    ``zc`` (n, C) and labels ``yc`` (n, C) or (n,); ``beta`` is (C,); ``unit``
+    (powers of two, one per column) as in :func:`softmax_stats`.  One
+    exponential serves the NLL and s: with t = exp(-|a|), softplus(+-a) =
+    log1p(t) + max(+-a, 0) and s = 1 / (1 + t) or t / (1 + t).  Returns a
+    (4, C) or (5, C) float64 array of partial sums.
     """
-    zc = _in_units(np.asarray(zc), unit)
-    yc = np.asarray(yc).reshape(zc.shape).astype(zc.dtype, copy=False)
+    z0 = np.asarray(zc)
+    zc = _in_units(z0, unit)
+    o = np.asarray(yc).reshape(zc.shape) == 1
     bvec = np.asarray(beta, dtype=np.float64)
-    bcast = bvec.astype(zc.dtype) if zc.dtype == np.float32 else bvec
-    a = zc * bcast
-    sig = special.expit(a)
-    # softplus(a) - y a = -log sigmoid(a) for y = 1, -log sigmoid(-a) for y = 0
-    nll = np.logaddexp(0, np.where(yc == 1, -a, a))
-    res = sig - yc
-    return np.stack([nll.sum(axis=0, dtype=np.float64),
-                     (res * zc).sum(axis=0, dtype=np.float64),
-                     (sig * (1 - sig) * zc * zc).sum(axis=0, dtype=np.float64),
-                     ((0.5 - yc) * zc).sum(axis=0, dtype=np.float64)])
+    a = zc * (bvec.astype(zc.dtype) if zc.dtype == np.float32 else bvec)
+    nll, sig = _softplus_and_sigmoid(a, o)
+    y = o.astype(zc.dtype)
+    rows = [nll.sum(axis=0, dtype=np.float64),
+            ((sig - y) * zc).sum(axis=0, dtype=np.float64),
+            (sig * (1 - sig) * zc * zc).sum(axis=0, dtype=np.float64),
+            ((0.5 - y) * zc).sum(axis=0, dtype=np.float64)]
+    if nll_at_one:
+        rows.append(_softplus_and_sigmoid(z0.astype(zc.dtype, copy=False), o)[0]
+                    .sum(axis=0, dtype=np.float64))
+    return np.stack(rows)
+
+
+def _softplus_and_sigmoid(a, o):
+    """softplus(-a) where ``o`` else softplus(a) (the binary cross entropy of logit
+    a), and sigmoid(a), from one exponential."""
+    t = np.exp(-np.abs(a))
+    nll = np.log1p(t) + np.maximum(np.where(o, -a, a), 0)
+    inv = 1 / (1 + t)
+    return nll, np.where(a >= 0, inv, t * inv)
 
 
 # -- decision scores and probabilities ---------------------------------------------

@@ -85,11 +85,12 @@ class TreeSpec:
 @dataclass
 class PassPart:
     """One block's (or one worker's) counts of a pass: the wanted cells' n, k and
-    e, and the gathered cells' tables (distinct values decreasing, n, k, e)."""
+    e, and the values that fell in gathered cells (tabulated once, by
+    :meth:`Tree.add`)."""
     n: np.ndarray
     k: np.ndarray
     e: np.ndarray
-    exact: dict = field(default_factory=dict)
+    gathered: list = field(default_factory=list)
 
     @classmethod
     def empty(cls, size: int) -> PassPart:
@@ -99,9 +100,7 @@ class PassPart:
         self.n += other.n
         self.k += other.k
         self.e += other.e
-        for node, table in other.exact.items():
-            self.exact[node] = table if node not in self.exact else _merge(self.exact[node],
-                                                                          table)
+        self.gathered += other.gathered
         return self
 
 
@@ -125,33 +124,25 @@ def accumulate(spec: TreeSpec, part: PassPart, g: np.ndarray, v: np.ndarray,
         part.k += np.bincount(lf, weights=correct[plain], minlength=spec.size).astype(np.int64)
         part.e += np.bincount(lf, weights=expected[plain], minlength=spec.size)
     if gat.any():
-        _gather(part, leaf[gat], v[gat], correct[gat], expected[gat])
+        part.gathered.append((leaf[gat], v[gat], correct[gat].astype(bool), expected[gat]))
 
 
-def _gather(part: PassPart, lf: np.ndarray, v: np.ndarray, c: np.ndarray, e: np.ndarray) -> None:
-    """Add (value, n, k, e) tables per cell for the gathered values."""
+def tabulate(gathered: list) -> dict:
+    """Per gathered cell, its table of distinct values (decreasing) with their
+    count n, correct count k and expected sum e."""
+    if not gathered:
+        return {}
+    lf, v, c, e = (np.concatenate([g[i] for g in gathered]) for i in range(4))
     order = np.lexsort((-v, lf))
     lf, v, c, e = lf[order], v[order], c[order], e[order]
     starts = np.flatnonzero(np.r_[True, (lf[1:] != lf[:-1]) | (v[1:] != v[:-1])])
-    ends = np.r_[starts[1:], lf.size]
-    cum_c = np.r_[0, np.cumsum(c, dtype=np.int64)]
-    cum_e = np.r_[0.0, np.cumsum(e)]
+    n_v = np.diff(np.r_[starts, lf.size])
+    k_v = np.add.reduceat(c.astype(np.int64), starts)
+    e_v = np.add.reduceat(e, starts)
     node = lf[starts]
     cuts = np.r_[np.flatnonzero(np.r_[True, node[1:] != node[:-1]]), node.size]
-    for a, b in zip(cuts[:-1], cuts[1:]):
-        s, t = starts[a:b], ends[a:b]
-        table = (v[s], t - s, cum_c[t] - cum_c[s], cum_e[t] - cum_e[s])
-        key = int(node[a])
-        part.exact[key] = table if key not in part.exact else _merge(part.exact[key], table)
-
-
-def _merge(a: tuple, b: tuple) -> tuple:
-    """Two (values, n, k, e) tables as one, values decreasing and distinct."""
-    u, inv = np.unique(-np.concatenate([a[0], b[0]]), return_inverse=True)
-
-    def add(i: int) -> np.ndarray:
-        return np.bincount(inv, weights=np.concatenate([a[i], b[i]]), minlength=u.size)
-    return (-u, add(1).astype(np.int64), add(2).astype(np.int64), add(3))
+    return {int(node[a]): (v[starts[a:b]], n_v[a:b], k_v[a:b], e_v[a:b])
+            for a, b in zip(cuts[:-1], cuts[1:])}
 
 
 class Tree:
@@ -219,7 +210,7 @@ class Tree:
         self.n[w] += part.n[w]
         self.k[w] += part.k[w]
         self.e[w] += part.e[w]
-        for node, (v, n, k, e) in part.exact.items():
+        for node, (v, n, k, e) in tabulate(part.gathered).items():
             self.exact[node] = (v, n, k, e)
             self.n[node], self.k[node], self.e[node] = n.sum(), k.sum(), e.sum()
         self.pending = np.empty(0, np.int64)
@@ -308,22 +299,24 @@ class Items:
 
 
 def items(tree: Tree, leaves: np.ndarray) -> Items:
-    """The :class:`Items` of a group's leaves (in decreasing order)."""
-    parts = []
-    for node in leaves:
-        node = int(node)
-        if tree.gathered[node]:
-            v, n, k, e = tree.exact[node]
-            parts.append((v, np.ones(v.size, bool), np.full(v.size, -1), n, k, e, v, v))
-        else:
-            parts.append((np.array([np.nan]), np.zeros(1, bool), np.array([node]),
-                          np.array([tree.n[node]]), np.array([tree.k[node]]),
-                          np.array([tree.e[node]]), np.array([tree.lo[node]]),
-                          np.array([tree.hi[node]])))
-    if not parts:
-        z = np.empty(0)
-        return Items(z, z.astype(bool), z.astype(np.int64), z.astype(np.int64),
-                     z.astype(np.int64), z, z, z)
-    cols = [np.concatenate([p[i] for p in parts]) for i in range(8)]
-    return Items(cols[0], cols[1], cols[2].astype(np.int64), cols[3].astype(np.int64),
-                 cols[4].astype(np.int64), cols[5].astype(np.float64), cols[6], cols[7])
+    """The :class:`Items` of a group's leaves (in decreasing order): each gathered
+    leaf's table in place of the leaf."""
+    gat = tree.gathered[leaves]
+    sizes = np.ones(leaves.size, np.int64)
+    tables = [tree.exact[int(node)] for node in leaves[gat]]
+    sizes[gat] = [tb[0].size for tb in tables]
+    at = np.repeat(np.arange(leaves.size), sizes)          # the leaf of each item
+    blob = ~gat[at]
+    total = int(sizes.sum())
+    value = np.full(total, np.nan)
+    n, k, e = np.empty(total, np.int64), np.empty(total, np.int64), np.empty(total)
+    nodes = leaves[at[blob]]
+    n[blob], k[blob], e[blob] = tree.n[nodes], tree.k[nodes], tree.e[nodes]
+    if tables:
+        value[~blob] = np.concatenate([tb[0] for tb in tables])
+        n[~blob] = np.concatenate([tb[1] for tb in tables])
+        k[~blob] = np.concatenate([tb[2] for tb in tables])
+        e[~blob] = np.concatenate([tb[3] for tb in tables])
+    lo = np.where(blob, tree.lo[leaves[at]], value)
+    hi = np.where(blob, tree.hi[leaves[at]], value)
+    return Items(value, ~blob, np.where(blob, leaves[at], -1), n, k, e, lo, hi)

@@ -36,7 +36,7 @@ class Sums:
     """Per-pair sums of one side (T = 1, or calibrated) over blocks of rows."""
     width: np.ndarray           # (3, bins): count, sum p, sum o per equal-width bin
     brier: np.ndarray           # (1,) sum (p - o)^2
-    log_loss: np.ndarray        # (1,) sum log max(q, tiny), q = p or 1 - p
+    log_loss: np.ndarray        # (1,) sum log max(q, tiny), q = p or 1 - p (when asked)
     classwise: np.ndarray       # (classes, bins): sum (o - p)
     top_label: np.ndarray       # (2 * bins,): binary only, sum (correct - confidence)
     grid: np.ndarray            # residuals (o - p) / n binned on the smooth ECE's grid
@@ -52,16 +52,19 @@ class Sums:
             getattr(self, name).__iadd__(getattr(other, name))
         return self
 
-    def add(self, p: np.ndarray, o: np.ndarray, binary: bool, n_bins: int, n_pairs: int) -> None:
-        """A block's pairs: probabilities ``p`` and outcomes ``o``, both (r, C) float64."""
+    def add(self, p: np.ndarray, o: np.ndarray, binary: bool, n_bins: int, n_pairs: int,
+            log_loss: bool) -> None:
+        """A block's pairs: probabilities ``p`` and outcomes ``o``, both (r, C)
+        float64 (and the log loss when asked)."""
         pf, of = p.ravel(), o.ravel()
         b = metrics.bin_width(pf, n_bins)
         self.width += np.stack([np.bincount(b, minlength=n_bins),
                                 np.bincount(b, weights=pf, minlength=n_bins),
                                 np.bincount(b, weights=of, minlength=n_bins)])
         self.brier += np.sum((pf - of) ** 2)
-        tiny = np.finfo(np.float64).tiny
-        self.log_loss += np.sum(np.log(np.maximum(np.where(of == 1, pf, 1.0 - pf), tiny)))
+        if log_loss:
+            tiny = np.finfo(np.float64).tiny
+            self.log_loss += np.sum(np.log(np.maximum(np.where(of == 1, pf, 1.0 - pf), tiny)))
         if binary:   # the two classes: P(y = 0) = 1 - p against 1 - o, and p against o
             p, o = np.stack([1.0 - pf, pf], axis=1), np.stack([1.0 - of, of], axis=1)
             k = (pf > 0.5).astype(np.int64)          # top label, ties to class 0
@@ -120,7 +123,10 @@ class Layout:
 
     @property
     def pooled_after(self) -> int:
-        return self.n_classes if self.per_label else 0
+        # (binary: the one label's group is all pairs already)
+        if self.per_label:
+            return 0 if self.n_classes == 1 else self.n_classes
+        return 0
 
     @property
     def pooled_before(self) -> int:
@@ -151,9 +157,13 @@ def _count(spec: refinement.TreeSpec, part: refinement.PassPart, layout: Layout,
         groups.append(np.broadcast_to(np.arange(c), (r, c)).ravel())
         values.append(s.ravel())
         probs.append(pa)
-    groups += [np.full(r * c, layout.pooled_after), np.full(r * c, layout.pooled_before)]
-    values += [s.ravel(), z.ravel()]
-    probs += [pa, pb]
+    if not (layout.per_label and c == 1):
+        groups.append(np.full(r * c, layout.pooled_after))
+        values.append(s.ravel())
+        probs.append(pa)
+    groups.append(np.full(r * c, layout.pooled_before))
+    values.append(z.ravel())
+    probs.append(pb)
     for g, v, p in zip(groups, values, probs):
         refinement.accumulate(spec, part, g, v, o.ravel(),
                               special.expit if p is None else p.ravel())
@@ -161,12 +171,12 @@ def _count(spec: refinement.TreeSpec, part: refinement.PassPart, layout: Layout,
 
 def _first_pass(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarray,
                 spec: refinement.TreeSpec, layout: Layout, binary: bool, n_bins: int,
-                n_pairs: int) -> None:
+                n_pairs: int, log_loss: bool) -> None:
     z, s, o = _pair_values(zc, yc, temperature)
     pb, pa = special.expit(z), special.expit(s)
     of = o.astype(np.float64)
-    acc.before.add(pb, of, binary, n_bins, n_pairs)
-    acc.after.add(pa, of, binary, n_bins, n_pairs)
+    acc.before.add(pb, of, binary, n_bins, n_pairs, log_loss)
+    acc.after.add(pa, of, binary, n_bins, n_pairs, log_loss)
     _count(spec, acc.tree, layout, z, s, o, pa, pb)
 
 
@@ -179,7 +189,8 @@ def _next_pass(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarra
 @dataclass(frozen=True)
 class StreamedFit:
     """What :func:`run` found: the metrics before and after (keys of
-    :data:`calibrate.metrics.NAMES`; "nll" is the mean log loss of the pairs),
+    :data:`calibrate.metrics.NAMES`, "nll" the mean log loss of the pairs'
+    probabilities),
     each label's threshold and the global one (None unless searched), the
     positives per label and the number of (row, label) pairs."""
     before: dict
@@ -199,10 +210,11 @@ class StreamedFit:
 
 
 def run(z: Backend, y: Any, temperature: Any, task: str, search: dict | None = None,
-        n_bins: int = metrics.N_BINS) -> StreamedFit:
+        n_bins: int = metrics.N_BINS, log_loss: bool = True) -> StreamedFit:
     """The summary metrics of sigmoid(z / T) before (T = 1) and after, and with
     ``search`` (``precision``, ``confidence``, ``alpha`` per label, ``alpha_global``)
-    the thresholds of both rules, in passes over ``z`` (N, C) and labels ``y``."""
+    the thresholds of both rules, in passes over ``z`` (N, C) and labels ``y``.
+    ``log_loss=False`` leaves "nll" out (a fit has its temperature's own)."""
     zc = z.columns()
     n_rows, c = zc.shape
     n_pairs = n_rows * c
@@ -211,7 +223,7 @@ def run(z: Backend, y: Any, temperature: Any, task: str, search: dict | None = N
     layout = Layout(c, search is not None)
     tree = _first_tree(zc, t, layout)
     spec = tree.spec()
-    acc = zc.fold(_first_pass, y, args=(t, spec, layout, binary, n_bins, n_pairs),
+    acc = zc.fold(_first_pass, y, args=(t, spec, layout, binary, n_bins, n_pairs, log_loss),
                   init=lambda: Pass(Sums.empty(2 if binary else c, n_bins),
                                     Sums.empty(2 if binary else c, n_bins),
                                     refinement.PassPart.empty(spec.size)),
@@ -254,8 +266,11 @@ def _first_tree(z: Backend, t: np.ndarray, layout: Layout) -> refinement.Tree:
     if layout.per_label:
         lo.append(ss.min(axis=0))
         hi.append(ss.max(axis=0))
-    lo += [[ss.min()], [zs.min()]]
-    hi += [[ss.max()], [zs.max()]]
+    if not (layout.per_label and layout.n_classes == 1):
+        lo.append([ss.min()])
+        hi.append([ss.max()])
+    lo.append([zs.min()])
+    hi.append([zs.max()])
     return refinement.Tree(np.concatenate(lo), np.concatenate(hi))
 
 

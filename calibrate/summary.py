@@ -209,13 +209,7 @@ def fit_summary(prepared: Any, temp: Any, names: list, per: list, glob: Any,
     ``m_before`` / ``m_after`` the metrics at T = 1 and at T.
     """
     task = prepared.task
-    if task == "multiclass":
-        nll_b, nll_a = m_before["nll"], m_after["nll"]
-    else:
-        # the temperature fit's own objective: multilabel, the mean over
-        # classes of each class's binary cross entropy
-        nll_b, nll_a = float(np.mean(temp.nll_before)), float(np.mean(temp.nll_after))
-        m_before, m_after = dict(m_before, nll=nll_b), dict(m_after, nll=nll_a)
+    nll_b, nll_a = m_before["nll"], m_after["nll"]
     scored = names[1:] if task == "binary" else names
     rows = tuple(class_row(name, t, s, n_units, probability)
                  for name, t, s in zip(scored, per, support))

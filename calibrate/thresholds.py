@@ -359,6 +359,11 @@ def _plain_choice(it: Any, N: np.ndarray, K: np.ndarray, p: float) -> int | Pend
     return None if last < 0 else last
 
 
+#: Pieces a blob's range of counts is cut into when bounding a candidate's
+#: expected lower bound (the bound's slack shrinks with the pieces).
+_PIECES = 8
+
+
 def _start_item(it: Any, N: np.ndarray, E: np.ndarray, expit_expected: bool,
                 start_predictions: int) -> int | Pending:
     """The item where the fixed sequence starts (see :func:`guarantee.start_index`)."""
@@ -367,41 +372,65 @@ def _start_item(it: Any, N: np.ndarray, E: np.ndarray, expit_expected: bool,
     d_hi = int(it.exact.sum() + it.n[blob].sum())
     if d_lo <= guarantee.START_GRID < d_hi:
         return Pending(it.node[blob])          # how many candidates is not yet known
-    n_before, e_before = N - it.n, E - it.e
-    emin, emax = _expected_bounds(it, expit_expected)
-    if d_hi <= guarantee.START_GRID:
-        # every candidate: an exact item is one; a blob's lie within bounds
-        items_at = np.arange(it.n.size)
-        n_lo = np.where(blob, n_before + 1, N)
-    else:
-        grid = np.sort(np.concatenate([np.geomspace(1, N[-1], guarantee.START_GRID // 2),
-                                       np.linspace(1, N[-1], guarantee.START_GRID // 2)]))
-        items_at = np.minimum(np.searchsorted(N, grid, side="left"), it.n.size - 1)
-        n_lo = np.where(blob[items_at], np.maximum(np.ceil(grid), n_before[items_at] + 1),
-                        N[items_at])
-        items_at, first = np.unique(items_at, return_index=True)
-        n_lo = np.minimum.reduceat(n_lo, first) if n_lo.size else n_lo
-        # (several grid counts in one blob: the loosest lower end bounds them all)
-    b = blob[items_at]
-    nb, eb = n_before[items_at], e_before[items_at]
-    n_hi = N[items_at]
-    e_lo = np.where(b, eb + (n_lo - nb) * emin[items_at], E[items_at])
-    e_hi = np.where(b, np.minimum(E[items_at], eb + (n_hi - nb) * emax[items_at]), E[items_at])
-    lo_b = guarantee.expected_lower_bound(e_lo, n_hi)
-    hi_b = guarantee.expected_lower_bound(e_hi, n_lo)
-    exact_lb = np.where(b, -np.inf, lo_b)
-    best = max(float(np.max(np.where(b, lo_b, -np.inf))), float(np.max(exact_lb)))
+    n_before = N - it.n
+    if d_hi <= guarantee.START_GRID:           # every candidate
+        at = np.arange(it.n.size)
+        n_lo = np.where(blob, n_before + 1, N).astype(np.float64)
+    else:                                      # the candidates at a grid of counts
+        grid = np.concatenate([np.geomspace(1, N[-1], guarantee.START_GRID // 2),
+                               np.linspace(1, N[-1], guarantee.START_GRID // 2)])
+        at = np.minimum(np.searchsorted(N, grid, side="left"), it.n.size - 1)
+        n_lo = np.where(blob[at], np.maximum(np.ceil(grid), n_before[at] + 1), N[at])
+    b = blob[at]
+    # bounds in one piece for every point, then in pieces where they do not settle
+    lo_b, hi_b = _bound_lb(it, N, E, at, n_lo, expit_expected, 1)
+    best = float(np.max(np.where(b, lo_b, hi_b)))       # exact items: lo_b == hi_b
+    close = np.flatnonzero(b & (hi_b >= best))
+    if close.size:
+        lo_c, hi_c = _bound_lb(it, N, E, at[close], n_lo[close], expit_expected, _PIECES)
+        lo_b[close], hi_b[close] = np.maximum(lo_b[close], lo_c), np.minimum(hi_b[close], hi_c)
+        best = float(np.max(np.where(b, lo_b, hi_b)))
     unsure = b & (hi_b >= best)
     if unsure.any():
-        return Pending(it.node[items_at[unsure]])
-    return int(items_at[np.argmax(exact_lb)])
+        return Pending(np.unique(it.node[at[unsure]]))
+    exact_at = np.unique(at[~b])       # (blobs here are provably below the best); first max wins
+    lb = guarantee.expected_lower_bound(E[exact_at], N[exact_at])
+    return int(exact_at[np.argmax(lb)])
 
 
-def _p_upper(it: Any, N: np.ndarray, K: np.ndarray, p: float) -> np.ndarray:
-    """The largest p-value any candidate inside each blob can have: with all of its
-    wrong values first (k stays, n grows by them), then every added value right."""
-    n_before, k_before = N - it.n, K - it.k
-    w = it.n - it.k
+def _bound_lb(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.ndarray,
+              expit_expected: bool, pieces: int) -> tuple:
+    """Lower and upper bounds on the expected lower bound of the candidate at each
+    of ``at`` (exact where the item is exact).  In a blob the candidate's count n
+    lies in [n_lo, the blob's end] and its expected sum is the blob's start plus
+    (n - start) values each within the blob's range of expected probabilities;
+    the range of n is cut in pieces, and the bound is taken per piece (the
+    expected lower bound grows with the expected sum, falls with n)."""
+    emin, emax = _expected_bounds(it, expit_expected)
+    n_before, e_before = (N - it.n)[at], (E - it.e)[at]
+    n_hi = N[at].astype(np.float64)
+    cuts = n_lo[:, None] + (n_hi - n_lo)[:, None] * np.linspace(0, 1, pieces + 1)
+    a, b = np.floor(cuts[:, :-1]), np.ceil(cuts[:, 1:])
+    a = np.maximum(a, n_lo[:, None])
+    b = np.minimum(b, n_hi[:, None])
+    e_top = np.minimum(E[at][:, None], e_before[:, None] + (b - n_before[:, None])
+                       * emax[at][:, None])
+    e_bot = e_before[:, None] + (a - n_before[:, None]) * emin[at][:, None]
+    hi_b = guarantee.expected_lower_bound(e_top, a).max(axis=1)
+    lo_b = guarantee.expected_lower_bound(e_bot, b).min(axis=1)
+    exact = it.exact[at]
+    if exact.any():
+        lb = guarantee.expected_lower_bound(E[at][exact], N[at][exact])
+        hi_b[exact] = lo_b[exact] = lb
+    return lo_b, hi_b
+
+
+def _p_upper(it: Any, N: np.ndarray, K: np.ndarray, p: float, idx: np.ndarray) -> np.ndarray:
+    """The largest p-value any candidate inside blobs ``idx`` can have: with all of
+    their wrong values first (k stays, n grows by them), then every added value
+    right (which only lowers it)."""
+    n_before, k_before = N[idx] - it.n[idx], K[idx] - it.k[idx]
+    w = it.n[idx] - it.k[idx]
     k_worst = np.where(w >= 1, k_before, k_before + 1)
     n_worst = np.where(w >= 1, n_before + w, n_before + 1)
     return guarantee.p_values(k_worst, n_worst, p)
@@ -410,21 +439,32 @@ def _p_upper(it: Any, N: np.ndarray, K: np.ndarray, p: float) -> np.ndarray:
 def _sequence(it: Any, N: np.ndarray, K: np.ndarray, p: float, alpha: float,
               start: int) -> int | Pending | None:
     """Fixed-sequence testing from the start item: the last candidate before the
-    first failure (an item index), None when the start fails."""
-    p_end = guarantee.p_values(K, N, p)                  # exact at every item's end
-    if p_end[start] > alpha:
+    first failure (an item index), None when the start fails.  p-values are
+    computed block by block from the start, only until the first failure."""
+    if guarantee.p_values(K[start], N[start], p) > alpha:
         return None
     blob = ~it.exact
-    ok_blob = _p_upper(it, N, K, p) <= alpha
-    rest = np.arange(start + 1, it.n.size)
-    fails = rest[p_end[rest] > alpha]
-    stop = int(fails[0]) if fails.size else it.n.size    # first item whose end fails
-    unsure = rest[(rest <= stop) & blob[rest] & ~ok_blob[rest]] if rest.size else rest
-    if unsure.size:
-        return Pending(it.node[unsure])
+    unsure: list = []
+    j, block = start + 1, 64
+    while j < it.n.size:
+        idx = np.arange(j, min(it.n.size, j + block))
+        fails = idx[guarantee.p_values(K[idx], N[idx], p) > alpha]   # item ends: exact
+        scan = idx[idx <= fails[0]] if fails.size else idx
+        bl = scan[blob[scan]]
+        if bl.size:
+            unsure.append(bl[_p_upper(it, N, K, p, bl) > alpha])
+        if fails.size:
+            stop = int(fails[0])
+            break
+        j, block = int(idx[-1]) + 1, block * 2
+    else:
+        stop = it.n.size
+    unsure_all = np.concatenate(unsure) if unsure else np.empty(0, np.int64)
+    if unsure_all.size:
+        return Pending(it.node[unsure_all])
     if stop == it.n.size:
         return it.n.size - 1                              # every candidate passes
-    return stop - 1 if it.exact[stop] else Pending(it.node[[stop]])
+    return stop - 1          # (a blob whose end fails is unsure: stop is exact here)
 
 
 def _at_item(it: Any, N: np.ndarray, K: np.ndarray, j: int,

@@ -64,14 +64,16 @@ class SoftmaxStats:
 
 @dataclass(frozen=True)
 class SigmoidStats:
-    """Per-column means of the sigmoid NLL and its derivatives in beta = 1/T."""
+    """Per-column means of the sigmoid NLL and its derivatives in beta = 1/T
+    (and of the NLL at T = 1, when the pass was asked for it)."""
     nll: np.ndarray
     gradient: np.ndarray
     curvature: np.ndarray
     gradient_at_zero: np.ndarray
+    nll_at_one: np.ndarray | None = None
 
     def to_dict(self) -> dict:
-        return {k: np.asarray(v).tolist() for k, v in self.__dict__.items()}
+        return {k: None if v is None else np.asarray(v).tolist() for k, v in self.__dict__.items()}
 
 
 @dataclass(frozen=True)
@@ -293,12 +295,13 @@ class Backend:
             SoftmaxPass.of([q.at_one for q in parts]) if metrics_at_one else None,
             SoftmaxPass.of([q.at_beta for q in parts]) if metrics_at_beta else None)
 
-    def sigmoid_stats(self, y: np.ndarray, beta: np.ndarray, unit: Any = 1.0) -> SigmoidStats:
-        """(N, C) logits / ``unit`` (powers of two per column) against (N, C) labels
-        (in the logits' float dtype)."""
+    def sigmoid_stats(self, y: Any, beta: np.ndarray, unit: Any = 1.0,
+                      nll_at_one: bool = False) -> SigmoidStats:
+        """(N, C) logits / ``unit`` (powers of two per column) against (N, C) or (N,)
+        0/1 labels (an array or a row source)."""
         sums = self.sum_blocks(kernels.sigmoid_stats, y,
                                args=(np.asarray(beta, dtype=np.float64),
-                                     np.asarray(unit, dtype=np.float64)),
+                                     np.asarray(unit, dtype=np.float64), nll_at_one),
                                label="temperature pass")
         return SigmoidStats(*(v / self.n_rows for v in sums))
 

@@ -26,10 +26,17 @@ from .base import Backend, Progress
 TARGET_ELEMENTS = 1 << 20
 
 
+#: Rows per chunk at most: narrow rows (binary scores) get more, smaller
+#: chunks, so that per-value work with many temporaries stays in cache and
+#: spreads over the cores.
+MAX_ROWS = 1 << 18
+
+
 def chunk_rows(n_cols: int, target_elements: int | None = None) -> int:
     """Rows per chunk for arrays with ``n_cols`` values per row."""
     target = TARGET_ELEMENTS if target_elements is None else target_elements
-    return max(1, target // max(1, int(n_cols)))
+    rows = max(1, target // max(1, int(n_cols)))
+    return rows if target_elements is not None else min(rows, MAX_ROWS)
 
 
 def row_slices(n_rows: int, rows_per_chunk: int) -> list[slice]:

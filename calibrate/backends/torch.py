@@ -144,15 +144,19 @@ class TorchBackend(Backend):
         return SoftmaxStats(v[0], v[1], v[2], v[3] if with_g0 else 0.0,
                             v[4] if nll_at_one else None)
 
-    def sigmoid_stats(self, y: np.ndarray, beta: np.ndarray, unit: Any = 1.0) -> SigmoidStats:
+    def sigmoid_stats(self, y: Any, beta: np.ndarray, unit: Any = 1.0,
+                      nll_at_one: bool = False) -> SigmoidStats:
         z = self.tensor
         yt = self._labels(y, z.dtype).reshape(z.shape)
         bt = torch.as_tensor(np.asarray(beta, dtype=np.float64), device=self.device).to(z.dtype)
         acc = torch.zeros((4, z.shape[1]), dtype=_F64, device=self.device)
+        one = torch.zeros(z.shape[1], dtype=_F64, device=self.device)
         for s in self._slices():
             acc += tk.sigmoid_stats(self._in_units(z[s], unit), yt[s], bt)
+            if nll_at_one:   # the NLL of the logits as given: beta = 1 on them
+                one += tk.sigmoid_stats(z[s], yt[s], torch.ones_like(bt))[0]
         f, g, h, g0 = acc.cpu().numpy() / self.n_rows
-        return SigmoidStats(f, g, h, g0)
+        return SigmoidStats(f, g, h, g0, one.cpu().numpy() / self.n_rows if nll_at_one else None)
 
     def _beta(self, temperature: float) -> torch.Tensor:
         return torch.tensor(1.0 / float(temperature), dtype=_F64,
