@@ -33,8 +33,10 @@ from typing import Any
 
 import numpy as np
 
-#: Cells per group on the first pass.
-BINS = 1024
+#: Cells per group on the first pass: more than twice the candidates at which
+#: the confidence sequence's start switches to a grid, so that a group of many
+#: distinct values shows more than that many non-empty cells at once.
+BINS = 4096
 #: Sub-cells a refined cell is split into.
 SUB_BINS = 256
 #: A cell with at most this many values is gathered instead of split.
@@ -62,11 +64,27 @@ class TreeSpec:
     def size(self) -> int:
         return self.lo.size
 
-    def locate(self, g: np.ndarray, v: np.ndarray) -> np.ndarray:
+    @property
+    def groups_wanted(self) -> np.ndarray:
+        """Per group, whether any of its cells is counted in this pass."""
+        return self.roots_wanted.reshape(-1, self.bins).any(axis=1)
+
+    def locate(self, g: Any, v: np.ndarray) -> np.ndarray:
         """The leaf of each (group, value), -1 where no wanted cell lies below its
-        first-level cell.  A value's leaf depends on the value alone."""
-        b = np.floor((v - self.root_lo[g]) * self.root_scale[g])
-        node = g * self.bins + np.clip(np.nan_to_num(b), 0, self.bins - 1).astype(np.int64)
+        first-level cell.  A value's leaf depends on the value alone.  ``g`` is one
+        group for all values, or an array of first groups of the columns of a
+        2-D ``v`` (column j in group g + j), or a group per value."""
+        g = np.asarray(g)
+        if g.ndim == 0 or (v.ndim == 2 and g.ndim == 1):
+            first = g if g.ndim == 0 else g[None, :]
+            lo, scale = self.root_lo[g], self.root_scale[g]
+            b = np.floor((v - lo) * scale).ravel()        # broadcast, no gathers
+            g = np.broadcast_to(first, v.shape).ravel()
+            v = v.ravel()
+        else:
+            b = np.floor((v - self.root_lo[g]) * self.root_scale[g])
+        np.clip(b, 0, self.bins - 1, out=b)
+        node = g * self.bins + b.astype(np.int64)
         out = np.full(v.size, -1, np.int64)
         idx = np.flatnonzero(self.roots_wanted[node])
         node, vv = node[idx], v[idx]
@@ -110,12 +128,13 @@ def accumulate(spec: TreeSpec, part: PassPart, g: np.ndarray, v: np.ndarray,
     and its ``expected`` probability of being correct (an array, or a function
     of the values computed only for those counted), into ``part``."""
     leaf = spec.locate(g, v)
+    v, correct = v.ravel(), correct.ravel()
     ok = np.flatnonzero(leaf >= 0)
     ok = ok[spec.wanted[leaf[ok]]]
     if ok.size == 0:
         return
     leaf, v, correct = leaf[ok], v[ok], correct[ok]
-    expected = expected(v) if callable(expected) else expected[ok]
+    expected = expected(v) if callable(expected) else expected.ravel()[ok]
     gat = spec.gathered[leaf]
     plain = ~gat
     if plain.any():

@@ -34,63 +34,66 @@ SAMPLE_ROWS = 4096
 @dataclass
 class Sums:
     """Per-pair sums of one side (T = 1, or calibrated) over blocks of rows."""
-    width: np.ndarray           # (3, bins): count, sum p, sum o per equal-width bin
+    count: np.ndarray           # (classes, bins): pairs per (class, equal-width bin of p)
+    gap: np.ndarray             # (classes, bins): sum (o - p) there
     brier: np.ndarray           # (1,) sum (p - o)^2
     log_loss: np.ndarray        # (1,) sum log max(q, tiny), q = p or 1 - p (when asked)
-    classwise: np.ndarray       # (classes, bins): sum (o - p)
+    negative: np.ndarray        # (bins,): binary only, sum (p - o) per bin of 1 - p
     top_label: np.ndarray       # (2 * bins,): binary only, sum (correct - confidence)
     grid: np.ndarray            # residuals (o - p) / n binned on the smooth ECE's grid
 
     @classmethod
     def empty(cls, n_classes: int, n_bins: int) -> Sums:
-        return cls(np.zeros((3, n_bins)), np.zeros(1), np.zeros(1),
-                   np.zeros((n_classes, n_bins)), np.zeros(2 * n_bins),
+        return cls(np.zeros((n_classes, n_bins)), np.zeros((n_classes, n_bins)), np.zeros(1),
+                   np.zeros(1), np.zeros(n_bins), np.zeros(2 * n_bins),
                    np.zeros(smooth_ece.FINEST_GRID + 1))
 
     def __iadd__(self, other: Sums) -> Sums:
-        for name in ("width", "brier", "log_loss", "classwise", "top_label", "grid"):
+        for name in ("count", "gap", "brier", "log_loss", "negative", "top_label", "grid"):
             getattr(self, name).__iadd__(getattr(other, name))
         return self
 
     def add(self, p: np.ndarray, o: np.ndarray, binary: bool, n_bins: int, n_pairs: int,
             log_loss: bool) -> None:
-        """A block's pairs: probabilities ``p`` and outcomes ``o``, both (r, C)
-        float64 (and the log loss when asked)."""
-        pf, of = p.ravel(), o.ravel()
-        b = metrics.bin_width(pf, n_bins)
-        self.width += np.stack([np.bincount(b, minlength=n_bins),
-                                np.bincount(b, weights=pf, minlength=n_bins),
-                                np.bincount(b, weights=of, minlength=n_bins)])
-        self.brier += np.sum((pf - of) ** 2)
+        """A block's pairs: probabilities ``p`` and outcomes ``o`` (bool), both (r, C)
+        (and the log loss when asked).  Per (class, bin) counts and residuals give
+        the pooled equal-width bins and the classwise ones alike."""
+        c = p.shape[1]
+        pf = p.ravel()
+        res = o.ravel() - pf                                   # o - p
+        key = (metrics.bin_width(p, n_bins) + n_bins * np.arange(c)).ravel()
+        size = c * n_bins
+        self.count += np.bincount(key, minlength=size).reshape(c, n_bins)
+        self.gap += np.bincount(key, weights=res, minlength=size).reshape(c, n_bins)
+        self.brier += res @ res
         if log_loss:
             tiny = np.finfo(np.float64).tiny
-            self.log_loss += np.sum(np.log(np.maximum(np.where(of == 1, pf, 1.0 - pf), tiny)))
-        if binary:   # the two classes: P(y = 0) = 1 - p against 1 - o, and p against o
-            p, o = np.stack([1.0 - pf, pf], axis=1), np.stack([1.0 - of, of], axis=1)
-            k = (pf > 0.5).astype(np.int64)          # top label, ties to class 0
-            conf = np.where(k == 1, pf, 1.0 - pf)
+            q = np.where(o.ravel(), pf, 1.0 - pf)
+            self.log_loss += np.sum(np.log(np.maximum(q, tiny)))
+        if binary:   # the negative class: P(y = 0) = 1 - p against 1 - o; the top label
+            self.negative += np.bincount(metrics.bin_width(1.0 - pf, n_bins), weights=-res,
+                                         minlength=n_bins)
+            k = pf > 0.5                                       # ties to class 0
+            conf = np.where(k, pf, 1.0 - pf)
             self.top_label += np.bincount(metrics.bin_width(conf, n_bins) + n_bins * k,
-                                          weights=(k == of) - conf, minlength=2 * n_bins)
-        c = p.shape[1]
-        cb = metrics.bin_width(p, n_bins) + n_bins * np.arange(c)
-        self.classwise += np.bincount(cb.ravel(), weights=(o - p).ravel(),
-                                      minlength=c * n_bins).reshape(c, n_bins)
-        self.grid += smooth_ece.binned(pf, (of - pf) / n_pairs, smooth_ece.FINEST_GRID)
+                                          weights=(k == o.ravel()) - conf,
+                                          minlength=2 * n_bins)
+        self.grid += smooth_ece.binned(pf, res / n_pairs, smooth_ece.FINEST_GRID)
 
     def metrics(self, n_pairs: int, binary: bool, mass_ece: float) -> dict:
         """Every summary metric (keys of :data:`calibrate.metrics.NAMES`) from the sums."""
-        count, sum_p, sum_o = self.width
+        count, gap = self.count.sum(axis=0), self.gap.sum(axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            gap = np.where(count > 0, (sum_o - sum_p) / count, np.nan)
+            rel = np.where(count > 0, gap / count, np.nan)
+        classwise = np.abs(self.gap).sum() + (np.abs(self.negative).sum() if binary else 0.0)
         out = {
             "nll": float(-self.log_loss[0] / n_pairs),
             "brier": float(self.brier[0] / n_pairs),
-            "ece_15_equal_width": float(np.abs(sum_o - sum_p).sum() / n_pairs),
+            "ece_15_equal_width": float(np.abs(gap).sum() / n_pairs),
             "ece_15_equal_mass": mass_ece,
-            "mce_15_equal_width": float(np.nanmax(np.abs(gap))),
+            "mce_15_equal_width": float(np.nanmax(np.abs(rel))),
             # (binary: both classes' columns, 2 per row)
-            "classwise_ece_15_equal_width": float(np.abs(self.classwise).sum()
-                                                  / (n_pairs * (2 if binary else 1))),
+            "classwise_ece_15_equal_width": float(classwise / (n_pairs * (2 if binary else 1))),
             "smooth_ece": smooth_ece.smooth_ece_binned(self.grid),
         }
         if binary:
@@ -151,22 +154,18 @@ def _count(spec: refinement.TreeSpec, part: refinement.PassPart, layout: Layout,
            pb: np.ndarray | None) -> None:
     """Count a block's pairs into the tree's wanted cells (probabilities computed
     here when not given: only for the pairs those cells hold)."""
-    r, c = s.shape
-    groups, values, probs = [], [], []
-    if layout.per_label:
-        groups.append(np.broadcast_to(np.arange(c), (r, c)).ravel())
-        values.append(s.ravel())
-        probs.append(pa)
+    c = s.shape[1]
+    views = []
+    if layout.per_label:                           # column j in group j
+        views.append((np.arange(c), s, pa))
     if not (layout.per_label and c == 1):
-        groups.append(np.full(r * c, layout.pooled_after))
-        values.append(s.ravel())
-        probs.append(pa)
-    groups.append(np.full(r * c, layout.pooled_before))
-    values.append(z.ravel())
-    probs.append(pb)
-    for g, v, p in zip(groups, values, probs):
-        refinement.accumulate(spec, part, g, v, o.ravel(),
-                              special.expit if p is None else p.ravel())
+        views.append((layout.pooled_after, s, pa))
+    views.append((layout.pooled_before, z, pb))
+    wanted = spec.groups_wanted
+    for g, v, p in views:
+        if not wanted[g].any():
+            continue                     # nothing of these groups is counted this pass
+        refinement.accumulate(spec, part, g, v, o, special.expit if p is None else p)
 
 
 def _first_pass(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarray,
@@ -174,9 +173,8 @@ def _first_pass(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarr
                 n_pairs: int, log_loss: bool) -> None:
     z, s, o = _pair_values(zc, yc, temperature)
     pb, pa = special.expit(z), special.expit(s)
-    of = o.astype(np.float64)
-    acc.before.add(pb, of, binary, n_bins, n_pairs, log_loss)
-    acc.after.add(pa, of, binary, n_bins, n_pairs, log_loss)
+    acc.before.add(pb, o, binary, n_bins, n_pairs, log_loss)
+    acc.after.add(pa, o, binary, n_bins, n_pairs, log_loss)
     _count(spec, acc.tree, layout, z, s, o, pa, pb)
 
 
@@ -224,8 +222,8 @@ def run(z: Backend, y: Any, temperature: Any, task: str, search: dict | None = N
     tree = _first_tree(zc, t, layout)
     spec = tree.spec()
     acc = zc.fold(_first_pass, y, args=(t, spec, layout, binary, n_bins, n_pairs, log_loss),
-                  init=lambda: Pass(Sums.empty(2 if binary else c, n_bins),
-                                    Sums.empty(2 if binary else c, n_bins),
+                  init=lambda: Pass(Sums.empty(c, n_bins),
+                                    Sums.empty(c, n_bins),
                                     refinement.PassPart.empty(spec.size)),
                   label="summary and thresholds")
     tree.add(acc.tree)

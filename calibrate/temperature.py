@@ -404,7 +404,8 @@ def fit_sigmoid_temperature(logits: Any, labels: Any, min_class_count: int = MIN
     status = np.array(["fitted"] * c, dtype=object)
     passes, conv, grad = 0, True, np.zeros(c)
     shared_t = None
-    beta0 = _sigmoid_warm_start(z, y, units, own)
+    on_sample = _sample_statistics(z, y, units)
+    beta0 = _sigmoid_warm_start(on_sample, units, own)
     if own.any():
         try:
             res = newton(per_column, c, 1.0 if beta0 is None else beta0, 1.0 / T_MIN,
@@ -416,7 +417,7 @@ def fit_sigmoid_temperature(logits: Any, labels: Any, min_class_count: int = MIN
         status[own & res.capped] = "capped"
         passes, conv = res.passes, res.converged
     if not own.all() or not binary:
-        shared_t, p, cv = _pooled_temperature(per_column, units, separable)
+        shared_t, p, cv = _pooled_temperature(per_column, units, separable, on_sample)
         passes += p
         conv = conv and cv
         if not own.all():
@@ -437,10 +438,10 @@ def fit_sigmoid_temperature(logits: Any, labels: Any, min_class_count: int = MIN
         n_passes=passes, converged=conv, shared_temperature=shared_t, gradient=grad)
 
 
-def _sigmoid_warm_start(z: Backend, y: Any, units: np.ndarray, own: np.ndarray) -> Any:
-    """Per column, the optimum on an evenly spread sample of rows (in units of the
-    column's scale), or None on data too small for a sample to save passes."""
-    if z.n_rows < 8 * SAMPLE_ROWS or not own.any():
+def _sample_statistics(z: Backend, y: Any, units: np.ndarray) -> Callable | None:
+    """Per-column statistics on an evenly spread sample of rows, or None on data
+    too small for a sample to save passes."""
+    if z.n_rows < 8 * SAMPLE_ROWS:
         return None
     zs = as_backend(z.sample(SAMPLE_ROWS))
     ys = as_backend(y).sample(SAMPLE_ROWS)
@@ -448,7 +449,14 @@ def _sigmoid_warm_start(z: Backend, y: Any, units: np.ndarray, own: np.ndarray) 
     def on_sample(b: np.ndarray) -> tuple:
         st = zs.sigmoid_stats(ys, b, units)
         return st.nll, st.gradient, st.curvature, st.gradient_at_zero
+    return on_sample
 
+
+def _sigmoid_warm_start(on_sample: Callable | None, units: np.ndarray, own: np.ndarray) -> Any:
+    """Per column, the optimum on a row sample (in units of the column's scale),
+    or None without a sample."""
+    if on_sample is None or not own.any():
+        return None
     try:
         beta = newton(on_sample, units.size, 1.0, 1.0 / T_MIN, done=~own, creep=False,
                       max_passes=12).beta
@@ -457,19 +465,31 @@ def _sigmoid_warm_start(z: Backend, y: Any, units: np.ndarray, own: np.ndarray) 
     return np.where(own, beta, 1.0)
 
 
-def _pooled_temperature(per_column: Callable, units: np.ndarray,
-                        separable: Callable) -> tuple[float, int, bool]:
+def _pooled_temperature(per_column: Callable, units: np.ndarray, separable: Callable,
+                        on_sample: Callable | None = None) -> tuple[float, int, bool]:
     """One T for every class, the objective summed over classes; returns
     (T, passes, converged).  The common beta b is in units of the classes'
-    typical scale u; class c sees b u_c / u in its own units."""
+    typical scale u; class c sees b u_c / u in its own units.  With
+    ``on_sample`` (per-column statistics on a row sample) the full-data fit
+    starts from the sample's optimum."""
     u = unit_of(float(np.exp(np.mean(np.log(units)))))
     r = units / u
 
-    def pooled(b: np.ndarray) -> tuple:
-        f, g, h, g0 = per_column(np.full(units.size, b[0]) * r)
-        return f.sum(), (g * r).sum(), (h * r * r).sum(), (g0 * r).sum()
+    def pooled(columns: Callable) -> Callable:
+        def evaluate(b: np.ndarray) -> tuple:
+            f, g, h, g0 = columns(np.full(units.size, b[0]) * r)
+            return f.sum(), (g * r).sum(), (h * r * r).sum(), (g0 * r).sum()
+        return evaluate
 
-    res = newton(pooled, 1, 1.0, 1.0 / T_MIN, lambda: [bool(np.all(separable()))])
+    beta0 = 1.0
+    if on_sample is not None:
+        try:
+            beta0 = float(newton(pooled(on_sample), 1, 1.0, 1.0 / T_MIN, creep=False,
+                                 max_passes=12).beta[0])
+        except CalibrateError:
+            on_sample = None
+    res = newton(pooled(per_column), 1, beta0, 1.0 / T_MIN,
+                 lambda: [bool(np.all(separable()))], final_step=on_sample is not None)
     return float(u / res.beta[0]), res.passes, res.converged
 
 

@@ -371,7 +371,12 @@ def _start_item(it: Any, N: np.ndarray, E: np.ndarray, expit_expected: bool,
     d_lo = int(it.exact.sum() + blob.sum())
     d_hi = int(it.exact.sum() + it.n[blob].sum())
     if d_lo <= guarantee.START_GRID < d_hi:
-        return Pending(it.node[blob])          # how many candidates is not yet known
+        # how many candidates is not yet known: open up the largest cells, enough to
+        # show the missing distinct values if their values are distinct
+        order = np.flatnonzero(blob)[np.argsort(-it.n[blob], kind="stable")]
+        gain = np.cumsum(np.minimum(it.n[order], 256) - 1)
+        enough = int(np.searchsorted(gain, 2 * (guarantee.START_GRID + 1 - d_lo))) + 1
+        return Pending(it.node[order[:enough]])
     n_before = N - it.n
     if d_hi <= guarantee.START_GRID:           # every candidate
         at = np.arange(it.n.size)
@@ -382,19 +387,29 @@ def _start_item(it: Any, N: np.ndarray, E: np.ndarray, expit_expected: bool,
         at = np.minimum(np.searchsorted(N, grid, side="left"), it.n.size - 1)
         n_lo = np.where(blob[at], np.maximum(np.ceil(grid), n_before[at] + 1), N[at])
     b = blob[at]
-    # bounds in one piece for every point, then in pieces where they do not settle
-    lo_b, hi_b = _bound_lb(it, N, E, at, n_lo, expit_expected, 1)
-    best = float(np.max(np.where(b, lo_b, hi_b)))       # exact items: lo_b == hi_b
-    close = np.flatnonzero(b & (hi_b >= best))
-    if close.size:
-        lo_c, hi_c = _bound_lb(it, N, E, at[close], n_lo[close], expit_expected, _PIECES)
-        lo_b[close], hi_b[close] = np.maximum(lo_b[close], lo_c), np.minimum(hi_b[close], hi_c)
-        best = float(np.max(np.where(b, lo_b, hi_b)))
-    unsure = b & (hi_b >= best)
-    if unsure.any():
-        return Pending(np.unique(it.node[at[unsure]]))
-    exact_at = np.unique(at[~b])       # (blobs here are provably below the best); first max wins
+    exact_at = np.unique(at[~b])                   # candidate order: the first max wins
     lb = guarantee.expected_lower_bound(E[exact_at], N[exact_at])
+    best = float(lb.max()) if lb.size else -np.inf
+    # a blob's candidates: first the free bound lb <= e / n (e at most at the
+    # blob's end, n at least n_lo), then bounds in one piece, then in pieces
+    n_before, e_before = N - it.n, E - it.e
+    _, emax = _expected_bounds(it, expit_expected)
+    e_end = np.minimum(E[at], e_before[at] + (N[at] - n_before[at]) * emax[at])
+    live = np.flatnonzero(b & (np.minimum(1.0, e_end / n_lo) >= best))
+    if live.size > 256:
+        # a few points' lower bounds first raise the bar the free bound must clear
+        probe = live[np.linspace(0, live.size - 1, 64).astype(np.int64)]
+        lo_p, _ = _bound_lb(it, N, E, at[probe], n_lo[probe], expit_expected, 1)
+        best = max(best, float(lo_p.max()))
+        live = live[np.minimum(1.0, e_end[live] / n_lo[live]) >= best]
+    for pieces in (1, _PIECES):
+        if live.size == 0:
+            break
+        lo_b, hi_b = _bound_lb(it, N, E, at[live], n_lo[live], expit_expected, pieces)
+        best = max(best, float(lo_b.max()))
+        live = live[hi_b >= best]
+    if live.size:
+        return Pending(np.unique(it.node[at[live]]))
     return int(exact_at[np.argmax(lb)])
 
 
