@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-#: Cells per group on the first pass: more than twice the candidates at which
-#: the confidence sequence's start switches to a grid, so that a group of many
-#: distinct values shows more than that many non-empty cells at once.
+#: Cells per group on the first pass (a group of many values: more than twice
+#: the candidates at which the confidence sequence's start switches to a grid,
+#: so that it shows more than that many non-empty cells at once).
 BINS = 4096
 #: Sub-cells a refined cell is split into.
 SUB_BINS = 256
@@ -52,7 +52,8 @@ class TreeSpec:
     """Where a pass sends each value (small arrays, picklable; see :meth:`Tree.spec`)."""
     root_lo: np.ndarray
     root_scale: np.ndarray
-    bins: int
+    bins: np.ndarray            # first-level cells per group
+    offset: np.ndarray          # first first-level cell of each group (one more at the end)
     lo: np.ndarray
     hi: np.ndarray
     child: np.ndarray
@@ -67,7 +68,7 @@ class TreeSpec:
     @property
     def groups_wanted(self) -> np.ndarray:
         """Per group, whether any of its cells is counted in this pass."""
-        return self.roots_wanted.reshape(-1, self.bins).any(axis=1)
+        return np.logical_or.reduceat(self.roots_wanted, self.offset[:-1])
 
     def locate(self, g: Any, v: np.ndarray) -> np.ndarray:
         """The leaf of each (group, value), -1 where no wanted cell lies below its
@@ -77,14 +78,14 @@ class TreeSpec:
         g = np.asarray(g)
         if g.ndim == 0 or (v.ndim == 2 and g.ndim == 1):
             first = g if g.ndim == 0 else g[None, :]
-            lo, scale = self.root_lo[g], self.root_scale[g]
-            b = np.floor((v - lo) * scale).ravel()        # broadcast, no gathers
-            g = np.broadcast_to(first, v.shape).ravel()
+            b = np.floor((v - self.root_lo[g]) * self.root_scale[g])   # broadcast: no gathers
+            np.clip(b, 0, self.bins[g] - 1, out=b)
+            node = (b.astype(np.int64) + self.offset[first]).ravel()
             v = v.ravel()
         else:
             b = np.floor((v - self.root_lo[g]) * self.root_scale[g])
-        np.clip(b, 0, self.bins - 1, out=b)
-        node = g * self.bins + b.astype(np.int64)
+            np.clip(b, 0, self.bins[g] - 1, out=b)
+            node = self.offset[g] + b.astype(np.int64)
         out = np.full(v.size, -1, np.int64)
         idx = np.flatnonzero(self.roots_wanted[node])
         node, vv = node[idx], v[idx]
@@ -176,21 +177,23 @@ class Tree:
     path from the first level, so children sort inside their parent).
     """
 
-    def __init__(self, lo: np.ndarray, hi: np.ndarray, bins: int = BINS) -> None:
+    def __init__(self, lo: np.ndarray, hi: np.ndarray, bins: Any = BINS) -> None:
         lo = np.asarray(lo, dtype=np.float64)
         hi = np.maximum(np.asarray(hi, dtype=np.float64), lo)
-        self.n_groups, self.bins = lo.size, bins
-        width = (hi - lo) / bins
+        self.n_groups = lo.size
+        self.bins = np.broadcast_to(np.asarray(bins, dtype=np.int64), lo.shape).copy()
+        self.offset = np.concatenate([[0], np.cumsum(self.bins)])
+        width = (hi - lo) / self.bins
         self.root_lo = lo
         self.root_scale = np.where(width > 0, 1.0 / np.where(width > 0, width, 1.0), 0.0)
-        j = np.arange(bins)
-        self.lo = (lo[:, None] + width[:, None] * j).ravel()
-        self.hi = (lo[:, None] + width[:, None] * (j + 1)).ravel()
-        self.lo[::bins] = -np.inf                        # the end cells are open
-        self.hi[bins - 1::bins] = np.inf
-        size = self.n_groups * bins
-        self.group = np.repeat(np.arange(self.n_groups), bins)
-        self.key = np.tile(j.astype(np.int64) << (_BITS * _MAX_DEPTH), self.n_groups)
+        size = int(self.offset[-1])
+        self.group = np.repeat(np.arange(self.n_groups), self.bins)
+        j = np.arange(size) - self.offset[self.group]            # cell within its group
+        self.lo = lo[self.group] + width[self.group] * j
+        self.hi = lo[self.group] + width[self.group] * (j + 1)
+        self.lo[self.offset[:-1]] = -np.inf                     # the end cells are open
+        self.hi[self.offset[1:] - 1] = np.inf
+        self.key = j.astype(np.int64) << (_BITS * _MAX_DEPTH)
         self.depth = np.zeros(size, np.int64)
         self.child = np.full(size, -1, np.int64)
         self.parent = np.full(size, -1, np.int64)
@@ -210,13 +213,13 @@ class Tree:
         """What the next pass needs: where values go, and which cells to count."""
         wanted = np.zeros(self.size, bool)
         wanted[self.pending] = True
-        roots = np.zeros(self.n_groups * self.bins, bool)
+        roots = np.zeros(int(self.offset[-1]), bool)
         nodes = self.pending
         while nodes.size:
             top = nodes[nodes < roots.size]
             roots[top] = True
             nodes = self.parent[nodes[nodes >= roots.size]]
-        return TreeSpec(self.root_lo, self.root_scale, self.bins, self.lo, self.hi,
+        return TreeSpec(self.root_lo, self.root_scale, self.bins, self.offset, self.lo, self.hi,
                         self.child, self.gathered, wanted, roots)
 
     @property

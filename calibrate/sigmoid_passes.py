@@ -29,6 +29,10 @@ from .backends import Backend
 
 #: Rows of the sample whose values set the first-level cells' ranges.
 SAMPLE_ROWS = 4096
+#: First-level cells of each label's group (multilabel: one group per label, so
+#: fewer) and of the pooled groups.
+LABEL_BINS = 1024
+POOLED_BINS = 8192
 
 
 @dataclass
@@ -269,7 +273,10 @@ def _first_tree(z: Backend, t: np.ndarray, layout: Layout) -> refinement.Tree:
         hi.append([ss.max()])
     lo.append([zs.min()])
     hi.append([zs.max()])
-    return refinement.Tree(np.concatenate(lo), np.concatenate(hi))
+    bins = np.full(layout.n_groups, POOLED_BINS)
+    if layout.per_label and layout.n_classes > 1:
+        bins[:layout.n_classes] = LABEL_BINS
+    return refinement.Tree(np.concatenate(lo), np.concatenate(hi), bins)
 
 
 def _decide(tree: refinement.Tree, layout: Layout, search: dict | None, found: dict,

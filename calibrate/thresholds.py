@@ -298,17 +298,20 @@ class Pending:
     nodes: np.ndarray
 
 
-def _expected_bounds(it: Any, expit_expected: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Bounds on one value's expected probability in each item: expit of the
-    item's value range (widened by float slack) when the expected probability
-    is the sigmoid of the value, else [0, 1]."""
+def _expected_bounds(it: Any, expit_expected: bool,
+                     at: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds on one value's expected probability in each item (or the items
+    ``at``): expit of the item's value range (widened by float slack) when the
+    expected probability is the sigmoid of the value, else [0, 1]."""
+    lo, hi = (it.lo, it.hi) if at is None else (it.lo[at], it.hi[at])
     if not expit_expected:
-        return np.zeros(it.n.size), np.ones(it.n.size)
+        return np.zeros(lo.size), np.ones(lo.size)
     from scipy import special
-    slack = 1e-12 * (1.0 + np.abs(np.nan_to_num(it.lo, posinf=0, neginf=0))
-                     + np.abs(np.nan_to_num(it.hi, posinf=0, neginf=0)))
-    return (np.clip(special.expit(it.lo - slack) - 1e-15, 0, 1),
-            np.clip(special.expit(it.hi + slack) + 1e-15, 0, 1))
+    with np.errstate(invalid="ignore"):
+        slack = 1e-12 * (1.0 + np.abs(np.where(np.isfinite(lo), lo, 0))
+                         + np.abs(np.where(np.isfinite(hi), hi, 0)))
+    return (np.clip(special.expit(lo - slack) - 1e-15, 0, 1),
+            np.clip(special.expit(hi + slack) + 1e-15, 0, 1))
 
 
 def search_items(it: Any, precision: float, confidence: float | None = None,
@@ -393,8 +396,8 @@ def _start_item(it: Any, N: np.ndarray, E: np.ndarray, expit_expected: bool,
     # a blob's candidates: first the free bound lb <= e / n (e at most at the
     # blob's end, n at least n_lo), then bounds in one piece, then in pieces
     n_before, e_before = N - it.n, E - it.e
-    _, emax = _expected_bounds(it, expit_expected)
-    e_end = np.minimum(E[at], e_before[at] + (N[at] - n_before[at]) * emax[at])
+    _, emax = _expected_bounds(it, expit_expected, at)
+    e_end = np.minimum(E[at], e_before[at] + (N[at] - n_before[at]) * emax)
     live = np.flatnonzero(b & (np.minimum(1.0, e_end / n_lo) >= best))
     if live.size > 256:
         # a few points' lower bounds first raise the bar the free bound must clear
@@ -405,12 +408,33 @@ def _start_item(it: Any, N: np.ndarray, E: np.ndarray, expit_expected: bool,
     for pieces in (1, _PIECES):
         if live.size == 0:
             break
-        lo_b, hi_b = _bound_lb(it, N, E, at[live], n_lo[live], expit_expected, pieces)
-        best = max(best, float(lo_b.max()))
-        live = live[hi_b >= best]
+        live = live[_may_reach(it, N, E, at[live], n_lo[live], expit_expected, pieces, best)]
     if live.size:
         return Pending(np.unique(it.node[at[live]]))
     return int(exact_at[np.argmax(lb)])
+
+
+def _may_reach(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.ndarray,
+               expit_expected: bool, pieces: int, best: float) -> np.ndarray:
+    """Whether the candidate at each of ``at`` (a blob) may have an expected lower
+    bound of at least ``best``, cutting its range of counts in ``pieces``.  One
+    incomplete beta value per piece instead of a root: the Clopper-Pearson bound
+    at real k, n is below p exactly when I_p(k, n - k + 1) > level; p is ``best``
+    less a margin far above the root's float error."""
+    _, emax = _expected_bounds(it, expit_expected, at)
+    n_before, e_before = (N - it.n)[at], (E - it.e)[at]
+    n_hi = N[at].astype(np.float64)
+    cuts = n_lo[:, None] + (n_hi - n_lo)[:, None] * np.linspace(0, 1, pieces + 1)
+    a = np.maximum(np.floor(cuts[:, :-1]), n_lo[:, None])
+    b = np.minimum(np.ceil(cuts[:, 1:]), n_hi[:, None])
+    k = np.minimum(E[at][:, None], e_before[:, None] + (b - n_before[:, None])
+                   * emax[:, None])
+    from scipy import special
+    p = max(best - 1e-9, 0.0)
+    with np.errstate(all="ignore"):
+        below = special.betainc(np.maximum(k, 1e-12), np.maximum(a - k + 1, 1e-12), p) \
+            > guarantee.START_LEVEL
+    return ~below.all(axis=1)
 
 
 def _bound_lb(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.ndarray,
@@ -421,7 +445,7 @@ def _bound_lb(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.nd
     (n - start) values each within the blob's range of expected probabilities;
     the range of n is cut in pieces, and the bound is taken per piece (the
     expected lower bound grows with the expected sum, falls with n)."""
-    emin, emax = _expected_bounds(it, expit_expected)
+    emin, emax = _expected_bounds(it, expit_expected, at)
     n_before, e_before = (N - it.n)[at], (E - it.e)[at]
     n_hi = N[at].astype(np.float64)
     cuts = n_lo[:, None] + (n_hi - n_lo)[:, None] * np.linspace(0, 1, pieces + 1)
@@ -429,8 +453,8 @@ def _bound_lb(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.nd
     a = np.maximum(a, n_lo[:, None])
     b = np.minimum(b, n_hi[:, None])
     e_top = np.minimum(E[at][:, None], e_before[:, None] + (b - n_before[:, None])
-                       * emax[at][:, None])
-    e_bot = e_before[:, None] + (a - n_before[:, None]) * emin[at][:, None]
+                       * emax[:, None])
+    e_bot = e_before[:, None] + (a - n_before[:, None]) * emin[:, None]
     hi_b = guarantee.expected_lower_bound(e_top, a).max(axis=1)
     lo_b = guarantee.expected_lower_bound(e_bot, b).min(axis=1)
     exact = it.exact[at]
