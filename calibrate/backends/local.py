@@ -31,6 +31,10 @@ TARGET_ELEMENTS = 1 << 20
 #: spreads over the cores.
 MAX_ROWS = 1 << 18
 
+#: Runs of consecutive chunks that a fold accumulates separately (in parallel)
+#: and then adds in order; fixed, so sums do not depend on the machine.
+FOLD_RUNS = 16
+
 
 def chunk_rows(n_cols: int, target_elements: int | None = None) -> int:
     """Rows per chunk for arrays with ``n_cols`` values per row."""
@@ -119,20 +123,32 @@ class LocalBackend(Backend):
 
     def fold(self, kernel: Callable, *aligned: np.ndarray, args: tuple = (),
              init: Callable, label: str | None = None) -> Any:
-        # one accumulator per worker thread, not one per chunk: histograms of
-        # millions of cells would otherwise be allocated and added per chunk
-        accs: dict = {}
+        # One accumulator per run of consecutive chunks, not one per chunk
+        # (histograms of millions of cells would be allocated and added per
+        # chunk).  The runs are fixed by the rows alone, never by which thread is
+        # free, and are added in order: float sums come out bit-identical from
+        # run to run, on any number of cores, for an array or a file alike.
+        slices = self._slices()
+        n_runs = min(FOLD_RUNS, len(slices))
+        runs = [slices[i * len(slices) // n_runs:(i + 1) * len(slices) // n_runs]
+                for i in range(n_runs)]
+        advance = self.progress(label or "pass", len(slices)) if self.progress else None
+        arrays = (self.data,) + aligned
 
-        def run(*blocks: Any) -> None:
-            me = threading.get_ident()
-            acc = accs.get(me)
-            if acc is None:
-                acc = accs[me] = init()
-            kernel(acc, *blocks, *args)
+        def run(chunks: list[slice]) -> Any:
+            acc = init()
+            for s in chunks:
+                kernel(acc, *(np.asarray(a[s]) for a in arrays), *args)
+                if advance is not None:
+                    advance(1)
+            return acc
 
-        run_chunks(run, (self.data,) + aligned, self._slices(), self.progress, label)
+        if n_runs <= 1 or n_workers() <= 1 or getattr(_local, "in_pool", False):
+            results: Iterator = map(run, runs)
+        else:
+            results = _pool().map(run, runs)
         total = None
-        for acc in accs.values():
+        for acc in results:
             if total is None:
                 total = acc
             else:

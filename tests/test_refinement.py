@@ -1,0 +1,174 @@
+"""Binary and multilabel fits on row streams: nested histograms refined where
+undecided give exactly what the in-memory computations give.
+
+The streaming parameters are shrunk here (a handful of cells, tiny gathers) so
+that small data needs several refinement passes, ties straddle cells and
+gathered cells hold many values; the answers must not change.
+"""
+
+import numpy as np
+import pytest
+from scipy import special
+
+import calibrate
+from calibrate import metrics, refinement, sigmoid_passes
+from calibrate import thresholds as TH
+from calibrate.backends import as_backend, local
+from calibrate.rows import NpyRows, ShardedRows
+from conftest import make_binary, make_multilabel
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    """Cells of 8 (first level) x 4 (below), values gathered below 6 per cell."""
+    monkeypatch.setattr(refinement, "SUB_BINS", 4)
+    monkeypatch.setattr(refinement, "GATHER", 6)
+    monkeypatch.setattr(refinement, "_BITS", 2)
+    monkeypatch.setattr(sigmoid_passes, "LABEL_BINS", 8)
+    monkeypatch.setattr(sigmoid_passes, "POOLED_BINS", 8)
+    monkeypatch.setattr(sigmoid_passes, "SAMPLE_ROWS", 16)
+
+
+def _streamed(groups, precision, confidence, bins=8):
+    """Each group's threshold from the tree, refining until all are decided;
+    the values are counted in two blocks, as two workers would."""
+    lo = np.array([v.min() if len(v) else 0.0 for v, _ in groups])
+    hi = np.array([v.max() if len(v) else 1.0 for v, _ in groups])
+    tree = refinement.Tree(lo, hi, bins)
+    g = np.concatenate([np.full(len(v), i) for i, (v, _) in enumerate(groups)])
+    v = np.concatenate([v for v, _ in groups]).astype(np.float64)
+    c = np.concatenate([c for _, c in groups])
+    out, passes = [None] * len(groups), 0
+    while True:
+        spec = tree.spec()
+        total = refinement.PassPart.empty(spec.size)
+        half = len(v) // 2
+        for s in (slice(0, half), slice(half, None)):
+            part = refinement.PassPart.empty(spec.size)
+            refinement.accumulate(spec, part, g[s], v[s], c[s], special.expit(v[s]))
+            total += part
+        tree.add(total)
+        passes += 1
+        leaves = tree.leaves()
+        need = []
+        for i, r in enumerate(out):
+            if r is None:
+                r = TH.search_items(refinement.items(tree, leaves[i]), precision, confidence,
+                                    None)
+                if isinstance(r, TH.Pending):
+                    need.append(r.nodes)
+                else:
+                    out[i] = r
+        if not need:
+            return out, passes
+        assert passes < 40, "refinement does not converge"
+        tree.refine(np.concatenate(need))
+
+
+def _values(rng, n, kind):
+    if kind == "spread":
+        return rng.normal(0, 2, n)
+    if kind == "rounded":                       # many ties
+        return np.round(rng.normal(0, 2, n), 1)
+    return rng.integers(-3, 4, n).astype(float)  # a few values, heavily tied
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_search_items_equals_the_in_memory_search(tiny, seed):
+    rng = np.random.default_rng(seed)
+    groups = []
+    for _ in range(int(rng.integers(1, 4))):
+        n = int(rng.choice([1, 5, 30, 200, 3000]))
+        v = _values(rng, n, ["spread", "rounded", "tied"][int(rng.integers(0, 3))])
+        groups.append((v, rng.random(n) < special.expit(v * rng.uniform(0.5, 2))))
+    for precision in (0.5, 0.8, 0.95):
+        for confidence in (None, 0.9):
+            got, passes = _streamed(groups, precision, confidence)
+            for (v, c), r in zip(groups, got):
+                assert r == TH.search(v, c, precision, confidence, None, special.expit(v))
+
+
+def test_refinement_needs_more_than_one_pass_here(tiny):
+    # the shrunk tree must really be refined, or the test above proves little
+    rng = np.random.default_rng(0)
+    v = rng.normal(0, 2, 3000)
+    _, passes = _streamed([(v, rng.random(3000) < special.expit(v))], 0.9, 0.9)
+    assert passes >= 3
+
+
+@pytest.mark.parametrize("kind", ["spread", "rounded", "tied"])
+def test_equal_mass_ece_from_the_tree(tiny, kind):
+    rng = np.random.default_rng(3)
+    v = _values(rng, 2000, kind)
+    o = rng.random(2000) < special.expit(0.7 * v)
+    tree = refinement.Tree(np.array([v.min()]), np.array([v.max()]), 8)
+    while True:
+        spec = tree.spec()
+        part = refinement.PassPart.empty(spec.size)
+        refinement.accumulate(spec, part, np.zeros(v.size, np.int64), v, o, special.expit(v))
+        tree.add(part)
+        r = sigmoid_passes.equal_mass_ece(refinement.items(tree, tree.leaves()[0]), 15)
+        if not isinstance(r, TH.Pending):
+            break
+        tree.refine(r.nodes)
+    assert r == pytest.approx(metrics.ece_equal_mass(special.expit(v), o, 15), rel=1e-12)
+
+
+@pytest.mark.parametrize("task", ["binary", "multilabel"])
+@pytest.mark.parametrize("temperature", [1.0, 2.5])
+def test_streamed_metrics_and_thresholds_equal_the_in_memory_ones(tiny, task, temperature):
+    z, y = (make_binary(n=2000, seed=4) if task == "binary"
+            else make_multilabel(n=1500, c=4, seed=4))
+    search = dict(precision=0.9, confidence=0.9, alpha=0.05, alpha_global=0.1)
+    got = sigmoid_passes.run(as_backend(z), y, temperature, task, search)
+    assert got.passes >= 2
+    zz = np.asarray(z, np.float64).reshape(len(z), -1)
+    yy = np.asarray(y).reshape(len(z), -1).astype(bool)
+    for side, t in (("before", 1.0), ("after", temperature)):
+        p = special.expit(zz / t)
+        want = metrics.all_metrics(p.ravel() if task == "binary" else p,
+                                   yy.ravel() if task == "binary" else yy, task)
+        have = getattr(got, side)
+        assert set(have) == {k for k, v in want.items() if v is not None}
+        for k in have:
+            assert have[k] == pytest.approx(want[k], rel=1e-9, abs=1e-12), (side, k)
+    s = zz / temperature
+    for j in range(zz.shape[1]):
+        assert got.per_class[j] == TH.search(s[:, j], yy[:, j], 0.9, 0.9, 0.05,
+                                             special.expit(s[:, j]))
+    assert got.global_rule == TH.search(s.ravel(), yy.ravel(), 0.9, 0.9, 0.1,
+                                        special.expit(s.ravel()))
+    assert got.support.tolist() == yy.sum(axis=0).tolist()
+
+
+def _fit_dict(scores, labels, task):
+    c = calibrate.fit(scores, labels, task=task, precision=0.9, confidence=0.9)
+    d = c.to_dict()
+    d.pop("created", None)
+    return d
+
+
+@pytest.mark.parametrize("task", ["binary", "multilabel"])
+def test_the_same_fit_from_an_array_a_file_shards_and_any_core_count(tmp_path, monkeypatch,
+                                                                      task):
+    z, y = make_binary(n=3000, seed=5) if task == "binary" else make_multilabel(n=3000, seed=5)
+    monkeypatch.setattr(local, "MAX_ROWS", 256)        # many chunks and fold runs
+    want = _fit_dict(z, y, task)
+    np.save(tmp_path / "z.npy", z)
+    cuts = [0, 1000, 1001, 3000]
+    for i, (a, b) in enumerate(zip(cuts, cuts[1:])):
+        np.save(tmp_path / f"s{i}.npy", z[a:b])
+    assert _fit_dict(NpyRows(tmp_path / "z.npy"), y, task) == want
+    shards = ShardedRows([NpyRows(tmp_path / f"s{i}.npy") for i in range(3)])
+    assert _fit_dict(shards, y, task) == want
+    monkeypatch.setattr(local, "n_workers", lambda: 1)
+    assert _fit_dict(z, y, task) == want
+
+
+def test_dask_gives_the_same_fit_to_rounding(monkeypatch):
+    da = pytest.importorskip("dask.array")
+    z, y = make_multilabel(n=3000, seed=6)
+    want = _fit_dict(z, y, "multilabel")
+    got = _fit_dict(da.from_array(z, chunks=(700, -1)), y, "multilabel")
+    assert got["temperature"] == pytest.approx(want["temperature"], rel=1e-9)
+    assert got["thresholds"] == want["thresholds"]
