@@ -15,7 +15,7 @@ from calibrate import metrics, refinement, sigmoid_passes
 from calibrate import thresholds as TH
 from calibrate.backends import as_backend, local
 from calibrate.rows import NpyRows, ShardedRows
-from conftest import make_binary, make_multilabel
+from conftest import make_binary, make_multiclass, make_multilabel
 
 
 @pytest.fixture
@@ -141,6 +141,14 @@ def test_streamed_metrics_and_thresholds_equal_the_in_memory_ones(tiny, task, te
     assert got.support.tolist() == yy.sum(axis=0).tolist()
 
 
+def _data(task, seed):
+    if task == "binary":
+        return make_binary(n=3000, seed=seed)
+    if task == "multilabel":
+        return make_multilabel(n=3000, seed=seed)
+    return make_multiclass(n=3000, c=6, seed=seed)
+
+
 def _fit_dict(scores, labels, task):
     c = calibrate.fit(scores, labels, task=task, precision=0.9, confidence=0.9)
     d = c.to_dict()
@@ -148,10 +156,10 @@ def _fit_dict(scores, labels, task):
     return d
 
 
-@pytest.mark.parametrize("task", ["binary", "multilabel"])
+@pytest.mark.parametrize("task", ["binary", "multilabel", "multiclass"])
 def test_the_same_fit_from_an_array_a_file_shards_and_any_core_count(tmp_path, monkeypatch,
                                                                       task):
-    z, y = make_binary(n=3000, seed=5) if task == "binary" else make_multilabel(n=3000, seed=5)
+    z, y = _data(task, 5)
     monkeypatch.setattr(local, "MAX_ROWS", 256)        # many chunks and fold runs
     want = _fit_dict(z, y, task)
     np.save(tmp_path / "z.npy", z)
@@ -165,10 +173,11 @@ def test_the_same_fit_from_an_array_a_file_shards_and_any_core_count(tmp_path, m
     assert _fit_dict(z, y, task) == want
 
 
-def test_dask_gives_the_same_fit_to_rounding(monkeypatch):
+@pytest.mark.parametrize("task", ["binary", "multilabel", "multiclass"])
+def test_dask_gives_the_same_fit_whatever_its_chunks(monkeypatch, task):
     da = pytest.importorskip("dask.array")
-    z, y = make_multilabel(n=3000, seed=6)
-    want = _fit_dict(z, y, "multilabel")
-    got = _fit_dict(da.from_array(z, chunks=(700, -1)), y, "multilabel")
-    assert got["temperature"] == pytest.approx(want["temperature"], rel=1e-9)
-    assert got["thresholds"] == want["thresholds"]
+    z, y = _data(task, 6)
+    monkeypatch.setattr(local, "MAX_ROWS", 256)
+    want = _fit_dict(z, y, task)
+    for chunks in (700, 3000, 1):
+        assert _fit_dict(da.from_array(z, chunks=(chunks,) + z.shape[1:]), y, task) == want
