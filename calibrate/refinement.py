@@ -60,6 +60,7 @@ class TreeSpec:
     gathered: np.ndarray
     wanted: np.ndarray
     roots_wanted: np.ndarray
+    flat: bool = False          # first-level cells only, all counted (a first pass)
 
     @property
     def size(self) -> int:
@@ -86,6 +87,8 @@ class TreeSpec:
             b = np.floor((v - self.root_lo[g]) * self.root_scale[g])
             np.clip(b, 0, self.bins[g] - 1, out=b)
             node = self.offset[g] + b.astype(np.int64)
+        if self.flat:
+            return node
         out = np.full(v.size, -1, np.int64)
         idx = np.flatnonzero(self.roots_wanted[node])
         node, vv = node[idx], v[idx]
@@ -130,6 +133,12 @@ def accumulate(spec: TreeSpec, part: PassPart, g: np.ndarray, v: np.ndarray,
     of the values computed only for those counted), into ``part``."""
     leaf = spec.locate(g, v)
     v, correct = v.ravel(), correct.ravel()
+    if spec.flat:                       # every value counted in its first-level cell
+        part.n += np.bincount(leaf, minlength=spec.size)
+        part.k += np.bincount(leaf[correct], minlength=spec.size)
+        part.e += np.bincount(leaf, weights=expected(v) if callable(expected)
+                              else expected.ravel(), minlength=spec.size)
+        return
     ok = np.flatnonzero(leaf >= 0)
     ok = ok[spec.wanted[leaf[ok]]]
     if ok.size == 0:
@@ -219,8 +228,9 @@ class Tree:
             top = nodes[nodes < roots.size]
             roots[top] = True
             nodes = self.parent[nodes[nodes >= roots.size]]
+        flat = self.size == roots.size and bool(wanted.all()) and not self.gathered.any()
         return TreeSpec(self.root_lo, self.root_scale, self.bins, self.offset, self.lo, self.hi,
-                        self.child, self.gathered, wanted, roots)
+                        self.child, self.gathered, wanted, roots, flat)
 
     @property
     def done(self) -> bool:

@@ -74,14 +74,15 @@ class Sums:
             tiny = np.finfo(np.float64).tiny
             q = np.where(o.ravel(), pf, 1.0 - pf)
             self.log_loss += np.sum(np.log(np.maximum(q, tiny)))
-        if binary:   # the negative class: P(y = 0) = 1 - p against 1 - o; the top label
-            self.negative += np.bincount(metrics.bin_width(1.0 - pf, n_bins), weights=-res,
-                                         minlength=n_bins)
-            k = pf > 0.5                                       # ties to class 0
-            conf = np.where(k, pf, 1.0 - pf)
-            self.top_label += np.bincount(metrics.bin_width(conf, n_bins) + n_bins * k,
-                                          weights=(k == o.ravel()) - conf,
-                                          minlength=2 * n_bins)
+        if binary:
+            # the negative class: P(y = 0) = 1 - p against 1 - o, residual -res;
+            # the top label (ties to class 0): p and res where p > 1/2, else
+            # the negative class's bin and residual
+            nb = metrics.bin_width(1.0 - pf, n_bins)
+            self.negative -= np.bincount(nb, weights=res, minlength=n_bins)
+            k = pf > 0.5
+            self.top_label += np.bincount(np.where(k, key + n_bins, nb),
+                                          weights=np.where(k, res, -res), minlength=2 * n_bins)
         self.grid += smooth_ece.binned(pf, res / n_pairs, smooth_ece.FINEST_GRID)
 
     def metrics(self, n_pairs: int, binary: bool, mass_ece: float) -> dict:

@@ -23,10 +23,13 @@ def binned(p, r, m):
     j = 0..m: each point's weight split between its two neighbouring nodes.
     Sums of blocks' binnings are the binning of all of them."""
     pos = np.clip(p, 0.0, 1.0) * m
-    j = np.minimum(np.floor(pos).astype(np.int64), m - 1)
+    j = pos.astype(np.intp)                 # truncation: the floor, pos >= 0
+    np.minimum(j, m - 1, out=j)
     frac = pos - j
-    return (np.bincount(j, weights=r * (1 - frac), minlength=m + 1)
-            + np.bincount(j + 1, weights=r * frac, minlength=m + 1))
+    upper = r * frac
+    out = np.bincount(j, weights=r - upper, minlength=m + 1)
+    out[1:] += np.bincount(j, weights=upper, minlength=m)
+    return out
 
 
 def _coarser(w):
