@@ -93,6 +93,43 @@ def run_chunks(kernel: Callable, arrays: tuple, slices: list[slice],
     return list(_pool().map(run, slices))
 
 
+def fold_chunks(kernel: Callable, arrays: tuple, slices: list[slice], init: Callable,
+                args: tuple = (), progress: Progress | None = None,
+                label: str | None = None) -> Any:
+    """``kernel(acc, *(a[s] for a in arrays), *args)`` for each slice, into
+    accumulators made by ``init()`` and added with ``+=``; returns their total.
+
+    One accumulator per run of consecutive chunks, not one per chunk
+    (histograms of millions of cells would be allocated and added per chunk).
+    The runs are fixed by the slices alone, never by which thread is free, and
+    are added in order: float sums come out bit-identical from run to run, on
+    any number of cores, for an array, a file or a tensor alike."""
+    n_runs = min(FOLD_RUNS, len(slices))
+    runs = [slices[i * len(slices) // n_runs:(i + 1) * len(slices) // n_runs]
+            for i in range(n_runs)]
+    advance = progress(label or "pass", len(slices)) if progress else None
+
+    def run(chunks: list[slice]) -> Any:
+        acc = init()
+        for s in chunks:
+            kernel(acc, *(np.asarray(a[s]) for a in arrays), *args)
+            if advance is not None:
+                advance(1)
+        return acc
+
+    if n_runs <= 1 or n_workers() <= 1 or getattr(_local, "in_pool", False):
+        results: Iterator = map(run, runs)
+    else:
+        results = _pool().map(run, runs)
+    total = None
+    for acc in results:
+        if total is None:
+            total = acc
+        else:
+            total += acc
+    return total if total is not None else init()
+
+
 def sample_rows(a: Any, n_rows: int, n_blocks: int = 16) -> np.ndarray:
     """About ``n_rows`` rows of ``a`` as a numpy array: ``n_blocks`` contiguous
     blocks spread evenly over the rows, so a file is read in a few short runs."""
@@ -123,37 +160,8 @@ class LocalBackend(Backend):
 
     def fold(self, kernel: Callable, *aligned: np.ndarray, args: tuple = (),
              init: Callable, label: str | None = None) -> Any:
-        # One accumulator per run of consecutive chunks, not one per chunk
-        # (histograms of millions of cells would be allocated and added per
-        # chunk).  The runs are fixed by the rows alone, never by which thread is
-        # free, and are added in order: float sums come out bit-identical from
-        # run to run, on any number of cores, for an array or a file alike.
-        slices = self._slices()
-        n_runs = min(FOLD_RUNS, len(slices))
-        runs = [slices[i * len(slices) // n_runs:(i + 1) * len(slices) // n_runs]
-                for i in range(n_runs)]
-        advance = self.progress(label or "pass", len(slices)) if self.progress else None
-        arrays = (self.data,) + aligned
-
-        def run(chunks: list[slice]) -> Any:
-            acc = init()
-            for s in chunks:
-                kernel(acc, *(np.asarray(a[s]) for a in arrays), *args)
-                if advance is not None:
-                    advance(1)
-            return acc
-
-        if n_runs <= 1 or n_workers() <= 1 or getattr(_local, "in_pool", False):
-            results: Iterator = map(run, runs)
-        else:
-            results = _pool().map(run, runs)
-        total = None
-        for acc in results:
-            if total is None:
-                total = acc
-            else:
-                total += acc
-        return total if total is not None else init()
+        return fold_chunks(kernel, (self.data,) + aligned, self._slices(), init, args,
+                           self.progress, label)
 
     def blocks(self, max_elements: int) -> Iterator[np.ndarray]:
         rows = chunk_rows(self.row_elements, max_elements)

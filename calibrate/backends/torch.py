@@ -25,7 +25,7 @@ from .. import kernels
 from . import torch_kernels as tk
 from .base import (Backend, FusedPass, Progress, RowStats, SigmoidStats, SoftmaxPass,
                    SoftmaxStats)
-from .local import chunk_rows, row_slices, run_chunks, sample_rows
+from .local import chunk_rows, fold_chunks, row_slices, run_chunks, sample_rows
 
 #: Elements per chunk on the device: about 64 MiB of float32 per temporary.
 CHUNK_ELEMENTS = 1 << 24
@@ -58,6 +58,14 @@ class TorchBackend(Backend):
         run = kernel if not args else (lambda *blocks: kernel(*blocks, *args))
         slices = row_slices(self.n_rows, chunk_rows(self.row_elements))  # ~4 MiB copies
         return run_chunks(run, (_CpuRows(self.tensor),) + aligned, slices, self.progress, label)
+
+    def fold(self, kernel: Callable, *aligned: np.ndarray, args: tuple = (),
+             init: Callable, label: str | None = None) -> Any:
+        # the numpy kernels on CPU copies, in the chunks and runs of an array's
+        # fold: the same sums, bit for bit
+        slices = row_slices(self.n_rows, chunk_rows(self.row_elements))
+        return fold_chunks(kernel, (_CpuRows(self.tensor),) + aligned, slices, init, args,
+                           self.progress, label)
 
     def blocks(self, max_elements: int) -> Iterator[np.ndarray]:
         for s in self._slices(max_elements):
