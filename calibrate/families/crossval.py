@@ -87,6 +87,23 @@ class AutoResult:
     grouped: bool
     signal_z: float | None     # the split-half test, when it ran
     refit_seconds: float
+    #: The uncalibrated model (T = 1) scored on the same out-of-fold rows.
+    baseline: FamilyScore | None = None
+
+    def score(self, method):
+        """The :class:`FamilyScore` of ``method`` (None if not compared)."""
+        return next((s for s in self.scores if s.method == method), None)
+
+    def to_dict(self):
+        """The cross-validation as the fit summary reports it."""
+        def row(s):
+            return {"method": s.method, "cv_nll": s.cv_nll, "cv_ece": s.cv_ece, "se": s.se,
+                    "seconds": s.seconds} | ({"skipped": s.note} if s.note else {})
+        return {"choice": self.choice, "rule": self.rule, "folds": self.n_folds,
+                "rows": self.cv_rows, "of_rows": self.n_rows, "grouped": self.grouped,
+                "signal_z": self.signal_z, "families": [row(s) for s in self.scores],
+                "uncalibrated": None if self.baseline is None else {
+                    "cv_nll": self.baseline.cv_nll, "cv_ece": self.baseline.cv_ece}}
 
 
 def _group_codes(groups, n):
@@ -241,15 +258,31 @@ def _score_families(names, zc, yc, folds, task, seed, classes, options):
     return results, notes, signal
 
 
+def _baseline(zc, yc, task):
+    """The uncalibrated model (T = 1) on the cross-validation rows: its
+    out-of-fold figures are its in-sample ones (nothing is fitted)."""
+    from . import confidence_pairs, identity, nll_rows
+    one = identity(task, 1 if zc.ndim == 1 else zc.shape[1])
+    rows = nll_rows(one, zc, yc)
+    conf, outcome = confidence_pairs(one, zc, yc)
+    nll = rows if rows.ndim == 1 else rows.mean(axis=1)
+    return FamilyScore("uncalibrated", float(nll.mean()), metrics.ece(conf, outcome), None, 0.0)
+
+
 def auto(z, y, task, groups=None, methods=None, n_folds=N_FOLDS, seed=0, rule="lowest",
-         max_cv_elements=CV_ELEMENTS, classes=None, **options):
+         max_cv_elements=CV_ELEMENTS, classes=None, refit=True, fitted_temperature=None,
+         **options):
     """Choose a family by K-fold cross-validated NLL and refit it on all rows.
 
     ``z``: logits ((N, C) multiclass or multilabel, (N,) binary; numpy, a
     row source or a dask array); ``y``: labels; ``groups``: one id per row,
     or None; ``methods``: the families to compare (default: all for the
     task, simplest first); ``rule``: "lowest" or "one-se" (see the module).
-    Returns an :class:`AutoResult`.
+    ``refit=False`` only compares (``fitted`` is then None);
+    ``fitted_temperature``: the temperature family already fitted on all
+    rows: the refit when temperature wins, and the T where another
+    multiclass family's refit starts.  Returns an :class:`AutoResult`,
+    with the uncalibrated model's figures on the same rows (``baseline``).
     """
     from . import check_method, fit, methods as task_methods
     names = task_methods(task) if methods is None else tuple(methods)
@@ -275,14 +308,24 @@ def auto(z, y, task, groups=None, methods=None, n_folds=N_FOLDS, seed=0, rule="l
         FamilyScore(m, float(results[m][0].mean()), metrics.ece(results[m][1], results[m][2]),
                     se[m], results[m][4]) if m in results
         else FamilyScore(m, None, None, None, notes[m][1], notes[m][0]) for m in names)
+    baseline = _baseline(zc, yc, task)
+    if not refit:
+        return AutoResult(choice=choice, fitted=None, scores=scores, rule=rule,
+                          n_folds=n_folds, cv_rows=int(rows.size), n_rows=int(n),
+                          grouped=groups is not None, signal_z=signal, refit_seconds=0.0,
+                          baseline=baseline)
     t0 = time.perf_counter()
     starts = [_warm(f) for f in results[choice][3]]
     init = None if starts[0] is None else np.mean(starts, axis=0)
-    temperature = None
-    if task == "multiclass" and choice != "temperature":
-        temperature = fit("temperature", z, y, task).temperature[0]
-    fitted = fit(choice, z, y, task, temperature=temperature, init=init, classes=classes,
-                 **(options if choice == "vector" else {}))
+    if choice == "temperature" and fitted_temperature is not None:
+        fitted = fitted_temperature
+    else:
+        temperature = None
+        if task == "multiclass" and choice != "temperature":
+            temperature = (fitted_temperature or fit("temperature", z, y, task)).temperature[0]
+        fitted = fit(choice, z, y, task, temperature=temperature, init=init, classes=classes,
+                     **(options if choice == "vector" else {}))
     return AutoResult(choice=choice, fitted=fitted, scores=scores, rule=rule, n_folds=n_folds,
                       cv_rows=int(rows.size), n_rows=int(n), grouped=groups is not None,
-                      signal_z=signal, refit_seconds=time.perf_counter() - t0)
+                      signal_z=signal, refit_seconds=time.perf_counter() - t0,
+                      baseline=baseline)

@@ -32,6 +32,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from .. import kernels
 from .. import temperature as _temperature
 from . import _common
 from ._newton import newton, two_params
@@ -46,12 +47,13 @@ _BETA_MIN = 1e-12     # beta = 1/T kept positive
 class Mix(_common.ChunkMethods):
     """Fitted mixture: temperature T and uniform weight w."""
     method: ClassVar[str] = "mix"
+    PARAMS: ClassVar[tuple] = ("temperature", "weight")
     task: str
     temperature: float
     weight: float
-    nll: float
-    n_passes: int
-    converged: bool
+    nll: float | None = None
+    n_passes: int | None = None
+    converged: bool | None = None
 
 
 def _row_terms(zc, yc, beta):
@@ -78,12 +80,13 @@ def _kernel(zc, yc, beta, w):
     with np.errstate(divide="ignore"):
         l1w, lwc = np.log1p(-w), np.log(w / c)
     logq = np.logaddexp(l1w + ls, lwc)
-    a = np.exp(l1w + ls - logq)
+    r = np.exp(ls - logq)                  # s_y / q = A / (1 - w): finite at w = 1
+    a = (1.0 - w) * r
     bq = np.exp(np.minimum(-np.log(c) - logq, 700.0))
-    gw = a / (1.0 - w) - bq
+    gw = r - bq
     ad = a * d
     return (-logq.sum(), -ad.sum(), gw.sum(), (ad * ad - a * (d * d - v)).sum(),
-            (ad / (1.0 - w) - ad * gw).sum(), (gw * gw).sum())
+            (r * d - ad * gw).sum(), (gw * gw).sum())
 
 
 def _evaluate(z, y):
@@ -141,5 +144,5 @@ def top(fit, z):
     """argmax z (that of p; ties to the lowest index) and log p there
     (float64, in log space)."""
     z = np.asarray(z)
-    k = z.argmax(axis=1)
-    return k, _log_mix(fit, _common.top_log_prob(z, k, 1.0 / fit.temperature), z.shape[1])
+    k, logp = kernels.top_scores(z, fit.temperature)
+    return k, _log_mix(fit, logp, z.shape[1])

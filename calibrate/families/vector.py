@@ -42,6 +42,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from .. import kernels
 from .. import temperature as _temperature
 from . import _common
 from ._passes import scratch, take, total
@@ -63,14 +64,15 @@ _F_NOISE = 1e-12
 class Vector(_common.ChunkMethods):
     """Fitted vector scaling: per-class scales a and offsets b."""
     method: ClassVar[str] = "vector"
+    PARAMS: ClassVar[tuple] = ("a", "b")
     task: str
     a: tuple
     b: tuple
-    temperature: float      # the T whose 1/T the penalty pulls a toward
-    penalty: float
-    objective: float        # J at the optimum
-    n_passes: int
-    converged: bool
+    temperature: float | None = None   # the T whose 1/T the penalty pulls a toward
+    penalty: float | None = None
+    objective: float | None = None     # J at the optimum
+    n_passes: int | None = None
+    converged: bool | None = None
 
 
 def _logits(zc, a, b, slot=0):
@@ -310,5 +312,4 @@ def top(fit, z):
     lowest index) and its log-probability, in log space (float64)."""
     a, b = np.asarray(fit.a), np.asarray(fit.b)
     _, t = _logits(np.asarray(z), a, b, slot=4)
-    k = t.argmax(axis=1)
-    return k, _common.top_log_prob(t, k)
+    return kernels.top_scores(t, 1.0)
