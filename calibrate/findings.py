@@ -48,10 +48,8 @@ def findings(prepared: Any, names: list, method: str, fitted: Any, cv: Any,
              m_before: Any, m_after: Any) -> dict:
     """The :class:`calibrate.summary.FitSummary` fields the families add:
     method, calibration, accuracy, cross_validation, lost_probability, notes."""
-    out: dict = {"method": fitted.method}
-    if fitted.method != "temperature":
-        out["calibration"] = families.describe(fitted) | {
-            "chosen_by": "auto" if method == "auto" else "given"}
+    out: dict = {"method": fitted.method, "calibration": families.describe(fitted) | {
+        "chosen_by": "auto" if method == "auto" else "given"}}
     if prepared.task == "multiclass":
         out["accuracy"] = {"before": m_before.accuracy, "after": m_after.accuracy}
     if isinstance(cv, str):   # why it did not run
