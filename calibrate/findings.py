@@ -8,7 +8,8 @@
   few passes over the rows.
 * notes, one line each: a family clearly better than the given one (the
   hint); a chosen family whose cross-validated NLL or ECE is worse than no
-  calibration at all; rows whose input probability of the true class is 0.
+  calibration at all, beyond noise; rows whose input probability of the
+  true class is 0.
 * ``lost_probability``: rows (multilabel: (row, label) pairs) whose
   probability input gives the true class a probability of 0, or one below
   the float type's smallest normal number (for a negative of a sigmoid
@@ -38,10 +39,11 @@ COMPARE_ELEMENTS = 100_000
 #: out-of-fold difference.
 CLEAR_MARGIN = 0.01
 #: A calibration's cross-validated ECE counts as worse than none beyond this
-#: (the 15-bin ECE's own noise at a few thousand rows is of this order).
-ECE_SLACK = 0.005
-#: ... and its NLL beyond this relative (auto's tie tolerance).
-NLL_SLACK = 1e-5
+#: (the 15-bin ECE's own noise at a few thousand rows is of this order) ...
+ECE_SLACK = 0.01
+#: ... and its NLL beyond two standard errors of the paired out-of-fold
+#: difference and this share (a fit that only fits noise costs ~1/n).
+NLL_SLACK = 1e-3
 
 
 def findings(prepared: Any, names: list, method: str, fitted: Any, cv: Any,
@@ -82,7 +84,8 @@ def cv_notes(method: str, fitted: Any, cv: Any) -> list:
                 f"{fitted.method}, ECE {100 * best.cv_ece:.2f}% vs {100 * chosen.cv_ece:.2f}%): "
                 f"--method {best.method} or --method auto")
     worse = []
-    if chosen.cv_nll > base.cv_nll * (1.0 + NLL_SLACK):
+    se = cv.paired_se(fitted.method, "uncalibrated")
+    if chosen.cv_nll - base.cv_nll > max(2.0 * se, NLL_SLACK * base.cv_nll):
         worse.append(f"NLL {chosen.cv_nll:.4f} vs {base.cv_nll:.4f}")
     if chosen.cv_ece > base.cv_ece + ECE_SLACK:
         worse.append(f"ECE {100 * chosen.cv_ece:.2f}% vs {100 * base.cv_ece:.2f}%")

@@ -180,20 +180,24 @@ def calibrate_scores(prepared: PreparedScores, names: list[str], method: str,
             fitted = families.fit(method, z, y, task, classes=names,
                                   temperature=None if temp is None else temp.temperature)
     if cv is None:
-        cv = compare(prepared, names, groups)
+        cv = compare(prepared, names, groups, method)
     return temp, fitted, cv
 
 
-def compare(prepared: PreparedScores, names: list[str], groups: np.ndarray | None) -> Any:
+def compare(prepared: PreparedScores, names: list[str], groups: np.ndarray | None,
+            method: str) -> Any:
     """Every family cross-validated on small data (an
-    :class:`~calibrate.families.AutoResult` without refit), else why not."""
+    :class:`~calibrate.families.AutoResult` without refit), else why not.
+    The per-class families other than ``method`` are screened by the
+    split-half test at any size: without per-class signal they cannot be
+    clearly better, and they cost most."""
     n_scores = prepared.n_rows * prepared.n_classes
     if n_scores > COMPARE_ELEMENTS:
         return (f"{n_scores:,} scores, more than {COMPARE_ELEMENTS:,}: the fit stays a few "
                 "passes over the rows; method 'auto' (--method auto) compares the families")
     try:
         return families.auto(prepared.logits, prepared.labels, prepared.task, groups=groups,
-                             classes=names, refit=False)
+                             classes=names, refit=False, screen_elements=0, keep=(method,))
     except CalibrateError as exc:   # too few rows or groups for 5 folds, say
         return f"not possible here: {exc}"
 

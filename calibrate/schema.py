@@ -341,11 +341,11 @@ def _finite(v):
 
 
 #: Each number's range in a version-2 ``calibrator``: (test, words).
-_POSITIVE = (lambda v: float(v) >= np.finfo(np.float64).tiny, "positive finite numbers")
-_ANY = (lambda v: True, "finite numbers")
-_NON_NEGATIVE = (lambda v: float(v) >= 0, "finite numbers >= 0")
-_UNIT = (lambda v: 0 <= float(v) <= 1, "numbers in [0, 1]")
-_OPEN_UNIT = (lambda v: 0 < float(v) < 1, "numbers strictly between 0 and 1")
+_POSITIVE = (lambda v: float(v) >= np.finfo(np.float64).tiny, "a positive finite number")
+_ANY = (lambda v: True, "a finite number")
+_NON_NEGATIVE = (lambda v: float(v) >= 0, "a finite number >= 0")
+_UNIT = (lambda v: 0 <= float(v) <= 1, "a number in [0, 1]")
+_OPEN_UNIT = (lambda v: 0 < float(v) < 1, "a number strictly between 0 and 1")
 
 #: The parameters of each family in a version-2 ``calibrator`` object (besides
 #: ``method``): name -> (shape, range).  Shapes: "one" a number; "scored" a
@@ -397,11 +397,11 @@ def _parameter(v, shape, rng, n_scored, where):
     test, words = rng
     if shape == "one":
         if not _finite(v) or not test(v):
-            raise invalid(where, f"one of the {words}", _show(v))
+            raise invalid(where, words, _show(v))
         return float(v)
     if shape == "list":
         if not isinstance(v, list):
-            raise invalid(where, f"a list of {words}", _show(v))
+            raise invalid(where, "a list of numbers", _show(v))
     elif not isinstance(v, list) or len(v) != n_scored:
         raise invalid(where, f"a list of {n_scored} (one per scored class)", _show(v))
     if shape == "curves":
@@ -416,9 +416,11 @@ def _check_isotonic(p, where):
     """Per label: knots strictly increasing, values non-decreasing and as
     many, lo <= hi."""
     for k, (knots, values) in enumerate(zip(p["knots"], p["values"])):
-        if not knots or len(values) != len(knots):
-            raise invalid(f"{where}.values[{k}]", f"{len(knots)} values, one per knot "
-                          "(at least one)", f"{len(values)}")
+        if not knots:
+            raise invalid(f"{where}.knots[{k}]", "at least one knot", "an empty list")
+        if len(values) != len(knots):
+            raise invalid(f"{where}.values[{k}]", f"{len(knots)} values, one per knot",
+                          f"{len(values)}")
         if any(b <= a for a, b in zip(knots, knots[1:])):
             raise invalid(f"{where}.knots[{k}]", "strictly increasing knots", "a knot not above "
                           "the one before")

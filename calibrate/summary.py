@@ -200,7 +200,7 @@ class FitSummary:
         for key in ("cross_validation", "lost_probability"):
             if getattr(self, key) is not None:
                 d[key] = getattr(self, key)
-        if self.notes:
+        if self.method is not None:    # a fit by this version: notes, maybe none
             d["notes"] = list(self.notes)
         return d | {"per_class": [r.to_dict() for r in self.per_class],
                     "global": self.global_rule.to_dict()}

@@ -330,7 +330,8 @@ def format_summary(cal, input_forced=False, task_forced=False):
     ]
     lines += _calibration_lines(s)
     from .evaluate import format_metrics  # every metric, named as in the JSON keys
-    lines += format_metrics(s.metrics, s.accuracy)
+    # (temperature scaling keeps the argmax: the accuracy row only where it moves)
+    lines += format_metrics(s.metrics, s.accuracy if s.method != "temperature" else None)
     lines.append(f"  (ECE, MCE, smooth ECE on the {PAIRS_SHORT.get(s.task, '')}; "
                  "bins (lo, hi]; --json defines each)")
     lines += list(s.notes)

@@ -56,6 +56,7 @@ _RTOL = 1e-12       # a backtracked step this small is taken as it is
 _FINAL = 1e-7       # a step this small (relative) is taken without a pass: the last
 _NOISE_STEP = 1e-5   # ... and so is one this small when the gradient stalls
 _MAX_NEWTON = 50
+_MAX_HALVINGS = 60     # a step halved this often is below any float's resolution
 _MAX_CG = 100
 _F_NOISE = 1e-12
 
@@ -235,6 +236,8 @@ def fit(z, y, temperature=None, penalty=PENALTY, init=None, hessian_rows=HESSIAN
         rel = g_norm / max(g0, 1e-300)
         s = _cg(lambda v: prob.hessp(theta[0], theta[1], v), g, blocks, min(0.1, np.sqrt(rel)))
         size = np.max(np.abs(s) / (np.abs(theta) + 1.0))
+        if not np.isfinite(size):
+            break          # non-finite logits or curvature: no step to take
         if size <= _FINAL or (size <= _NOISE_STEP and g_norm > 0.5 * g_last):
             # Newton (superlinear with the sampled Hessian, Byrd et al.) leaves
             # a fraction of this step; a gradient that no longer shrinks is
@@ -243,7 +246,7 @@ def fit(z, y, temperature=None, penalty=PENALTY, init=None, hessian_rows=HESSIAN
             f += 0.5 * float(np.sum(g * s))   # second-order value f + g.s / 2
             converged = True
             break
-        while True:
+        for _ in range(_MAX_HALVINGS):
             f_new, g_new, b_new = prob.gradient(*(theta + s))
             # (a rise within float noise, or one the gradients call a fall
             # (trapezoid rule), is no rise: see ._newton)
@@ -251,6 +254,8 @@ def fit(z, y, temperature=None, penalty=PENALTY, init=None, hessian_rows=HESSIAN
                     or np.max(np.abs(s)) <= _RTOL):
                 break
             s = 0.5 * s
+        else:
+            break          # no decrease found (non-finite values): stop, not converged
         theta, f, g, blocks, g_last = theta + s, f_new, g_new, b_new, g_norm
     return Vector(task="multiclass", a=_common.tup(theta[0]), b=_common.tup(theta[1]),
                   temperature=float(temperature), penalty=float(penalty), objective=float(f),
