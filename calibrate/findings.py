@@ -99,18 +99,37 @@ def lost_probability(prepared: Any, fitted: Any, names: list) -> dict | None:
     """Rows whose probability input gives the true class probability 0 (see
     the module), and how far they move the fit; None if there are none (or
     the scores are logits)."""
-    if prepared.input_kind == "logits":
-        return None
-    z, y, task = prepared.logits, prepared.labels, prepared.task
-    lost = z.concat(kernels.lost_true_class, y, args=(task,), label="checking probabilities")[0]
-    count = int(lost.sum())
+    lost = lost_rows(prepared)
+    count = 0 if lost is None else int(lost.sum())
     if count == 0:
         return None
+    z, task = prepared.logits, prepared.task
     out = {"count": count, "of": int(lost.size),
            "unit": "(row, label) pairs" if task == "multilabel" else "rows",
            "dtype": str(z.dtype)}
     effect = _effect(prepared, fitted, names, lost.any(axis=1) if lost.ndim == 2 else lost)
     return out if effect is None else out | effect
+
+
+def lost_rows(prepared: Any) -> np.ndarray | None:
+    """Which rows (multilabel: (row, label) pairs) lost the true class's
+    probability (see the module); None for logits."""
+    if prepared.input_kind == "logits":
+        return None
+    return prepared.logits.concat(kernels.lost_true_class, prepared.labels,
+                                  args=(prepared.task,), label="checking probabilities")[0]
+
+
+def refusal(exc: Exception, prepared: Any) -> Exception:
+    """The temperature fit's refusal ("worse than chance"), saying so when rows
+    whose true class has probability 0 may be the cause."""
+    lost = lost_rows(prepared)
+    if lost is None or not lost.any():
+        return exc
+    return type(exc)(f"{exc}; {int(lost.sum())} of {lost.size} rows give the true class "
+                     f"probability 0 (or below what {prepared.logits.dtype} holds), which "
+                     "can make every temperature worse than none: --method mix (or auto) "
+                     "absorbs them", exc.index)
 
 
 def _effect(prepared: Any, fitted: Any, names: list, lost_rows: np.ndarray) -> dict | None:

@@ -20,9 +20,9 @@ from . import thresholds as _thr
 from .artifact import Calibrator, to_probability
 from .backends import Progress, as_array
 from .errors import CalibrateError, invalid
-from .findings import COMPARE_ELEMENTS, findings
+from .findings import COMPARE_ELEMENTS, findings, refusal
 from .scores import PreparedScores, prepare
-from .temperature import fit_temperature
+from .temperature import WorseThanChance, fit_temperature
 
 
 def class_names(classes: Any, task: str, n_cls: int, where: str = "classes") -> list[str]:
@@ -165,8 +165,15 @@ def calibrate_scores(prepared: PreparedScores, names: list[str], method: str,
     if method in ("temperature", "auto") or task == "multiclass":
         # The summary's metric pass at T = 1 gives the NLL before: no need to
         # spend an extra exp on it in the temperature fit.
-        temp = fit_temperature(z, y, task, prepared.name, names, nll_before=False,
-                               summary_bins=metrics.N_BINS)
+        try:
+            temp = fit_temperature(z, y, task, prepared.name, names, nll_before=False,
+                                   summary_bins=metrics.N_BINS)
+        except WorseThanChance as exc:
+            # (another family may still fit: the mixture absorbs rows whose
+            # true class has probability ~0, which can make every T worse)
+            if method == "temperature" or task != "multiclass":
+                raise refusal(exc, prepared) from None
+            temp = None
     t_family = None if temp is None else families.temperature.from_result(temp, task)
     cv = None
     with _named(prepared.name):
@@ -225,7 +232,8 @@ def before_after(prepared: PreparedScores, temp: Any, fitted: Any) -> tuple:
     if task == "multiclass":
         # the temperature passes usually made the metrics' passes on the
         # way; the one at T also gives the decision scores
-        m_before = (summary.softmax_summary(temp.at_one, y, n_cls) if temp.at_one is not None
+        m_before = (summary.softmax_summary(temp.at_one, y, n_cls)
+                    if temp is not None and temp.at_one is not None
                     else summary.metrics_at(z, y, task, 1.0, scores=False))
         if fitted.method == "temperature" and temp.at_t is not None:
             return m_before, summary.softmax_summary(temp.at_t, y, n_cls)

@@ -240,6 +240,24 @@ def test_rows_whose_true_class_has_probability_zero():
     assert "lost_probability" not in calibrate.fit(z, y).summary     # logits: no such rows
 
 
+def test_rows_that_make_every_temperature_worse_than_none():
+    # float64 probabilities of exactly 0 become logits of log(tiny) = -708: 1%
+    # of such rows make NLL'(0) > 0, so no temperature fits; the mixture does
+    z, y = make_multiclass(seed=2, n=2000, c=10)
+    p = special.softmax(z.astype(np.float64) / 2.5, axis=1)
+    p[np.arange(0, 2000, 100), y[::100]] = 0.0
+    p /= p.sum(axis=1, keepdims=True)
+    with pytest.raises(CalibrateError, match=r"better than chance.*; 20 of 2000 rows give the "
+                                             r"true class probability 0 .*--method mix \(or "
+                                             r"auto\) absorbs them$"):
+        calibrate.fit(p, y)
+    mixed = calibrate.fit(p, y, method="mix")
+    assert abs(mixed.calibrator.temperature - 1.0) < 0.1 and mixed.calibrator.weight > 0.005
+    auto = calibrate.fit(p, y, method="auto")
+    assert auto.method == "mix"
+    assert "skipped" in auto.summary["cross_validation"]["families"][0]   # temperature
+
+
 def test_sigmoid_probabilities_of_zero_and_one_are_counted():
     rng = np.random.default_rng(3)
     p = rng.uniform(0.05, 0.95, 2000).astype(np.float32)
@@ -285,3 +303,59 @@ def test_methods_that_do_not_fit_the_task_are_refused_in_one_line(tmp_path):
     assert not (tmp_path / "t.json").exists()
     res = invoke(["fit", tmp_path / "z.npy", "--method", "spline"], code=2)
     assert "Invalid value for '--method'" in res.stderr
+
+
+# --------------------------------------------------------------------------- the documentation
+def _table_rows(heading):
+    """The rows of the first table under ``heading`` in docs/file-format.md, as
+    lists of cells."""
+    from pathlib import Path
+    text = (Path(__file__).resolve().parent.parent / "docs" / "file-format.md").read_text()
+    part = text[text.index(heading):]
+    rows = []
+    for line in part.splitlines()[1:]:
+        if line.startswith("#"):
+            break
+        if line.startswith("| ") and not line.startswith("|---"):
+            rows.append([c.strip() for c in line.strip("|").split(" | ")])
+    return rows[1:]                                     # without the header
+
+
+def test_file_format_documents_every_calibrator_field():
+    import re
+    documented = {}
+    for method, fields, *_ in _table_rows("## Version 2: the calibrator"):
+        documented.setdefault(method, set()).update(re.findall(r"`([^`]+)`", fields))
+    assert documented == {m: set(f) for m, f in calibrate.schema.CALIBRATOR.items()}
+
+
+def test_file_format_documents_the_summary_fields_of_some_fits(data, monkeypatch):
+    """Fields that only some fits write: in the table "Summary fields of some
+    fits", which lists exactly those (the main tables are checked against the
+    sample fits by test_readme)."""
+    import re
+    from tests.test_readme import ROOT, _field_paths, _table_keys
+    main = _table_keys(ROOT / "docs" / "file-format.md")
+    listed = set()
+    for _, fields, *_ in _table_rows("### Summary fields of some fits"):
+        listed |= set(re.findall(r"`([^`]+)`", fields))
+    files = []
+    for task, method in CASES:
+        (z, y), _ = data[task]
+        files.append(calibrate.fit(z, y, method=method).to_dict())
+    rng = np.random.default_rng(4)                    # rare classes: a shared pair
+    g = rng.normal(0, 2, (2000, 5))
+    g[:, 4] -= 6
+    yr = (special.softmax(g, axis=1).cumsum(axis=1) > rng.random((2000, 1))).argmax(axis=1)
+    files.append(calibrate.fit(g, yr, method="ovr-platt").to_dict())
+    z, y = make_multiclass(seed=2, n=2000, c=10)
+    p = special.softmax(z.astype(np.float64) / 2.5, axis=1).astype(np.float32)
+    p[np.arange(0, 2000, 100), y[::100]] = 0.0
+    files.append(calibrate.fit(p / p.sum(axis=1, keepdims=True), y).to_dict())
+    monkeypatch.setattr(fitting, "COMPARE_ELEMENTS", 100)
+    files.append(calibrate.fit(z, y).to_dict())
+    real = set()
+    for d in files:
+        real |= {f for f in _field_paths(d) if not f.endswith("[]")}
+    real = {f for f in real if f.startswith("summary.")}
+    assert real - main == listed

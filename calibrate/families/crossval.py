@@ -240,7 +240,7 @@ def _cross_validate(method, z, y, folds, task, temps, classes, options):
 
 
 def _score_families(names, zc, yc, folds, task, seed, classes, options,
-                    screen_elements=SCREEN_ELEMENTS, keep=()):
+                    screen_elements=None, keep=()):
     """Cross-validate each family: ``(results, notes, signal)``, results[m]
     = (out-of-fold NLL, confidences, outcomes, fold fits, seconds), notes[m]
     = (why it was not scored, seconds), signal = the split-half z or None.
@@ -248,6 +248,8 @@ def _score_families(names, zc, yc, folds, task, seed, classes, options,
     ``screen_elements`` scores."""
     from . import fit
     results, notes, temps, signal = {}, {}, None, None
+    if screen_elements is None:
+        screen_elements = SCREEN_ELEMENTS
     for m in names:
         t0 = time.perf_counter()
         if (m in PER_CLASS and m not in keep and task == "multiclass"
@@ -289,7 +291,7 @@ def _baseline(zc, yc, task):
 
 def auto(z, y, task, groups=None, methods=None, n_folds=N_FOLDS, seed=0, rule="lowest",
          max_cv_elements=CV_ELEMENTS, classes=None, refit=True, fitted_temperature=None,
-         screen_elements=SCREEN_ELEMENTS, keep=(), **options):
+         screen_elements=None, keep=(), **options):
     """Choose a family by K-fold cross-validated NLL and refit it on all rows.
 
     ``z``: logits ((N, C) multiclass or multilabel, (N,) binary; numpy, a
@@ -299,9 +301,10 @@ def auto(z, y, task, groups=None, methods=None, n_folds=N_FOLDS, seed=0, rule="l
     ``refit=False`` only compares (``fitted`` is then None);
     ``fitted_temperature``: the temperature family already fitted on all
     rows: the refit when temperature wins, and the T where another
-    multiclass family's refit starts.  ``screen_elements``: above this many
-    cross-validation scores the per-class families (but those in ``keep``)
-    are cross-validated only when the split-half test finds per-class signal.  Returns an :class:`AutoResult`,
+    multiclass family's refit starts.  ``screen_elements`` (default
+    :data:`SCREEN_ELEMENTS`): above this many cross-validation scores the
+    per-class families (but those in ``keep``) are cross-validated only when
+    the split-half test finds per-class signal.  Returns an :class:`AutoResult`,
     with the uncalibrated model's figures on the same rows (``baseline``).
     """
     from . import check_method, fit, methods as task_methods
@@ -344,7 +347,10 @@ def auto(z, y, task, groups=None, methods=None, n_folds=N_FOLDS, seed=0, rule="l
     else:
         temperature = None
         if task == "multiclass" and choice != "temperature":
-            temperature = (fitted_temperature or fit("temperature", z, y, task)).temperature[0]
+            try:
+                temperature = (fitted_temperature or fit("temperature", z, y, task)).temperature[0]
+            except ValueError:      # no temperature fits: the family starts on its own
+                temperature = None
         fitted = fit(choice, z, y, task, temperature=temperature, init=init, classes=classes,
                      **(options if choice == "vector" else {}))
     return AutoResult(choice=choice, fitted=fitted, scores=scores, rule=rule, n_folds=n_folds,

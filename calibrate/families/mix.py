@@ -35,6 +35,7 @@ import numpy as np
 from .. import kernels
 from .. import temperature as _temperature
 from . import _common
+from .temperature import start as _start
 from ._newton import newton, two_params
 from ._passes import float_dtype, scratch, total
 
@@ -102,14 +103,15 @@ def fit(z, y, temperature=None, init=None):
     """Fit (T, w) to multiclass logits z (N, C) and labels y (N,).
 
     ``temperature``: the T of the start (1/T, ``W0``) (fitted here when
-    None); ``init``: a starting (T, w) instead.
+    None; T = 1 where rows of true-class probability ~0 make every
+    temperature worse than none, which the mixture can still fit);
+    ``init``: a starting (T, w) instead.
     """
     y = np.asarray(y, dtype=np.int64)
     passes = 0
     if init is None:
         if temperature is None:
-            r = _temperature.fit_softmax_temperature(z, y, nll_before=False)
-            temperature, passes = r.temperature, r.n_passes
+            temperature, passes = _start(z, y)
         init = (float(temperature), W0)
     x0 = np.array([[1.0 / float(init[0]), float(init[1])]])
     x, f, g, p, done, _ = newton(_evaluate(z, y), x0, lower=[_BETA_MIN, 0.0],

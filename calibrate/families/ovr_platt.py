@@ -30,6 +30,7 @@ from scipy import special
 from .. import kernels
 from .. import temperature as _temperature
 from . import _common
+from .temperature import start as _start
 from ._newton import newton, two_params
 from ._passes import scratch, total
 
@@ -119,8 +120,7 @@ def fit(z, y, temperature=None, init=None, min_class_count=_temperature.MIN_CLAS
     passes = 0
     if init is None:
         if temperature is None:
-            r = _temperature.fit_softmax_temperature(z, y, nll_before=False)
-            temperature, passes = r.temperature, r.n_passes
+            temperature, passes = _start(z, y)
         init = np.tile([1.0 / float(temperature), 0.0], (c, 1))
     x = np.array(init, dtype=np.float64).reshape(c, 2)
     n_k = np.bincount(y, minlength=c)

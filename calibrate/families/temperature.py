@@ -46,6 +46,18 @@ def fit(z, y, task, classes=None):
     return from_result(_temperature.fit_temperature(z, y, task, classes=classes), task)
 
 
+def start(z, y):
+    """``(T, passes)``: the multiclass temperature fit where the other
+    families start (mix, ovr-platt) or centre their penalty (vector); T = 1
+    where rows whose true class has probability ~0 make every temperature
+    worse than none (they can still fit, the mixture best)."""
+    try:
+        r = _temperature.fit_softmax_temperature(z, y, nll_before=False)
+    except _temperature.WorseThanChance:
+        return 1.0, 1
+    return r.temperature, r.n_passes
+
+
 def from_result(r, task):
     """The family of a :class:`calibrate.temperature.TemperatureResult`."""
     status = r.status if isinstance(r.status, list) else [r.status]

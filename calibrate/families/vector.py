@@ -43,8 +43,8 @@ from typing import ClassVar
 import numpy as np
 
 from .. import kernels
-from .. import temperature as _temperature
 from . import _common
+from .temperature import start as _start
 from ._passes import scratch, take, total
 
 #: Default L2 penalty lam (per mean-NLL unit).
@@ -222,8 +222,7 @@ def fit(z, y, temperature=None, penalty=PENALTY, init=None, hessian_rows=HESSIAN
     y = np.asarray(y, dtype=np.int64)
     passes = 0
     if temperature is None:
-        r = _temperature.fit_softmax_temperature(z, y, nll_before=False)
-        temperature, passes = r.temperature, r.n_passes
+        temperature, passes = _start(z, y)
     a0 = 1.0 / float(temperature)
     prob = _Problem(z, y, a0, float(penalty), int(hessian_rows))
     c = prob.c
