@@ -13,6 +13,7 @@ from scipy import special
 
 import calibrate
 from hostile_helpers import assert_clean_failure, invoke, snapshot
+from test_hostile_thresholds import _drop, _set
 
 
 def _data(tmp):
@@ -35,24 +36,6 @@ def _data(tmp):
         tmp / "x.json")
 
 
-def _set(*path, value):
-    def edit(d):
-        node = d
-        for k in path[:-1]:
-            node = node[k]
-        node[path[-1]] = value
-    return edit
-
-
-def _drop(*path):
-    def edit(d):
-        node = d
-        for k in path[:-1]:
-            node = node[k]
-        del node[path[-1]]
-    return edit
-
-
 def _call(fn):
     def edit(d):
         fn(d)
@@ -62,34 +45,34 @@ def _call(fn):
 C = "calibrator"
 # (id, file, scores, edit, words in the message)
 ROWS = [
-    ("not-an-object", "p", "z", _set(C, value=[1, 2]), ["calibrator", "an object of 'method'"]),
+    ("not-an-object", "p", "z", _set([C], [1, 2]), ["calibrator", "an object of 'method'"]),
     ("no-calibrator", "p", "z", _drop(C), ["a 'calibrator' field (schema_version 2)"]),
-    ("temperature-in-v2", "p", "z", _set("temperature", value=2.0),
+    ("temperature-in-v2", "p", "z", _set(["temperature"], 2.0),
      ["only the fields of schema_version 2", "'temperature'"]),
-    ("method-unknown", "p", "z", _set(C, "method", value="spline"),
+    ("method-unknown", "p", "z", _set([C, "method"], "spline"),
      ["calibrator.method", "one of temperature, platt, isotonic for a multilabel task",
       "'spline'"]),
-    ("method-of-another-task", "v", "m", _set(C, "method", value="platt"),
+    ("method-of-another-task", "v", "m", _set([C, "method"], "platt"),
      ["one of temperature, mix, ovr-platt, vector for a multiclass task", "'platt'"]),
-    ("method-boolean", "p", "z", _set(C, "method", value=True), ["calibrator.method", "true"]),
+    ("method-boolean", "p", "z", _set([C, "method"], True), ["calibrator.method", "true"]),
     ("missing-parameter", "p", "z", _drop(C, "b"), ["a 'b' field for method platt"]),
-    ("extra-parameter", "p", "z", _set(C, "c", value=[1, 2, 3]),
+    ("extra-parameter", "p", "z", _set([C, "c"], [1, 2, 3]),
      ["only the fields method, a, b for method platt", "'c'"]),
-    ("a-too-short", "p", "z", _set(C, "a", value=[1.0, 1.0]),
+    ("a-too-short", "p", "z", _set([C, "a"], [1.0, 1.0]),
      ["calibrator.a", "a list of 3 (one per scored class)"]),
-    ("a-boolean", "p", "z", _set(C, "a", 1, value=True),
+    ("a-boolean", "p", "z", _set([C, "a", 1], True),
      ["calibrator.a[1]: expected a positive finite number, found true"]),
-    ("a-zero", "p", "z", _set(C, "a", 0, value=0.0), ["calibrator.a[0]", "a positive finite"]),
-    ("a-string", "p", "z", _set(C, "a", 2, value="0.5"), ["calibrator.a[2]", "'0.5'"]),
-    ("b-nested", "p", "z", _set(C, "b", 0, value=[0.0]), ["calibrator.b[0]", "a finite number"]),
-    ("b-huge-integer", "p", "z", _set(C, "b", 0, value=10 ** 400), ["calibrator.b[0]"]),
+    ("a-zero", "p", "z", _set([C, "a", 0], 0.0), ["calibrator.a[0]", "a positive finite"]),
+    ("a-string", "p", "z", _set([C, "a", 2], "0.5"), ["calibrator.a[2]", "'0.5'"]),
+    ("b-nested", "p", "z", _set([C, "b", 0], [0.0]), ["calibrator.b[0]", "a finite number"]),
+    ("b-huge-integer", "p", "z", _set([C, "b", 0], 10 ** 400), ["calibrator.b[0]"]),
     ("vector-a-length", "v", "m", _call(lambda d: d[C]["a"].pop()), ["calibrator.a",
                                                                     "a list of 10"]),
-    ("mix-weight-above-1", "x", "m", _set(C, "weight", value=1.5),
+    ("mix-weight-above-1", "x", "m", _set([C, "weight"], 1.5),
      ["calibrator.weight: expected a number in [0, 1], found 1.5"]),
-    ("mix-temperature-list", "x", "m", _set(C, "temperature", value=[2.0]),
+    ("mix-temperature-list", "x", "m", _set([C, "temperature"], [2.0]),
      ["calibrator.temperature: expected a positive finite number, found [2.0]"]),
-    ("mix-temperature-zero", "x", "m", _set(C, "temperature", value=0),
+    ("mix-temperature-zero", "x", "m", _set([C, "temperature"], 0),
      ["calibrator.temperature", "positive"]),
     ("knots-not-increasing", "i", "z", _call(lambda d: d[C]["knots"][0].reverse()),
      ["calibrator.knots[0]", "strictly increasing knots"]),
@@ -97,25 +80,25 @@ ROWS = [
         1, d[C]["knots"][1][0])), ["calibrator.knots[1]", "strictly increasing"]),
     ("values-decreasing", "i", "z", _call(lambda d: d[C]["values"][2].reverse()),
      ["calibrator.values[2]", "non-decreasing values"]),
-    ("values-above-1", "i", "z", _set(C, "values", 0, -1, value=1.25),
+    ("values-above-1", "i", "z", _set([C, "values", 0, -1], 1.25),
      ["calibrator.values[0][", "a number in [0, 1]", "1.25"]),
     ("values-length", "i", "z", _call(lambda d: d[C]["values"][0].pop()),
      ["calibrator.values[0]: expected", "values, one per knot"]),
     ("knots-empty", "i", "z", _call(lambda d: (d[C]["knots"].__setitem__(0, []),
                                                d[C]["values"].__setitem__(0, []))),
      ["calibrator.knots[0]: expected at least one knot, found an empty list"]),
-    ("knots-not-lists", "i", "z", _set(C, "knots", 0, value=1.0),
+    ("knots-not-lists", "i", "z", _set([C, "knots", 0], 1.0),
      ["calibrator.knots[0]: expected a list of numbers, found 1.0"]),
-    ("lo-zero", "i", "z", _set(C, "lo", 0, value=0.0),
+    ("lo-zero", "i", "z", _set([C, "lo", 0], 0.0),
      ["calibrator.lo[0]", "strictly between 0 and 1"]),
-    ("lo-above-hi", "i", "z", _set(C, "lo", 1, value=0.9999999),
+    ("lo-above-hi", "i", "z", _set([C, "lo", 1], 0.9999999),
      ["calibrator.lo[1]", "at most hi[1]"]),
-    ("space-of-temperature", "i", "z", _set("decision_thresholds", "space", value="logit"),
+    ("space-of-temperature", "i", "z", _set(["decision_thresholds", "space"], "logit"),
      ["decision_thresholds.space", "'model-logit' for isotonic on a multilabel task"]),
-    ("shown-threshold-edited", "i", "z", _set("thresholds", "per_class", 0, value=0.5),
+    ("shown-threshold-edited", "i", "z", _set(["thresholds", "per_class", 0], 0.5),
      ["thresholds.per_class[0] to match decision_thresholds.per_class[0]",
       "in model-logit space"]),
-    ("schema-version-3", "p", "z", _set("schema_version", value=3),
+    ("schema-version-3", "p", "z", _set(["schema_version"], 3),
      ["expected schema_version 1 or 2, found schema_version 3"]),
 ]
 
