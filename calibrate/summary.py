@@ -96,6 +96,18 @@ def softmax_summary(sp: SoftmaxPass, y: np.ndarray, n_classes: int,
                      float(np.mean(correct)))
 
 
+def finite_values(d: Any) -> Any:
+    """``d`` (dicts, lists, numbers) with every non-finite number as None: the
+    file is JSON, which has no NaN (figures of scores beyond float range)."""
+    if isinstance(d, dict):
+        return {k: finite_values(v) for k, v in d.items()}
+    if isinstance(d, (list, tuple)):
+        return [finite_values(v) for v in d]
+    if isinstance(d, float):
+        return metrics.finite(d)
+    return d
+
+
 def named_metrics(before: dict, after: dict, task: str) -> dict:
     """The summary's ``metrics`` block: each key with its definition, before and after."""
     return {key: {"definition": metrics.describe(key, task),
@@ -192,14 +204,14 @@ class FitSummary:
         if self.temperature:
             d["temperature"] = dict(self.temperature)
         if self.calibration is not None:
-            d["calibration"] = dict(self.calibration)
+            d["calibration"] = finite_values(self.calibration)
         d |= {"nll": dict(self.nll), "ece": dict(self.ece)}
         if self.accuracy is not None:
             d["accuracy"] = dict(self.accuracy)
         d["metrics"] = dict(self.metrics)
         for key in ("cross_validation", "lost_probability"):
             if getattr(self, key) is not None:
-                d[key] = getattr(self, key)
+                d[key] = finite_values(getattr(self, key))
         if self.method is not None:    # a fit by this version: notes, maybe none
             d["notes"] = list(self.notes)
         return d | {"per_class": [r.to_dict() for r in self.per_class],

@@ -370,14 +370,18 @@ def _cross_validation_lines(cv):
             + (", whole groups per fold" if cv.get("grouped") else "")
             + f"; lowest NLL wins: {cv['choice']}")
     lines = [head, f"  {'':14}{'CV NLL':>9}{'CV ECE':>9}"]
+
+    def nll(v):
+        return "-" if v is None else f"{v:.4f}" if abs(v) < 1e4 else f"{v:.4g}"
     base = cv.get("uncalibrated")
     if base:
-        lines.append(f"  {'uncalibrated':14}{base['cv_nll']:>9.4f}{fmt(base['cv_ece'], True):>9}")
+        lines.append(f"  {'uncalibrated':14}{nll(base['cv_nll']):>9}"
+                     f"{fmt(base['cv_ece'], True):>9}")
     for r in cv["families"]:
-        if r.get("cv_nll") is None:
-            lines.append(f"  {r['method']:14}  skipped: {r.get('skipped', '')}")
+        if r.get("skipped"):
+            lines.append(f"  {r['method']:14}  skipped: {r['skipped']}")
         else:
-            lines.append(f"  {r['method']:14}{r['cv_nll']:>9.4f}{fmt(r['cv_ece'], True):>9}"
+            lines.append(f"  {r['method']:14}{nll(r['cv_nll']):>9}{fmt(r['cv_ece'], True):>9}"
                          + ("   chosen" if r["method"] == cv["choice"] else ""))
     return lines
 

@@ -14,7 +14,7 @@ binary (logits (N,)) and multilabel (logits (N, C), 0/1 labels (N, C)):
 * ``platt``       sigmoid(a z + b) per label -- :mod:`.platt` (Platt 1999)
 * ``isotonic``    clipped piecewise-linear isotonic map -- :mod:`.isotonic`
 
-and ``auto`` (:mod:`.auto`): the family with the lowest cross-validated NLL.
+and ``auto`` (:mod:`.crossval`): the family with the lowest cross-validated NLL.
 
 Chunk functions of a fitted family ``f`` (also its methods):
 multiclass ``f.probabilities(z)``, ``f.log_probabilities(z)`` and
