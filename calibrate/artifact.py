@@ -1,15 +1,19 @@
 """The threshold file, and the object that applies it.
 
 A :class:`Calibrator` is what ``calibrate fit`` writes and ``calibrate apply``
-reads: the task, the input kind, the temperature(s), the thresholds of both
-rules and the held-out summary.  It holds no hidden state; ``predict`` and
+reads: the task, the input kind, the calibration (a temperature, or another
+family of :mod:`calibrate.families`), the thresholds of both rules and the
+held-out summary.  It holds no hidden state; ``predict`` and
 ``predict_proba`` are pure functions of it and the scores.
 
-File format (JSON, UTF-8, ``schema_version`` 1): see the README.  Floats are
-written with Python's shortest round-trip repr, so they read back bit for
-bit.  Thresholds are stored twice: as probabilities for people
-(``thresholds``) and in the space the rule compares in (``decision_thresholds``,
-log-probability for softmax, logit for sigmoid), which is what is applied.
+File format (JSON, UTF-8, ``schema_version`` 1 for a temperature, 2 with a
+``calibrator`` object for the other families): see docs/file-format.md and
+:mod:`calibrate.schema`.  Floats are written with Python's shortest
+round-trip repr, so they read back bit for bit.  Thresholds are stored twice:
+as probabilities for people (``thresholds``) and in the space the rule
+compares in (``decision_thresholds``: the calibrated log-probability for
+softmax, the calibrated logit for sigmoid, the model's logit for isotonic),
+which is what is applied.
 """
 
 from dataclasses import dataclass, field
@@ -29,12 +33,14 @@ BLOCK_ELEMENTS = 1 << 24
 
 @dataclass(frozen=True)
 class Calibrator:
-    """A fitted temperature and thresholds: apply them to new scores.
+    """A fitted calibration and thresholds: apply them to new scores.
 
-    ``thresholds`` maps ``"per_class"`` (one value per scored class, None =
-    never predicted) and ``"global"`` to thresholds in ``space`` (see
-    :mod:`.rules`).  ``temperature`` is a float, or one per class for
-    multilabel.
+    ``decision_thresholds`` maps ``"per_class"`` (one value per scored class,
+    None = never predicted) and ``"global"`` to thresholds in ``space`` (see
+    :mod:`.rules`).  ``calibrator`` is the fitted family
+    (:mod:`calibrate.families`; built from ``temperature`` when not given);
+    ``temperature`` is its T for the temperature family (a float, or one per
+    class for multilabel) and None for the others.
     """
     task: str
     classes: list
@@ -44,17 +50,32 @@ class Calibrator:
     decision_thresholds: dict
     target: dict
     summary: dict = field(default_factory=dict, repr=False)
+    calibrator: object = field(default=None, repr=False)
+
+    def __post_init__(self):
+        from . import families
+        if self.calibrator is None:
+            t = np.atleast_1d(np.asarray(self.temperature, dtype=np.float64))
+            object.__setattr__(self, "calibrator", families.temperature.Temperature(
+                self.task, tuple(float(v) for v in t)))
+
+    @property
+    def method(self):
+        """The calibration family's name ("temperature", "platt", ...)."""
+        return self.calibrator.method
 
     # -- applying ---------------------------------------------------------
     @property
     def space(self):
-        return space_of(self.task)
+        return space_of(self.task, self.method)
 
     @property
     def thresholds(self):
-        """Thresholds as probabilities (None = never predicted)."""
+        """Thresholds as probabilities (None = never predicted): the
+        calibrated probability each stands for."""
         d = self.decision_thresholds
-        return {"per_class": [to_probability(v, self.task) for v in d["per_class"]],
+        return {"per_class": [self.calibrator.threshold_probability(v, j)
+                              for j, v in enumerate(d["per_class"])],
                 "global": to_probability(d["global"], self.task)}
 
     @property
@@ -90,8 +111,11 @@ class Calibrator:
         params.validate({"rule": rule}, params.APPLY)
         rule = rule or self.rule
         d = self.decision_thresholds
-        tau = d["per_class"] if rule == "per-class" else [d["global"]] * self.n_scored
-        return kernels.threshold_array(tau)
+        if rule == "per-class":
+            return kernels.threshold_array(d["per_class"])
+        # one threshold in the global rule's space, per column in the
+        # per-class one (isotonic: where each label's map reaches the level)
+        return self.calibrator.column_thresholds(d["global"], self.n_scored)
 
     def predict(self, scores, rule=None, input_kind=None, *, name="scores"):
         """Decisions for ``scores``.
@@ -107,13 +131,13 @@ class Calibrator:
         tau = self.rule_thresholds(rule)
         z = self.logits(scores, input_kind, name) if progress is None else \
             self.prepare(scores, input_kind, name, progress).logits
-        return z.iter_decisions(self.task, self.temperature, tau, block_elements)
+        return z.iter_decisions(self.task, self.calibrator, tau, block_elements)
 
     def iter_predict_proba(self, scores, input_kind=None, *, name="scores",
                            block_elements=BLOCK_ELEMENTS, progress=None):
         """:meth:`predict_proba`, one block of rows at a time."""
         z = self.prepare(scores, input_kind, name, progress).logits
-        return z.iter_proba(self.task, self.temperature, block_elements)
+        return z.iter_proba(self.task, self.calibrator, block_elements)
 
     def decisions_shape(self, n_rows):
         """Shape and dtype of ``predict``'s result for ``n_rows`` rows."""
@@ -128,7 +152,8 @@ class Calibrator:
 
     def predict_proba(self, scores, input_kind=None, *, name="scores"):
         """Calibrated probabilities: softmax(z/T) (N, C), or sigmoid(z/T)
-        ((N,) for binary: the positive class; (N, C) for multilabel)."""
+        ((N,) for binary: the positive class; (N, C) for multilabel), or the
+        family's."""
         return _joined(self.iter_predict_proba(scores, input_kind, name=name))
 
     @property

@@ -5,7 +5,7 @@ scores with their true labels and reports, per class and overall, what the
 decisions achieved (precision, recall, coverage, support) next to what the
 file promised (its held-out figures and Clopper-Pearson lower bounds), and
 the calibration metrics of :mod:`calibrate.metrics` before (T = 1) and after
-(the file's T) temperature scaling.
+the file's calibration (its T, or its family's map).
 
 Verdicts per class (and for the global rule), on the new data:
 
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from . import params, rules, sigmoid_passes, summary
+from . import kernels, params, rules, sigmoid_passes, summary
 from .artifact import Calibrator, to_probability
 from .backends import Backend, as_array, as_labels
 from .bootstrap import bootstrap_metrics
@@ -144,7 +144,8 @@ class EvaluationReport(_Record):
     rule; ``overall`` all per-class-rule decisions pooled; ``global_rule`` the
     global rule; ``counts`` of verdicts over classes; ``expected_violations``
     how many certified classes the guarantee allows below target; ``metrics``
-    before / after on the new data, as in the fit summary.
+    before / after on the new data, as in the fit summary; ``method`` the
+    file's calibration family (``temperature`` None for another family).
     """
     n: int
     task: str
@@ -157,10 +158,11 @@ class EvaluationReport(_Record):
     counts: dict
     expected_violations: float | None
     metrics: dict
+    method: str = "temperature"
 
     def to_dict(self) -> dict:
         return {"n": self.n, "task": self.task, "rule": self.rule, "target": dict(self.target),
-                "temperature": self.temperature,
+                "method": self.method, "temperature": self.temperature,
                 "per_class": [r.to_dict() for r in self.per_class],
                 "overall": self.overall.to_dict(), "global": self.global_rule.to_dict(),
                 "counts": dict(self.counts), "expected_violations": self.expected_violations,
@@ -210,10 +212,10 @@ def evaluate(cal: Calibrator, scores: Any, labels: Any, input_kind: str | None =
     y = check_labels(as_labels(labels, "labels"), cal.task, n_rows, len(cal.classes))
     target = float(cal.target["precision"])
     tau, tau_g = cal.rule_thresholds("per-class"), cal.rule_thresholds("global")
-    if cal.task == "multiclass":
-        units = rules.decision_units(z, y, cal.task, cal.temperature, cal.n_scored)
+    if cal.task == "multiclass" or cal.method != "temperature":
+        units = rules.decision_units(z, y, cal.task, cal.calibrator, cal.n_scored)
         counts_ = rules.RuleCounts.of_units(units, tau, tau_g)
-    else:
+    else:   # a sigmoid temperature: counted in a pass over the rows
         counts_ = sigmoid_passes.rule_counts(z, y, cal.temperature, tau, tau_g[0])
     per_rows, overall, glob = _rule_rows(cal, counts_, target)
     counts = {s: 0 for s in STATUSES}
@@ -222,10 +224,10 @@ def evaluate(cal: Calibrator, scores: Any, labels: Any, input_kind: str | None =
     T = cal.temperature
     return EvaluationReport(
         n=n_rows, task=cal.task, rule=cal.rule, target=dict(cal.target),
-        temperature=T if np.ndim(T) == 0 else [float(v) for v in T], per_class=per_rows,
-        overall=overall, global_rule=glob, counts=counts,
+        temperature=T if T is None or np.ndim(T) == 0 else [float(v) for v in T],
+        per_class=per_rows, overall=overall, global_rule=glob, counts=counts,
         expected_violations=_expected_violations(cal, cal.n_scored - counts["no-threshold"]),
-        metrics=_metrics(cal, z, y, bootstrap, seed))
+        metrics=_metrics(cal, z, y, bootstrap, seed), method=cal.method)
 
 
 def _rule_rows(cal: Calibrator, c: rules.RuleCounts, target: float) -> tuple:
@@ -259,29 +261,32 @@ def _expected_violations(cal: Calibrator, certified: int) -> float | None:
 
 
 def _metrics(cal: Calibrator, z: Backend, y: np.ndarray, bootstrap: int, seed: int) -> dict:
-    T = cal.temperature
-    if cal.task == "multiclass":
-        before = summary.metrics_at(z, y, cal.task, 1.0, scores=False).values
-        after = summary.metrics_at(z, y, cal.task, T, scores=False).values
-    else:
-        sp = sigmoid_passes.run(z, y, T, cal.task)
+    if cal.task != "multiclass" and cal.method == "temperature":
+        sp = sigmoid_passes.run(z, y, cal.temperature, cal.task)
         before, after = sp.before, sp.after
+    else:
+        before = summary.metrics_at(z, y, cal.task, 1.0, scores=False).values
+        after = summary.metrics_at(z, y, cal.task, cal.calibrator, scores=False).values
     out = summary.named_metrics(before, after, cal.task)
     if bootstrap:
         y = as_array(y)          # the resamples hold the pairs in memory
-        for side, temp in (("before", 1.0), ("after", T)):
-            p = probabilities(cal, z, temp)
+        for side, calibration in (("before", 1.0), ("after", cal.calibrator)):
+            p = probabilities(cal, z, calibration)
             ci = bootstrap_metrics(p, y, cal.task, n_resamples=int(bootstrap), seed=seed)
             for key, (lo, hi) in ci.items():
                 out[key][side + "_ci"] = [lo, hi]
     return out
 
 
-def probabilities(cal: Calibrator, z: Any, temperature: Any) -> np.ndarray:
-    """softmax / sigmoid of logits ``z`` at ``temperature`` as float64 ((N,) for binary)."""
+def probabilities(cal: Calibrator, z: Any, calibration: Any) -> np.ndarray:
+    """softmax / sigmoid of logits ``z`` at a temperature, or a fitted family's
+    probabilities, as float64 ((N,) for binary)."""
+    if kernels.is_family(calibration):
+        p = [calibration.probabilities(b) for b in z.blocks(1 << 24)]
+        return np.asarray(p[0] if len(p) == 1 else np.concatenate(p), dtype=np.float64)
     if cal.task == "multiclass":
-        return np.asarray(rules.softmax_proba(z, temperature), dtype=np.float64)
-    return rules.sigmoid_proba(rules.as_float64(z), temperature)
+        return np.asarray(rules.softmax_proba(z, calibration), dtype=np.float64)
+    return rules.sigmoid_proba(rules.as_float64(z), calibration)
 
 
 def describe_status(status: str) -> str:

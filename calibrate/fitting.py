@@ -1,25 +1,28 @@
-"""``calibrate.fit``: temperature, thresholds for both rules, and the summary.
+"""``calibrate.fit``: a calibration, thresholds for both rules, and the summary.
 
 This module only wires the pure pieces together: :mod:`.scores` (task, input
-kind, logits on their backend), :mod:`.temperature`, :mod:`.rules` (scores in
-comparison space), :mod:`.thresholds` with :mod:`.guarantee`, and
-:mod:`.summary`.
+kind, logits on their backend), :mod:`.temperature` and :mod:`.families`
+(the calibration), :mod:`.rules` (scores in comparison space),
+:mod:`.thresholds` with :mod:`.guarantee`, :mod:`.summary` and
+:mod:`.findings` (what the cross-validation and the inputs show).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
 import numpy as np
 
-from . import metrics, params, rules, sigmoid_passes, summary
+from . import families, metrics, params, rules, sigmoid_passes, summary
 from . import thresholds as _thr
 from .artifact import Calibrator, to_probability
-from .backends import Progress
-from .errors import invalid
+from .backends import Progress, as_array
+from .errors import CalibrateError, invalid
+from .findings import COMPARE_ELEMENTS, findings, refusal
 from .scores import PreparedScores, prepare
-from .temperature import fit_temperature
+from .temperature import WorseThanChance, fit_temperature
 
 
 def class_names(classes: Any, task: str, n_cls: int, where: str = "classes") -> list[str]:
@@ -38,10 +41,11 @@ def class_names(classes: Any, task: str, n_cls: int, where: str = "classes") -> 
 
 def fit(scores: Any, labels: Any, precision: float = 0.9, confidence: float | None = 0.95,
         rule: str = "per-class", task: str = "auto", input_kind: str = "auto",
-        classes: Any = None, simultaneous: bool = False, *, scores_name: str = "scores",
-        labels_name: str = "labels", classes_name: str = "classes",
+        classes: Any = None, simultaneous: bool = False, method: str = "temperature",
+        groups: Any = None, *, scores_name: str = "scores", labels_name: str = "labels",
+        classes_name: str = "classes", groups_name: str = "groups",
         progress: Progress | None = None) -> Calibrator:
-    """Fit a temperature and precision-targeted thresholds on held-out data.
+    """Fit a calibration and precision-targeted thresholds on held-out data.
 
     Parameters
     ----------
@@ -68,7 +72,15 @@ def fit(scores: Any, labels: Any, precision: float = 0.9, confidence: float | No
     simultaneous : bool
         Make the per-class guarantee hold for all classes at once
         (Bonferroni: each class tested at (1 - confidence) / C).
-    scores_name, labels_name, classes_name : str
+    method : str
+        The calibration family (:mod:`calibrate.families`): "temperature"
+        (the default), "mix", "vector", "ovr-platt" (multiclass), "platt",
+        "isotonic" (binary, multilabel), or "auto": the family with the
+        lowest 5-fold cross-validated NLL.
+    groups : array (N,) or path, optional
+        A group id per row (an image, a patient): cross-validation keeps
+        each group in one fold.
+    scores_name, labels_name, classes_name, groups_name : str
         How error messages name the inputs (the CLI passes the file names).
     progress : callable, optional
         ``progress(label, n_blocks)`` returning ``advance(k)``: told about long passes.
@@ -79,7 +91,8 @@ def fit(scores: Any, labels: Any, precision: float = 0.9, confidence: float | No
     """
     params.validate({"precision": precision, "confidence": confidence, "rule": rule,
                      "task": task, "input": input_kind, "classes": classes,
-                     "simultaneous": simultaneous, "progress": progress}, params.FIT)
+                     "simultaneous": simultaneous, "method": method, "groups": groups,
+                     "progress": progress}, params.FIT)
     if labels is None:
         # Like the CLI: a .npz / .pt file may hold its labels beside the scores.
         if isinstance(scores, (str, os.PathLike)):
@@ -90,50 +103,169 @@ def fit(scores: Any, labels: Any, precision: float = 0.9, confidence: float | No
                           "an array named 'labels'", "None")
     prepared = prepare(scores, labels, task, input_kind, scores_name, labels_name, progress)
     names = class_names(classes, prepared.task, prepared.n_classes, classes_name)
-    return fit_prepared(prepared, names, precision, confidence, rule, simultaneous)
+    families.check_method(method, prepared.task)
+    g = check_groups(groups, prepared.n_rows, groups_name)
+    return fit_prepared(prepared, names, precision, confidence, rule, simultaneous, method, g)
+
+
+def check_groups(groups: Any, n_rows: int, name: str = "groups") -> np.ndarray | None:
+    """One group id per row (numbers or strings; a path: a file of them), or None."""
+    if groups is None:
+        return None
+    if isinstance(groups, (str, os.PathLike)):
+        g = as_array(groups, name)
+    else:
+        g = np.asarray(groups.cpu() if hasattr(groups, "cpu") else groups)
+    if g.dtype.kind not in "biufUS":
+        raise invalid(name, "group ids (numbers or strings)", f"dtype {g.dtype}")
+    if g.ndim != 1 or g.shape[0] != n_rows:
+        raise invalid(name, f"one group id per score row ({n_rows})", f"shape {g.shape}")
+    if g.dtype.kind == "f" and not np.isfinite(g).all():
+        raise invalid(name, "finite group ids", "NaN or inf")
+    return g
 
 
 def fit_prepared(prepared: PreparedScores, names: list[str], precision: float,
-                 confidence: float | None, rule: str, simultaneous: bool) -> Calibrator:
+                 confidence: float | None, rule: str, simultaneous: bool,
+                 method: str = "temperature", groups: np.ndarray | None = None) -> Calibrator:
     """:func:`fit` on scores already prepared."""
+    if not isinstance(prepared.labels, np.ndarray) and (
+            method != "temperature" or prepared.n_rows * prepared.n_classes <= COMPARE_ELEMENTS):
+        # multilabel labels left in their file: the families (and the comparison
+        # of them on small data) take them in memory
+        prepared = dataclasses.replace(prepared, labels=as_array(prepared.labels))
     z, y, task, n_cls = prepared.logits, prepared.labels, prepared.task, prepared.n_classes
-    # The summary's metric pass at T = 1 gives the NLL before: no need to
-    # spend an extra exp on it in the temperature fit.
-    temp = fit_temperature(z, y, task, prepared.name, names, nll_before=False,
-                           summary_bins=metrics.N_BINS)
-    T = temp.temperature
-    alpha, alpha_global = _alphas(confidence, simultaneous, n_cls)
-    if task == "multiclass":
-        # the temperature passes usually made the metrics' passes on the way;
-        # the one at T also gives the decision scores
-        m_before = (summary.softmax_summary(temp.at_one, y, n_cls) if temp.at_one is not None
-                    else summary.metrics_at(z, y, task, 1.0, scores=False))
-        m_after = (summary.softmax_summary(temp.at_t, y, n_cls) if temp.at_t is not None
-                   else summary.metrics_at(z, y, task, T))
-        units = rules.decision_units(z, y, task, T, n_cls, top=m_after.top)
-        per, glob = search_rules(units, precision, confidence, simultaneous)
-        before, after, support, n_units = m_before.values, m_after.values, units.support, \
-            units.n_units
-    else:
-        # binary and multilabel: metrics and thresholds in passes over the rows
-        sp = sigmoid_passes.run(z, y, T, task, dict(precision=precision, confidence=confidence,
-                                                    alpha=alpha, alpha_global=alpha_global),
-                                log_loss=False)
+    temp, fitted, cv = calibrate_scores(prepared, names, method, groups)
+    if task != "multiclass" and fitted.method == "temperature":
+        # binary and multilabel under a temperature: metrics and thresholds in
+        # passes over the rows (the NLLs are the temperature's objective)
+        alpha, alpha_global = _alphas(confidence, simultaneous, n_cls)
+        sp = sigmoid_passes.run(z, y, temp.temperature, task,
+                                dict(precision=precision, confidence=confidence, alpha=alpha,
+                                     alpha_global=alpha_global), log_loss=False)
         per, glob = sp.per_class, sp.global_rule
-        # the summary's NLL is the temperature's objective: the binary cross entropy
-        # of the logits (mean over classes for multilabel)
-        before = dict(sp.before, nll=float(np.mean(temp.nll_before)))
-        after = dict(sp.after, nll=float(np.mean(temp.nll_after)))
+        m_before, m_after = summary.MetricsAt(sp.before), summary.MetricsAt(sp.after)
         support, n_units = sp.support, sp.n_units
-    fs = summary.fit_summary(prepared, temp, names, per, glob, support, n_units, before, after,
-                             lambda v: to_probability(v, task))
+    else:
+        m_before, m_after = before_after(prepared, temp, fitted)
+        units = rules.decision_units(z, y, task, fitted, n_cls, top=m_after.top)
+        per, glob = search_rules(units, precision, confidence, simultaneous)
+        support, n_units = units.support, units.n_units
+
+    def probability(v: Any, column: int | None) -> Any:
+        return to_probability(v, task) if column is None else \
+            fitted.threshold_probability(v, column)
+
+    found = findings(prepared, names, method, fitted, cv, m_before, m_after)
+    fs = summary.fit_summary(prepared, temp if fitted.method == "temperature" else None, names,
+                             per, glob, support, n_units, m_before.values, m_after.values,
+                             probability, **found)
     return Calibrator(
-        task=task, classes=names, input_kind=prepared.input_kind, temperature=T, rule=rule,
+        task=task, classes=names, input_kind=prepared.input_kind,
+        temperature=families.temperature_of(fitted), rule=rule,
         decision_thresholds={"per_class": [t.value for t in per], "global": glob.value},
         target={"precision": float(precision),
                 "confidence": None if confidence is None else float(confidence),
                 "simultaneous": bool(simultaneous)},
-        summary=fs.to_dict())
+        summary=fs.to_dict(), calibrator=fitted)
+
+
+def calibrate_scores(prepared: PreparedScores, names: list[str], method: str,
+                     groups: np.ndarray | None) -> tuple:
+    """The calibration of a fit: ``(temp, fitted, cv)``, the temperature fit
+    (a :class:`~calibrate.temperature.TemperatureResult`, when one was made:
+    multiclass always, as the start of the other families and for its fused
+    summary passes), the fitted family, and the cross-validation
+    (:class:`calibrate.families.AutoResult`, or why it did not run)."""
+    z, y, task = prepared.logits, prepared.labels, prepared.task
+    temp = None
+    if method in ("temperature", "auto") or task == "multiclass":
+        # The summary's metric pass at T = 1 gives the NLL before: no need to
+        # spend an extra exp on it in the temperature fit.
+        try:
+            temp = fit_temperature(z, y, task, prepared.name, names, nll_before=False,
+                                   summary_bins=metrics.N_BINS)
+        except WorseThanChance as exc:
+            # (another family may still fit: the mixture absorbs rows whose
+            # true class has probability ~0, which can make every T worse)
+            if method == "temperature" or task != "multiclass":
+                raise refusal(exc, prepared) from None
+            temp = None
+    t_family = None if temp is None else families.temperature.from_result(temp, task)
+    cv = None
+    with _named(prepared.name):
+        if method == "auto":
+            cv = families.auto(z, y, task, groups=groups, classes=names,
+                               fitted_temperature=t_family)
+            fitted = cv.fitted
+        elif method == "temperature":
+            fitted = t_family
+        else:
+            fitted = families.fit(method, z, y, task, classes=names,
+                                  temperature=None if temp is None else temp.temperature)
+    if cv is None:
+        cv = compare(prepared, names, groups, method)
+    return temp, fitted, cv
+
+
+def compare(prepared: PreparedScores, names: list[str], groups: np.ndarray | None,
+            method: str) -> Any:
+    """Every family cross-validated on small data (an
+    :class:`~calibrate.families.AutoResult` without refit), else why not.
+    The per-class families other than ``method`` are screened by the
+    split-half test at any size: without per-class signal they cannot be
+    clearly better, and they cost most."""
+    n_scores = prepared.n_rows * prepared.n_classes
+    if n_scores > COMPARE_ELEMENTS:
+        return (f"{n_scores:,} scores, more than {COMPARE_ELEMENTS:,}: the fit stays a few "
+                "passes over the rows; method 'auto' (--method auto) compares the families")
+    try:
+        return families.auto(prepared.logits, prepared.labels, prepared.task, groups=groups,
+                             classes=names, refit=False, screen_elements=0, keep=(method,))
+    except CalibrateError as exc:   # too few rows or groups for 5 folds, say
+        return f"not possible here: {exc}"
+
+
+class _named:
+    """Refusals of the families name the scores as the caller does."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        if isinstance(exc, CalibrateError) and self.name != "scores" and \
+                str(exc).startswith("scores: "):
+            raise CalibrateError(f"{self.name}: {str(exc)[len('scores: '):]}") from None
+        return False
+
+
+def before_after(prepared: PreparedScores, temp: Any, fitted: Any) -> tuple:
+    """The summary metrics (:class:`summary.MetricsAt`) before (T = 1) and
+    after calibration; multiclass "after" carries the decision scores."""
+    z, y, task, n_cls = prepared.logits, prepared.labels, prepared.task, prepared.n_classes
+    if task == "multiclass":
+        # the temperature passes usually made the metrics' passes on the
+        # way; the one at T also gives the decision scores
+        m_before = (summary.softmax_summary(temp.at_one, y, n_cls)
+                    if temp is not None and temp.at_one is not None
+                    else summary.metrics_at(z, y, task, 1.0, scores=False))
+        if fitted.method == "temperature" and temp.at_t is not None:
+            return m_before, summary.softmax_summary(temp.at_t, y, n_cls)
+        return m_before, summary.metrics_at(z, y, task, fitted)
+    m_before = summary.metrics_at(z, y, task, 1.0)
+    m_after = summary.metrics_at(z, y, task, fitted)
+    if fitted.method != "temperature":
+        # the families' own objective (exact, as the temperature's): the
+        # mean binary NLL over rows (multilabel: over (row, label) pairs)
+        zz = z.to_numpy()
+        nll = [float(np.mean(families.nll_rows(f, zz, y)))
+               for f in (families.identity(task, n_cls), fitted)]
+        m_before = dataclasses.replace(m_before, values=dict(m_before.values, nll=nll[0]))
+        m_after = dataclasses.replace(m_after, values=dict(m_after.values, nll=nll[1]))
+    return m_before, m_after
 
 
 def _alphas(confidence: float | None, simultaneous: bool,
@@ -160,6 +292,6 @@ def search_rules(units: rules.DecisionUnits, precision: float, confidence: float
     else:
         per = _thr.search_per_class(units.classes, units.scores, units.correct,
                                     units.n_classes, precision, confidence, alpha, expected)
-    glob = _thr.search(units.scores.ravel(), units.correct.ravel(), precision, confidence,
-                       alpha_global, expected.ravel())
+    glob = _thr.search(units.global_rule_scores().ravel(), units.correct.ravel(), precision,
+                       confidence, alpha_global, expected.ravel())
     return per, glob

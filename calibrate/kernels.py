@@ -16,7 +16,7 @@ so exp never overflows.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -220,6 +220,26 @@ def logits(x, task, input_kind):
     return softmax_logits(x, input_kind)
 
 
+def lost_true_class(zc, yc, task):
+    """Which rows (multilabel: (row, label) pairs) of logits recovered from
+    probabilities give the true class a probability the input could not
+    hold: 0, or below the float type's smallest normal number, where the
+    recovered logits sit at their floor (the model's own log-probability of
+    the true class within 0.01 of log(tiny)); for a negative of a sigmoid
+    task also a positive-class probability within eps of 1 (its logit at the
+    ceiling of :func:`sigmoid_logits`).  Returns a tuple of one bool array."""
+    zc, yc = np.asarray(zc), np.asarray(yc)
+    dt = float_dtype(zc.dtype)
+    floor = float(np.log(np.finfo(dt).tiny)) + 0.01
+    z = zc.astype(np.float64)
+    if task == "multiclass":
+        logq = z[np.arange(z.shape[0]), yc] - special.logsumexp(z, axis=1)
+        return (logq <= floor,)
+    ceiling = sigmoid_logits(np.array([1.0], dtype=dt), "probabilities")[0]
+    logq = -np.logaddexp(0.0, np.where(yc == 1, -z, z))
+    return ((logq <= floor) | ((yc == 0) & (zc >= ceiling)),)
+
+
 # -- temperature statistics ------------------------------------------------------
 
 def softmax_stats(zc, yc, beta, with_g0=True, nll_at_one=False, unit=1.0):
@@ -332,21 +352,48 @@ def sigmoid_proba(zc, temperature):
     return special.expit(z / t.astype(dt)).astype(dt, copy=False)
 
 
-def decisions(zc, task, temperature, tau):
+def is_family(calibration):
+    """Whether ``calibration`` is a fitted calibration family
+    (:mod:`calibrate.families`) rather than a temperature (a number, or one per
+    label)."""
+    return hasattr(calibration, "method")
+
+
+def calibrated_top(zc, calibration):
+    """Argmax of the calibrated probabilities and its log-probability
+    (:func:`top_scores` for a temperature, the family's ``top`` otherwise)."""
+    if is_family(calibration):
+        return calibration.top(np.asarray(zc))
+    return top_scores(zc, calibration)
+
+
+def calibrated_scores(zc, calibration):
+    """Sigmoid tasks' decision scores: z / T for a temperature, the family's
+    ``scores`` otherwise (strictly increasing in each label's logit)."""
+    if is_family(calibration):
+        return calibration.scores(np.asarray(zc))
+    return sigmoid_scores(zc, calibration)
+
+
+def decisions(zc, task, calibration, tau):
     """Decisions for a block of logits: multiclass int64 class ids (-1 = abstain),
-    binary int64 0/1, multilabel bool (n, C); ``tau`` as :func:`threshold_array`."""
+    binary int64 0/1, multilabel bool (n, C); ``calibration`` a temperature or
+    a fitted family, ``tau`` as :func:`threshold_array` (per scored column)."""
     if task == "multiclass":
-        k, logp = top_scores(zc, temperature)
+        k, logp = calibrated_top(zc, calibration)
         return decide_multiclass(k, logp, tau)
-    dec = decide_sigmoid(sigmoid_scores(zc, temperature), tau)
+    dec = decide_sigmoid(calibrated_scores(zc, calibration), tau)
     return dec.astype(np.int64) if task == "binary" else dec
 
 
-def proba(zc, task, temperature):
-    """Calibrated probabilities of a block: softmax or sigmoid of z / T."""
+def proba(zc, task, calibration):
+    """Calibrated probabilities of a block: softmax or sigmoid of z / T, or the
+    family's."""
+    if is_family(calibration):
+        return calibration.probabilities(np.asarray(zc))
     if task == "multiclass":
-        return softmax_proba(zc, temperature)
-    return sigmoid_proba(zc, temperature)
+        return softmax_proba(zc, calibration)
+    return sigmoid_proba(zc, calibration)
 
 
 def threshold_array(values):
@@ -409,6 +456,20 @@ def _metric_parts(e, kc, yc, n_bins, scores):
     sq = (rowdot(e, e) + 1.0) * inv * inv
     logp = -np.log1p(row_sums(e, exact=True)) if scores else None
     return MetricParts(kc.astype(np.int64), inv, py, sq, col.astype(np.float64), hc, high, logp)
+
+
+def family_metrics(zc, yc, fitted, n_bins, scores=True):
+    """:class:`MetricParts` of a block of multiclass logits under a fitted
+    family (:mod:`calibrate.families`): from its log-probabilities, with the
+    decision scores of its ``top`` (the argmax's entries of e = exp(log p -
+    log p_k) are exactly 1, as :func:`_metric_parts` expects)."""
+    zc, yc = np.asarray(zc), np.asarray(yc)
+    lp = fitted.log_probabilities(zc)
+    kc, logp = fitted.top(zc)
+    e = lp - lp[np.arange(lp.shape[0]), kc][:, None]
+    np.exp(e, out=e)
+    parts = _metric_parts(e, kc, yc, n_bins, False)
+    return replace(parts, logp=np.asarray(logp, dtype=np.float64) if scores else None)
 
 
 def rowdot(a, b):

@@ -21,6 +21,8 @@ from .errors import invalid
 TASKS = ("multiclass", "binary", "multilabel")
 INPUT_KINDS = ("logits", "probabilities", "log-probabilities")
 RULES = ("per-class", "global")
+#: Calibration families (:mod:`calibrate.families`), and ``auto``.
+METHODS = ("temperature", "mix", "vector", "ovr-platt", "platt", "isotonic", "auto")
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,14 @@ def _names(v: Any) -> bool:
                for x in items)
 
 
+def _ids(v: Any) -> bool:
+    """Group ids: a path of them, or an array-like (not a lone string or number)."""
+    import os
+    return isinstance(v, (str, os.PathLike)) or (
+        not isinstance(v, (bytes, Mapping, numbers.Number)) and
+        (hasattr(v, "__len__") or hasattr(v, "__array__")))
+
+
 BOOLEAN = Kind("True or False", lambda v: isinstance(v, bool))
 CALLABLE = Kind("a callable", callable)
 CLASS_NAMES = Kind("a list of class names (strings)", _names)
@@ -117,6 +127,9 @@ FIT: dict = {
     "input": [Options(("auto",) + INPUT_KINDS)],
     "classes": [CLASS_NAMES, None],
     "simultaneous": [BOOLEAN],
+    "method": [Options(METHODS)],
+    "groups": [Kind("one group id per row (an array, or the path of a file of them)", _ids),
+               None],
     "progress": [CALLABLE, None],
 }
 
@@ -133,6 +146,7 @@ CLASSIFIER: dict = {
     "rule": [Options(RULES)],
     "simultaneous": [BOOLEAN],
     "response_method": [Options(("auto", "decision_function", "predict_proba"))],
+    "method": [Options(METHODS)],
 }
 
 #: Most bootstrap resamples ``evaluate`` takes: each one recomputes every ECE on

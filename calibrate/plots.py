@@ -29,7 +29,7 @@ import os
 import numpy as np
 from scipy import special
 
-from . import curves, metrics, rules
+from . import curves, kernels, metrics, rules
 from .backends import as_array
 from . import scores as _scores
 from .errors import invalid
@@ -341,16 +341,21 @@ def _data(cal, scores, labels, input_kind):
     return z, np.asarray(y)
 
 
-def _pairs(cal, z, y, temperature):
-    """ECE pairs and per-class (probability, correct, support) at ``temperature``."""
+def _pairs(cal, z, y, calibration):
+    """ECE pairs and per-class (probability, correct, support) under
+    ``calibration`` (a temperature, or the file's family)."""
     if cal.task == "multiclass":
-        k, logp = rules.top_scores(z, temperature)
+        k, logp = kernels.calibrated_top(z, calibration)
         conf = np.exp(logp)
         right = k == y
         support = np.bincount(y, minlength=len(cal.classes))
         per = [(conf[k == c], right[k == c], int(support[c])) for c in range(len(cal.classes))]
         return (conf, right.astype(np.float64)), per
-    p = special.expit(np.asarray(z, dtype=np.float64) / np.asarray(temperature, dtype=np.float64))
+    if kernels.is_family(calibration):
+        p = np.asarray(calibration.probabilities(np.asarray(z, dtype=np.float64)), np.float64)
+    else:
+        p = special.expit(np.asarray(z, dtype=np.float64) /
+                          np.asarray(calibration, dtype=np.float64))
     if cal.task == "binary":
         return (p, y.astype(np.float64)), [(p, y == 1, int(y.sum()))]
     per = [(p[:, c], y[:, c] == 1, int(y[:, c].sum())) for c in range(p.shape[1])]
@@ -378,15 +383,15 @@ def _selected(rows, max_panels, held_out):
     return order[:max_panels], why
 
 
-def _rule_point(cal, z, y, temperature):
+def _rule_point(cal, z, y, calibration):
     """(coverage, risk) of the per-class rule's decisions, pooled."""
     tau = cal.decision_thresholds["per_class"]
     if cal.task == "multiclass":
-        k, logp = rules.top_scores(z, temperature)
+        k, logp = kernels.calibrated_top(z, calibration)
         acc = rules.decide_multiclass(k, logp, tau) >= 0
         right = k == y
     else:
-        d = rules.decide_sigmoid(rules.sigmoid_scores(z, temperature), tau)
+        d = rules.decide_sigmoid(kernels.calibrated_scores(z, calibration), tau)
         acc, right = d.ravel(), (y == 1).ravel()
     if not acc.any():
         return None
@@ -430,7 +435,7 @@ def report_figure(cal, scores, labels, input_kind=None, title=None, held_out=Tru
     z, y = _data(cal, scores, labels, input_kind)
     T = cal.temperature
     before, _ = _pairs(cal, z, y, 1.0)
-    after, per = _pairs(cal, z, y, T)
+    after, per = _pairs(cal, z, y, cal.calibrator)
     target = float(cal.target["precision"])
     conf_level = cal.target.get("confidence")
     n_scored = len(per)
@@ -456,7 +461,11 @@ def report_figure(cal, scores, labels, input_kind=None, title=None, held_out=Tru
         sections.append(("precision", MULTIPLE_HEIGHT * n_mult_rows + SECTION_TITLE))
     heights = [h for _, h in sections]
     where = "held-out data" if held_out else "new data"
-    Ttxt = f"T = {T:.3g}" if np.ndim(T) == 0 else f"T = {np.min(T):.3g} to {np.max(T):.3g}"
+    if T is None:
+        Ttxt = cal.method
+    else:
+        Ttxt = f"T = {T:.3g}" if np.ndim(T) == 0 else f"T = {np.min(T):.3g} to {np.max(T):.3g}"
+    scaling = "temperature scaling" if T is not None else "calibration"
     with mpl.rc_context(_RC):
         fig = Figure(figsize=(WIDTH, sum(heights) + FIGURE_TITLE), dpi=DPI, layout="constrained")
         fig.suptitle((title + ": " if title else "")
@@ -483,7 +492,7 @@ def report_figure(cal, scores, labels, input_kind=None, title=None, held_out=Tru
             reliability_diagram(ax, pr[0], pr[1], n_bins, hist_ax=hx, xlabel=what,
                                 ylabel=acc_label,
                                 title=f"{'Before' if side == 'before' else 'After'} "
-                                      f"temperature scaling ({lab})")
+                                      f"{scaling} ({lab})")
             first = first or ax
         ax = sub["top"].add_subplot(top[:, 2])
         if cal.task == "binary":
@@ -500,7 +509,8 @@ def report_figure(cal, scores, labels, input_kind=None, title=None, held_out=Tru
                 ref = (gh["coverage"], 1 - gh["precision"])
             unit = "rows" if cal.task == "multiclass" else "(row, label) pairs"
             risk_coverage_plot(ax, after[0], after[1].astype(bool), cal.thresholds["global"],
-                               target, reference=ref, per_class=_rule_point(cal, z, y, T),
+                               target, reference=ref,
+                               per_class=_rule_point(cal, z, y, cal.calibrator),
                                xlabel=f"coverage (share of {unit} predicted)",
                                title="Global rule: risk against coverage")
         _section(sub["top"], "Calibration (reliability diagrams; grey: share of rows per bin)"
@@ -517,7 +527,7 @@ def report_figure(cal, scores, labels, input_kind=None, title=None, held_out=Tru
                 reliability_curves(ax, [(pb[:, c], yc), (per[c][0], yc)], n_bins,
                                    title=names[c], labels=("before", "after"))
                 _label_outer(ax, i, len(shown))
-            _section(sub["labels"], "Reliability per label, before and after temperature scaling"
+            _section(sub["labels"], f"Reliability per label, before and after {scaling}"
                      + (f" ({len(shown)} of {n_scored} labels: {why})" if many else ""))
 
         # -- overview of all classes ---------------------------------------------------

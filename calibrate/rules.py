@@ -41,12 +41,20 @@ class DecisionUnits:
     ``classes`` None.  ``correct`` has the shape of ``scores``: whether the
     prediction would be right; ``support`` counts the true members of each
     scored class.
+
+    ``probability``: the calibrated probability that each unit's prediction
+    is right, where ``scores`` only rank (isotonic: the model's logit); None
+    when it is exp / sigmoid of the score.  ``global_scores``: the global
+    rule's scores where they differ from ``scores`` (isotonic: the
+    calibrated log-odds, one scale for every label).
     """
     scores: np.ndarray
     correct: np.ndarray
     classes: np.ndarray | None
     support: np.ndarray
     task: str
+    probability: np.ndarray | None = None
+    global_scores: np.ndarray | None = None
 
     @property
     def n_units(self) -> int:
@@ -58,7 +66,13 @@ class DecisionUnits:
 
     def expected(self) -> np.ndarray:
         """The model's own calibrated probability that each unit's prediction is right."""
+        if self.probability is not None:
+            return self.probability
         return np.exp(self.scores) if self.task == "multiclass" else special.expit(self.scores)
+
+    def global_rule_scores(self) -> np.ndarray:
+        """The scores the global rule ranks the units by."""
+        return self.scores if self.global_scores is None else self.global_scores
 
     def class_ids(self) -> np.ndarray:
         """The class of every unit, flattened like ``scores.ravel()``."""
@@ -105,18 +119,31 @@ class RuleCounts:
                    units.n_units)
 
 
-def decision_units(logits: Backend, y: np.ndarray, task: str, temperature: Any,
+def decision_units(logits: Backend, y: np.ndarray, task: str, calibration: Any,
                    n_classes: int, top: tuple | None = None) -> DecisionUnits:
-    """The :class:`DecisionUnits` of labelled logits at ``temperature``.
-    ``top`` = (k, log p_k) when the caller already has them (multiclass)."""
+    """The :class:`DecisionUnits` of labelled logits under ``calibration``: a
+    temperature (a float, or one per label) or a fitted family
+    (:mod:`calibrate.families`: its ``top`` or ``scores``).  ``top`` = (k,
+    log p_k) when the caller already has them (multiclass)."""
+    temperature = calibration
+    if kernels.is_family(calibration):
+        temperature = calibration.value if calibration.method == "temperature" else None
     if task == "multiclass":
-        k, logp = logits.top_scores(temperature) if top is None else top
+        if top is None:   # a temperature on the backend's own kernels (a GPU's, say)
+            top = (logits.top_scores(temperature) if temperature is not None else
+                   logits.concat(kernels.calibrated_top, args=(calibration,), label="scoring"))
+        k, logp = top
         return DecisionUnits(logp, k == y, k, np.bincount(y, minlength=n_classes), task)
-    s = kernels.sigmoid_scores(logits.to_numpy(), temperature)
+    z = logits.to_numpy()
+    s = kernels.calibrated_scores(z, calibration)
+    prob = level = None
+    if temperature is None and not calibration.SCORES_ARE_LOG_ODDS:
+        level = calibration.log_odds(z)
+        prob = special.expit(level)
     if task == "binary":
         return DecisionUnits(s, y == 1, np.zeros(len(s), np.int64),
-                             np.array([int(y.sum())]), task)
-    return DecisionUnits(s, y == 1, None, y.sum(axis=0), task)
+                             np.array([int(y.sum())]), task, prob, level)
+    return DecisionUnits(s, y == 1, None, y.sum(axis=0), task, prob, level)
 
 
 def top_scores(logits: Any, temperature: float) -> tuple[np.ndarray, np.ndarray]:

@@ -20,8 +20,13 @@ expected and what was found:
   space (a log-probability above 0); human ``thresholds`` that do not match
   ``decision_thresholds``; summary rows whose figures are not numbers.
 
-A file written by version 1 loads and applies identically: the format is
-unchanged, only the checks are stricter.
+Versions: a temperature calibration is written as version 1 (the format of
+calibrate 0.1.0, unchanged, which every reader since takes), any other
+family as version 2, which replaces ``temperature`` by a ``calibrator``
+object: the family's ``method`` and its parameters (:data:`CALIBRATOR`),
+each checked for type, length and range like the rest of the file.  A file
+written by version 1 loads and applies identically: only the checks are
+stricter.
 """
 
 import json
@@ -35,6 +40,8 @@ from .io import read_capped
 from .params import INPUT_KINDS, RULES, TASKS
 
 SCHEMA_VERSION = 1
+#: The versions this module reads: 1 (a temperature), 2 (a ``calibrator``).
+VERSIONS = (1, 2)
 ABSTAIN = -1
 #: A threshold file is about 400 bytes a class: this is some 300,000 classes.
 MAX_BYTES = 128 << 20
@@ -43,14 +50,21 @@ MAX_DEPTH = 32
 
 REQUIRED = ("schema_version", "task", "classes", "input_kind", "temperature", "rule",
             "decision_thresholds", "target")
+#: Version 2: the calibration is a ``calibrator`` object instead of ``temperature``.
+REQUIRED_V2 = tuple("calibrator" if k == "temperature" else k for k in REQUIRED)
 OPTIONAL = ("thresholds", "abstain_label", "summary")
 #: Figures of a summary row that ``evaluate`` and the plots read.
 ROW_FRACTIONS = ("threshold", "precision", "recall", "coverage", "lower_bound")
 ROW_COUNTS = ("support", "predicted")
 
 
-def space_of(task):
-    return "log-probability" if task == "multiclass" else "logit"
+def space_of(task, method="temperature"):
+    """The space decision thresholds compare in: the calibrated
+    log-probability (multiclass), the calibrated logit (sigmoid tasks), or
+    the model's own logit (isotonic, whose map only ranks within a label)."""
+    if task == "multiclass":
+        return "log-probability"
+    return "model-logit" if method == "isotonic" else "logit"
 
 
 def to_probability(value, task):
@@ -237,15 +251,17 @@ def from_dict(d, source="threshold file"):
     if "schema_version" not in d:
         raise invalid(source, "a 'schema_version' field", "none")
     v = d["schema_version"]
-    if type(v) is not int or v != SCHEMA_VERSION:
-        raise invalid(source, f"schema_version {SCHEMA_VERSION}", f"schema_version {_show(v)}")
-    for key in REQUIRED:
+    if type(v) is not int or v not in VERSIONS:
+        raise invalid(source, "schema_version 1 or 2", f"schema_version {_show(v)}")
+    required = REQUIRED if v == 1 else REQUIRED_V2
+    for key in required:
         if key not in d:
-            raise invalid(source, f"a '{key}' field", "none")
-    extra = sorted(set(d) - set(REQUIRED) - set(OPTIONAL))
+            raise invalid(source, f"a '{key}' field" + (" (schema_version 2)" if v == 2 else ""),
+                          "none")
+    extra = sorted(set(d) - set(required) - set(OPTIONAL))
     if extra:
-        raise invalid(source, "only the fields " + ", ".join(REQUIRED + OPTIONAL),
-                      f"the field {quote(extra[0])}")
+        raise invalid(source, f"only the fields of schema_version {v}, "
+                      + ", ".join(required + OPTIONAL), f"the field {quote(extra[0])}")
     task = _choice(d, "task", TASKS, source)
     input_kind = _choice(d, "input_kind", INPUT_KINDS, source)
     rule = _choice(d, "rule", RULES, source)
@@ -257,20 +273,26 @@ def from_dict(d, source="threshold file"):
                       f"{len(classes)}")
     check_class_names(classes, f"{source}: classes")
     n_scored = 1 if task == "binary" else len(classes)
-    temperature = _check_temperature(d["temperature"], task, n_scored, source)
-    dt = _check_decision_thresholds(d["decision_thresholds"], task, n_scored, source)
+    if v == 1:
+        temperature = _check_temperature(d["temperature"], task, n_scored, source)
+        fam = None
+    else:
+        fam = _check_calibrator(d["calibrator"], task, n_scored, source)
+        temperature = families().temperature_of(fam)
+    method = "temperature" if fam is None else fam.method
+    dt = _check_decision_thresholds(d["decision_thresholds"], task, n_scored, source, method)
     target = _check_target(d["target"], source)
     if "abstain_label" in d and (type(d["abstain_label"]) is not int
                                  or d["abstain_label"] != ABSTAIN):
         raise invalid(f"{source}: abstain_label", f"{ABSTAIN}", _show(d["abstain_label"]))
+    cal = Calibrator(task=task, classes=list(classes), input_kind=input_kind,
+                     temperature=temperature, rule=rule, decision_thresholds=dt,
+                     target=target, summary=d.get("summary", {}), calibrator=fam)
     if d.get("thresholds") is not None:
-        _check_shown_thresholds(source, d["thresholds"], dt, task)
-    summary = d.get("summary", {})
-    _check_summary(summary, n_scored, source)
+        _check_shown_thresholds(source, d["thresholds"], dt, task, cal.calibrator)
+    _check_summary(cal.summary, n_scored, source)
     _check_leaves(d, source)
-    return Calibrator(task=task, classes=list(classes), input_kind=input_kind,
-                      temperature=temperature, rule=rule, decision_thresholds=dt,
-                      target=target, summary=summary)
+    return cal
 
 
 def _check_temperature(t, task, n_scored, source):
@@ -286,14 +308,15 @@ def _check_temperature(t, task, n_scored, source):
     return np.array(t, dtype=np.float64) if isinstance(t, list) else float(t)
 
 
-def _check_decision_thresholds(dt, task, n_scored, source):
+def _check_decision_thresholds(dt, task, n_scored, source, method="temperature"):
     where = f"{source}: decision_thresholds"
     if (not isinstance(dt, dict) or set(dt) != {"space", "per_class", "global"}
             or not isinstance(dt["per_class"], list)):
         raise invalid(where, "an object of 'space', 'per_class' (a list) and 'global'", _show(dt))
-    space = space_of(task)
+    space = space_of(task, method)
     if dt["space"] != space:
-        raise invalid(f"{where}.space", f"'{space}' for a {task} task", _show(dt["space"]))
+        what = f"a {task} task" if method == "temperature" else f"{method} on a {task} task"
+        raise invalid(f"{where}.space", f"'{space}' for {what}", _show(dt["space"]))
     if len(dt["per_class"]) != n_scored:
         raise invalid(f"{where}.per_class", f"{n_scored} per-class thresholds (one per scored "
                       "class)", f"{len(dt['per_class'])}")
@@ -305,6 +328,108 @@ def _check_decision_thresholds(dt, task, n_scored, source):
                           + (" (log-probabilities, <= 0)" if top == 0 else ""), _show(v))
     as_float = (lambda v: None if v is None else float(v))
     return {"per_class": [as_float(v) for v in dt["per_class"]], "global": as_float(dt["global"])}
+
+
+def families():
+    """:mod:`calibrate.families`, imported when a file needs it."""
+    import importlib
+    return importlib.import_module(".families", __package__)
+
+
+def _finite(v):
+    return _number(v) and abs(float(v)) <= np.finfo(np.float64).max
+
+
+#: Each number's range in a version-2 ``calibrator``: (test, words).
+_POSITIVE = (lambda v: float(v) >= np.finfo(np.float64).tiny, "a positive finite number")
+_ANY = (lambda v: True, "a finite number")
+_NON_NEGATIVE = (lambda v: float(v) >= 0, "a finite number >= 0")
+_UNIT = (lambda v: 0 <= float(v) <= 1, "a number in [0, 1]")
+_OPEN_UNIT = (lambda v: 0 < float(v) < 1, "a number strictly between 0 and 1")
+
+#: The parameters of each family in a version-2 ``calibrator`` object (besides
+#: ``method``): name -> (shape, range).  Shapes: "one" a number; "scored" a
+#: list of one number per scored class (S); "curves" a list of S non-empty
+#: lists (isotonic: ``knots`` strictly increasing, ``values`` as long as their
+#: knots and non-decreasing).  The maps these define are in docs/math.md.
+CALIBRATOR = {
+    "temperature": {"temperature": ("scored", _POSITIVE)},
+    "mix": {"temperature": ("one", _POSITIVE), "weight": ("one", _UNIT)},
+    "vector": {"a": ("scored", _ANY), "b": ("scored", _ANY)},
+    "ovr-platt": {"a": ("scored", _NON_NEGATIVE), "b": ("scored", _ANY)},
+    "platt": {"a": ("scored", _POSITIVE), "b": ("scored", _ANY)},
+    "isotonic": {"knots": ("curves", _ANY), "values": ("curves", _UNIT),
+                 "lo": ("scored", _OPEN_UNIT), "hi": ("scored", _OPEN_UNIT)},
+}
+
+
+def _check_calibrator(c, task, n_scored, source):
+    """The family of a version-2 ``calibrator`` object, every field checked."""
+    where = f"{source}: calibrator"
+    if not isinstance(c, dict):
+        raise invalid(where, "an object of 'method' and the family's parameters", _show(c))
+    fam = families()
+    allowed = fam.methods(task)
+    m = c.get("method")
+    if not isinstance(m, str) or m not in allowed:
+        raise invalid(f"{where}.method", f"one of {', '.join(allowed)} for a {task} task",
+                      _show(m))
+    spec = CALIBRATOR[m]
+    for key in spec:
+        if key not in c:
+            raise invalid(where, f"a '{key}' field for method {m}", "none")
+    extra = sorted(set(c) - set(spec) - {"method"})
+    if extra:
+        raise invalid(where, f"only the fields method, {', '.join(spec)} for method {m}",
+                      f"the field {quote(extra[0])}")
+    one = m == "temperature" and task != "multilabel"
+    got = {k: _parameter(c[k], "one" if one else shape, rng, n_scored, f"{where}.{k}")
+           for k, (shape, rng) in spec.items()}
+    if m == "temperature":
+        got["temperature"] = (got["temperature"],) if one else got["temperature"]
+    if m == "isotonic":
+        _check_isotonic(got, where)
+    return fam.from_params(m, task, got)
+
+
+def _parameter(v, shape, rng, n_scored, where):
+    """One parameter of a ``calibrator``, as a float or (nested) tuples of floats."""
+    test, words = rng
+    if shape == "one":
+        if not _finite(v) or not test(v):
+            raise invalid(where, words, _show(v))
+        return float(v)
+    if shape == "list":
+        if not isinstance(v, list):
+            raise invalid(where, "a list of numbers", _show(v))
+    elif not isinstance(v, list) or len(v) != n_scored:
+        raise invalid(where, f"a list of {n_scored} (one per scored class)", _show(v))
+    if shape == "curves":
+        return tuple(_parameter(x, "list", rng, None, f"{where}[{i}]") for i, x in enumerate(v))
+    for i, x in enumerate(v):
+        if not _finite(x) or not test(x):
+            raise invalid(f"{where}[{i}]", words, _show(x))
+    return tuple(float(x) for x in v)
+
+
+def _check_isotonic(p, where):
+    """Per label: knots strictly increasing, values non-decreasing and as
+    many, lo <= hi."""
+    for k, (knots, values) in enumerate(zip(p["knots"], p["values"])):
+        if not knots:
+            raise invalid(f"{where}.knots[{k}]", "at least one knot", "an empty list")
+        if len(values) != len(knots):
+            raise invalid(f"{where}.values[{k}]", f"{len(knots)} values, one per knot",
+                          f"{len(values)}")
+        if any(b <= a for a, b in zip(knots, knots[1:])):
+            raise invalid(f"{where}.knots[{k}]", "strictly increasing knots", "a knot not above "
+                          "the one before")
+        if any(b < a for a, b in zip(values, values[1:])):
+            raise invalid(f"{where}.values[{k}]", "non-decreasing values", "a value below the "
+                          "one before")
+        if p["lo"][k] > p["hi"][k]:
+            raise invalid(f"{where}.lo[{k}]", f"at most hi[{k}] ({p['hi'][k]!r})",
+                          _show(p["lo"][k]))
 
 
 def _check_target(target, source):
@@ -320,9 +445,10 @@ def _check_target(target, source):
     return dict(target)
 
 
-def _check_shown_thresholds(source, shown, dt, task):
+def _check_shown_thresholds(source, shown, dt, task, fam):
     """Refuse a file whose human ``thresholds`` were edited: ``apply`` uses
-    ``decision_thresholds``, and a silent mismatch would ignore the edit."""
+    ``decision_thresholds``, and a silent mismatch would ignore the edit.
+    (``fam``, the calibration, says what probability a threshold stands for.)"""
     if (not isinstance(shown, dict) or set(shown) != {"per_class", "global"}
             or not isinstance(shown["per_class"], list)
             or len(shown["per_class"]) != len(dt["per_class"])):
@@ -330,7 +456,8 @@ def _check_shown_thresholds(source, shown, dt, task):
                       "decision_thresholds", _show(shown))
     pairs = list(zip(shown["per_class"], dt["per_class"])) + [(shown["global"], dt["global"])]
     for i, (p, v) in enumerate(pairs):
-        want = to_probability(v, task)
+        want = to_probability(v, task) if i == len(pairs) - 1 else \
+            fam.threshold_probability(v, i)
         ok = (p is None and want is None) or (
             _number(p) and want is not None and math.isclose(p, want, rel_tol=1e-9,
                                                               abs_tol=1e-300))
@@ -338,7 +465,7 @@ def _check_shown_thresholds(source, shown, dt, task):
             which = "global" if i == len(pairs) - 1 else f"per_class[{i}]"
             raise invalid(source, f"thresholds.{which} to match decision_thresholds.{which} "
                           "(apply uses decision_thresholds: edit those, in "
-                          f"{space_of(task)} space)", _show(p))
+                          f"{space_of(task, fam.method)} space)", _show(p))
 
 
 def _check_summary(summary, n_scored, source):
@@ -375,18 +502,27 @@ def _check_row(row, where):
 
 # -- writing ----------------------------------------------------------------
 def to_dict(cal):
-    """The file's fields for ``cal`` (checked: a file we write always loads)."""
-    t = cal.temperature
+    """The file's fields for ``cal`` (checked: a file we write always loads):
+    version 1 for a temperature, version 2 with a ``calibrator`` otherwise."""
     check_class_names(list(cal.classes), "classes")
+    method = cal.calibrator.method
+    if method == "temperature":
+        t = cal.temperature
+        version, calibration = SCHEMA_VERSION, {
+            "temperature": [float(v) for v in t] if np.ndim(t) else float(t)}
+    else:
+        c = cal.calibrator.to_dict()
+        _check_calibrator(c, cal.task, cal.n_scored, "calibrator")
+        version, calibration = 2, {"calibrator": c}
     return {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": version,
         "task": cal.task,
         "classes": list(cal.classes),
         "input_kind": cal.input_kind,
-        "temperature": [float(v) for v in t] if np.ndim(t) else float(t),
+        **calibration,
         "rule": cal.rule,
         "thresholds": cal.thresholds,
-        "decision_thresholds": {"space": space_of(cal.task),
+        "decision_thresholds": {"space": space_of(cal.task, method),
                                 "per_class": list(cal.decision_thresholds["per_class"]),
                                 "global": cal.decision_thresholds["global"]},
         "target": dict(cal.target),
@@ -408,4 +544,4 @@ def save(cal, path):
 
 
 __all__ = ["load", "parse", "from_dict", "to_dict", "dumps", "save", "check_class_names",
-           "nesting_depth", "MAX_BYTES", "MAX_DEPTH", "SCHEMA_VERSION"]
+           "nesting_depth", "CALIBRATOR", "MAX_BYTES", "MAX_DEPTH", "SCHEMA_VERSION", "VERSIONS"]

@@ -1,4 +1,4 @@
-"""scikit-learn integration: temperature and precision thresholds for a fitted classifier.
+"""scikit-learn integration: calibration and precision thresholds for a fitted classifier.
 
 Needs scikit-learn (``pip install 'calibrate-thresholds[sklearn]'``); ``import calibrate``
 never imports this module or scikit-learn.
@@ -21,8 +21,8 @@ from . import fitting, params
 __all__ = ["ThresholdClassifier"]
 
 class ThresholdClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
-    """Wrap a fitted classifier; learn a temperature and decision thresholds
-    for a precision target from held-out data.
+    """Wrap a fitted classifier; learn a calibration (temperature scaling by
+    default) and decision thresholds for a precision target from held-out data.
 
     ``fit(X_val, y_val)`` computes the wrapped classifier's scores on the
     held-out rows (``decision_function`` as logits, or ``predict_proba``
@@ -49,6 +49,10 @@ class ThresholdClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     rule : {"per-class", "global"}, default "per-class"
     simultaneous : bool, default False
         Make the per-class guarantee hold for all classes at once.
+    method : str, default "temperature"
+        The calibration family (``calibrate.fit(method=...)``): "temperature",
+        for several classes "mix", "vector", "ovr-platt", for two "platt",
+        "isotonic", or "auto" (the lowest 5-fold cross-validated NLL).
     response_method : {"auto", "decision_function", "predict_proba"}, default "auto"
         Which scores to calibrate; "auto" prefers ``decision_function``.
     cv : "prefit", int or cross-validation splitter, default "prefit"
@@ -67,7 +71,7 @@ class ThresholdClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     classes_ : ndarray, the class labels (those of ``estimator_``)
     calibrator_ : :class:`calibrate.Calibrator` (``calibrator_.save(path)``
         writes the threshold file for ``calibrate apply`` / ``ThresholdHead``)
-    temperature_ : float
+    temperature_ : float, or None for a family other than temperature
     thresholds_ : dict, probability thresholds ``{"per_class": [...], "global": t}``
         (None: the class is never predicted)
     response_method_ : str, the scores used
@@ -75,12 +79,14 @@ class ThresholdClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     """
 
     def __init__(self, estimator, *, precision=0.9, confidence=0.95, rule="per-class",
-                 simultaneous=False, response_method="auto", cv="prefit", abstain_label=-1):
+                 simultaneous=False, method="temperature", response_method="auto", cv="prefit",
+                 abstain_label=-1):
         self.estimator = estimator
         self.precision = precision
         self.confidence = confidence
         self.rule = rule
         self.simultaneous = simultaneous
+        self.method = method
         self.response_method = response_method
         self.cv = cv
         self.abstain_label = abstain_label
@@ -120,11 +126,13 @@ class ThresholdClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             scores, pos, precision=self.precision, confidence=self.confidence,
             rule=self.rule, task="binary" if len(classes) == 2 else "multiclass",
             input_kind="logits" if method == "decision_function" else "probabilities",
-            classes=[str(c) for c in classes], simultaneous=self.simultaneous)
+            classes=[str(c) for c in classes], simultaneous=self.simultaneous,
+            method=self.method)
         self.estimator_ = est
         self.classes_ = classes
         self.response_method_ = method
-        self.temperature_ = float(self.calibrator_.temperature)
+        t = self.calibrator_.temperature
+        self.temperature_ = None if t is None else float(t)
         self.thresholds_ = self.calibrator_.thresholds
         for attr in ("n_features_in_", "feature_names_in_"):
             if hasattr(est, attr):

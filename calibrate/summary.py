@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import metrics
+from . import kernels, metrics
 from .backends import Backend, SoftmaxPass
 from .smooth_ece import smooth_ece
 
@@ -29,28 +29,41 @@ WORST_SHOWN = 10
 @dataclass(frozen=True)
 class MetricsAt:
     """Every summary metric (keys of :data:`calibrate.metrics.NAMES`) at one
-    temperature; multiclass passes also give ``top`` = (argmax k, log p_k)."""
+    temperature or under one fitted family; multiclass passes also give
+    ``top`` = (argmax k, log p_k) and the ``accuracy`` of the argmax."""
     values: dict
     top: tuple | None = None
+    accuracy: float | None = None
 
     def to_dict(self) -> dict:
         return dict(self.values)
 
 
-def metrics_at(z: Backend, y: np.ndarray, task: str, temperature: Any,
+def metrics_at(z: Backend, y: np.ndarray, task: str, calibration: Any,
                n_bins: int = metrics.N_BINS, scores: bool = True) -> MetricsAt:
-    """:func:`calibrate.metrics.all_metrics` of softmax / sigmoid (z / T).
+    """:func:`calibrate.metrics.all_metrics` of softmax / sigmoid (z / T), or of a
+    fitted family's probabilities (``calibration`` a temperature or a family).
 
-    multiclass: one chunked pass (:meth:`Backend.softmax_metrics`, with the
-    decision scores when ``scores``).  binary and multilabel: passes over the
-    pairs (:mod:`calibrate.sigmoid_passes`).  The NLL here is the probabilities' log loss; a fit
-    may replace it with its temperature objective.
+    multiclass: one chunked pass (:meth:`Backend.softmax_metrics`, or
+    :meth:`Backend.family_metrics`, with the decision scores when ``scores``).
+    binary and multilabel: a temperature in passes over the pairs
+    (:mod:`calibrate.sigmoid_passes`), another family from the N (or N C)
+    probabilities.  The NLL here is the probabilities' log loss; a fit may
+    replace it with its objective.
     """
+    temperature = calibration
+    if kernels.is_family(calibration):
+        temperature = calibration.value if calibration.method == "temperature" else None
     if task != "multiclass":
-        from . import sigmoid_passes
-        return MetricsAt(sigmoid_passes.run(z, y, temperature, task, n_bins=n_bins).after)
-    return softmax_summary(z.softmax_metrics(y, temperature, n_bins, scores), y, z.shape[1],
-                           n_bins)
+        if temperature is not None:
+            from . import sigmoid_passes
+            return MetricsAt(sigmoid_passes.run(z, y, temperature, task, n_bins=n_bins).after)
+        zz = np.asarray(z.to_numpy(), dtype=np.float64)
+        p = np.asarray(calibration.probabilities(zz), dtype=np.float64)
+        return MetricsAt(metrics.all_metrics(p, y, task, n_bins))
+    sp = (z.softmax_metrics(y, temperature, n_bins, scores) if temperature is not None
+          else z.family_metrics(y, calibration, n_bins, scores))
+    return softmax_summary(sp, y, z.shape[1], n_bins)
 
 
 def softmax_summary(sp: SoftmaxPass, y: np.ndarray, n_classes: int,
@@ -80,7 +93,20 @@ def softmax_summary(sp: SoftmaxPass, y: np.ndarray, n_classes: int,
         "top_label_ece_15_equal_width": float(np.abs(tl).sum() / n),
         "smooth_ece": smooth_ece(sp.conf, correct),
     }
-    return MetricsAt(values, None if sp.logp is None else (sp.k, sp.logp))
+    return MetricsAt(values, None if sp.logp is None else (sp.k, sp.logp),
+                     float(np.mean(correct)))
+
+
+def finite_values(d: Any) -> Any:
+    """``d`` (dicts, lists, numbers) with every non-finite number as None: the
+    file is JSON, which has no NaN (figures of scores beyond float range)."""
+    if isinstance(d, dict):
+        return {k: finite_values(v) for k, v in d.items()}
+    if isinstance(d, (list, tuple)):
+        return [finite_values(v) for v in d]
+    if isinstance(d, float):
+        return metrics.finite(d)
+    return d
 
 
 def named_metrics(before: dict, after: dict, task: str) -> dict:
@@ -138,10 +164,23 @@ class FitSummary:
     """What a fit found on its held-out data, as stored in the threshold file.
 
     ``temperature`` holds ``value`` (a float, or one per class), ``status``,
-    ``passes``, ``converged`` and, for multilabel, ``shared_value``;
-    ``nll`` and ``ece`` are ``{"before", "after"}``; ``metrics`` maps every
-    summary metric to its definition, before and after; ``per_class`` and
-    ``global_rule`` are the rules' rows.
+    ``passes``, ``converged`` and, for multilabel, ``shared_value`` (a
+    temperature fit; empty for another family); ``nll`` and ``ece`` are
+    ``{"before", "after"}``; ``metrics`` maps every summary metric to its
+    definition, before and after; ``per_class`` and ``global_rule`` are the
+    rules' rows.
+
+    What the calibration families add (None where it does not apply):
+    ``method`` the family applied; ``calibration`` what it found
+    (:func:`calibrate.families.describe`, and ``chosen_by``: "given" or
+    "auto"); ``accuracy`` multiclass ``{"before", "after"}`` (argmax of the
+    calibrated probabilities; per-class families move it);
+    ``cross_validation`` every family's cross-validated NLL and ECE next to
+    the uncalibrated model's, and the choice
+    (:meth:`calibrate.families.AutoResult.to_dict`) or why it did not run;
+    ``lost_probability`` the rows whose input probability of the true class
+    is 0 and how far they move the fit; ``notes`` one-line findings (a
+    clearly better family, a calibration worse than none).
     """
     n: int
     task: str
@@ -152,22 +191,50 @@ class FitSummary:
     metrics: dict
     per_class: tuple
     global_rule: ClassRow
+    method: str | None = None
+    calibration: dict | None = None
+    accuracy: dict | None = None
+    cross_validation: dict | None = None
+    lost_probability: dict | None = None
+    notes: tuple = ()
 
     def to_dict(self) -> dict:
-        return {"n": self.n, "task": self.task, "input_kind": self.input_kind,
-                "temperature": dict(self.temperature), "nll": dict(self.nll),
-                "ece": dict(self.ece), "metrics": dict(self.metrics),
-                "per_class": [r.to_dict() for r in self.per_class],
-                "global": self.global_rule.to_dict()}
+        d = {"n": self.n, "task": self.task, "input_kind": self.input_kind}
+        if self.method is not None:
+            d["method"] = self.method
+        if self.temperature:
+            d["temperature"] = dict(self.temperature)
+        if self.calibration is not None:
+            d["calibration"] = finite_values(self.calibration)
+        d |= {"nll": dict(self.nll), "ece": dict(self.ece)}
+        if self.accuracy is not None:
+            d["accuracy"] = dict(self.accuracy)
+        d["metrics"] = dict(self.metrics)
+        for key in ("cross_validation", "lost_probability"):
+            if getattr(self, key) is not None:
+                d[key] = finite_values(getattr(self, key))
+        if self.method is not None:    # a fit by this version: notes, maybe none
+            d["notes"] = list(self.notes)
+        return d | {"per_class": [r.to_dict() for r in self.per_class],
+                    "global": self.global_rule.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict) -> FitSummary:
         """A summary read from a file (missing parts empty)."""
         rows = [ClassRow.from_dict(r) for r in d.get("per_class") or [] if isinstance(r, dict)]
         g = d.get("global")
-        return cls(d.get("n"), d.get("task"), d.get("input_kind"), d.get("temperature") or {},
-                   d.get("nll") or {}, d.get("ece") or {}, d.get("metrics") or {},
-                   tuple(rows), ClassRow.from_dict(g if isinstance(g, dict) else {}))
+
+        def obj(key: str) -> dict | None:
+            return d.get(key) if isinstance(d.get(key), dict) else None
+        notes = d.get("notes")
+        return cls(d.get("n"), d.get("task"), d.get("input_kind"), obj("temperature") or {},
+                   obj("nll") or {}, obj("ece") or {}, obj("metrics") or {},
+                   tuple(rows), ClassRow.from_dict(g if isinstance(g, dict) else {}),
+                   d.get("method") if isinstance(d.get("method"), str) else None,
+                   obj("calibration"), obj("accuracy"), obj("cross_validation"),
+                   obj("lost_probability"),
+                   tuple(n for n in notes if isinstance(n, str)) if isinstance(notes, list)
+                   else ())
 
     # -- reporting policy -------------------------------------------------------
     def status_counts(self) -> dict:
@@ -199,28 +266,42 @@ class FitSummary:
 
 def fit_summary(prepared: Any, temp: Any, names: list, per: list, glob: Any,
                 support: np.ndarray, n_units: int, m_before: dict, m_after: dict,
-                probability: Any) -> FitSummary:
+                probability: Any, **found: Any) -> FitSummary:
     """Assemble the :class:`FitSummary` of a fit.
 
     ``prepared`` the :class:`calibrate.scores.PreparedScores`; ``temp`` the
-    :class:`calibrate.temperature.TemperatureResult`; ``per`` / ``glob`` the
-    thresholds; ``support`` the true members of each scored class and
-    ``n_units`` the decisions made (rows, or (row, class) pairs);
-    ``m_before`` / ``m_after`` the metrics at T = 1 and at T.
+    :class:`calibrate.temperature.TemperatureResult` of the temperature
+    family (None for another family: then the caller's NLLs stand);
+    ``per`` / ``glob`` the thresholds; ``support`` the true members of each
+    scored class and ``n_units`` the decisions made (rows, or (row, class)
+    pairs); ``m_before`` / ``m_after`` the metrics at T = 1 and calibrated;
+    ``probability(value, column)`` a decision threshold of a column (None:
+    the global rule's) as a probability; ``found`` the :class:`FitSummary`
+    fields the families add.
     """
     task = prepared.task
-    nll_b, nll_a = m_before["nll"], m_after["nll"]
+    if task == "multiclass" or temp is None:
+        nll_b, nll_a = m_before["nll"], m_after["nll"]
+    else:
+        # the temperature fit's own objective: multilabel, the mean over
+        # classes of each class's binary cross entropy
+        nll_b, nll_a = float(np.mean(temp.nll_before)), float(np.mean(temp.nll_after))
+        m_before, m_after = dict(m_before, nll=nll_b), dict(m_after, nll=nll_a)
     scored = names[1:] if task == "binary" else names
-    rows = tuple(class_row(name, t, s, n_units, probability)
-                 for name, t, s in zip(scored, per, support))
-    g = class_row(None, glob, int(np.sum(support)), n_units, probability)
-    T = temp.temperature
-    temperature = {"value": T if np.ndim(T) == 0 else [float(v) for v in T],
-                   "status": temp.status, "passes": temp.n_passes, "converged": temp.converged}
-    if temp.shared_temperature is not None:
-        temperature["shared_value"] = temp.shared_temperature
+    rows = tuple(class_row(name, t, s, n_units, lambda v, j=j: probability(v, j))
+                 for j, (name, t, s) in enumerate(zip(scored, per, support)))
+    g = class_row(None, glob, int(np.sum(support)), n_units,
+                  lambda v: probability(v, None))
+    temperature = {}
+    if temp is not None:
+        T = temp.temperature
+        temperature = {"value": T if np.ndim(T) == 0 else [float(v) for v in T],
+                       "status": temp.status, "passes": temp.n_passes,
+                       "converged": temp.converged}
+        if temp.shared_temperature is not None:
+            temperature["shared_value"] = temp.shared_temperature
     return FitSummary(
         n=prepared.n_rows, task=task, input_kind=prepared.input_kind, temperature=temperature,
         nll={"before": nll_b, "after": nll_a},
         ece={"before": m_before["ece_15_equal_width"], "after": m_after["ece_15_equal_width"]},
-        metrics=named_metrics(m_before, m_after, task), per_class=rows, global_rule=g)
+        metrics=named_metrics(m_before, m_after, task), per_class=rows, global_rule=g, **found)

@@ -518,5 +518,8 @@ def fit_temperature(logits: Any, labels: Any, task: str, name: str = "scores",
     except CalibrateError as exc:
         msg = str(exc)
         if msg.startswith("scores: ") and name != "scores":
-            raise CalibrateError(f"{name}: {msg[len('scores: '):]}") from None
+            named = f"{name}: {msg[len('scores: '):]}"
+            if isinstance(exc, WorseThanChance):   # (the type says why, for the caller)
+                raise WorseThanChance(named, exc.index) from None
+            raise CalibrateError(named) from None
         raise

@@ -3,11 +3,12 @@
 Needs the ``torch`` extra (``pip install 'calibrate-thresholds[torch]'``); ``import
 calibrate`` never imports this module or torch.
 
-* :class:`ThresholdHead` -- an ``nn.Module`` that holds a fitted temperature
-  and decision thresholds as buffers and maps a batch of scores to
-  ``(decisions, calibrated probabilities)`` on the scores' device, with the
-  decision rule of :meth:`calibrate.Calibrator.predict`.  It survives
-  ``state_dict`` round trips, ``torch.jit.script`` and ``torch.export``.
+* :class:`ThresholdHead` -- an ``nn.Module`` that holds a fitted calibration
+  (a temperature, or any family of :mod:`calibrate.families`) and decision
+  thresholds as buffers and maps a batch of scores to ``(decisions,
+  calibrated probabilities)`` on the scores' device, with the decision rule
+  of :meth:`calibrate.Calibrator.predict`.  It survives ``state_dict`` round
+  trips, ``torch.jit.script`` and ``torch.export``.
 * :func:`collect` -- run a model over a ``DataLoader`` in eval mode under
   ``no_grad`` and return ``(logits, labels)`` ready for :func:`calibrate.fit`.
 
@@ -30,6 +31,8 @@ from .backends import torch_kernels as tk
 __all__ = ["ThresholdHead", "collect", "SoftmaxOutputWarning"]
 
 _TASK_IDS = {"multiclass": 0, "binary": 1, "multilabel": 2}
+_METHOD_IDS = {"temperature": 0, "mix": 1, "vector": 2, "ovr-platt": 3, "platt": 4,
+               "isotonic": 5}
 
 
 class SoftmaxOutputWarning(UserWarning):
@@ -51,7 +54,12 @@ class ThresholdHead(nn.Module):
     multilabel   bool (N, C): z_k / T_k >= tau_k              sigmoid(z_k / T_k), (N, C)
     ===========  ===========================================  ==========================
 
-    exactly as ``cal.predict`` / ``cal.predict_proba`` do (same input kind:
+    or the file's calibration family in place of z / T (``mix``: (1 - w)
+    softmax(z / T) + w / C; ``vector``: softmax(a * log_softmax(z) + b);
+    ``ovr-platt``: sigmoid(a * log_softmax(z) + b) renormalised; ``platt``:
+    sigmoid(a z + b), compared as a z + b; ``isotonic``: a lookup of the
+    piecewise-linear map by ``torch.searchsorted``, compared as the model's
+    logit z), as ``cal.predict`` / ``cal.predict_proba`` do (same input kind:
     the one the file was fitted on unless ``input_kind`` says otherwise;
     binary scores may be (N,), (N, 1) or (N, 2) with d = z1 - z0).
     Probabilities come back in the scores' dtype (float16 and bfloat16 are
@@ -60,16 +68,20 @@ class ThresholdHead(nn.Module):
     compares in (log-probability for softmax, logit for sigmoid), +inf for a
     class that is never predicted.
 
-    The buffers ``temperature``, ``inv_temperature`` and ``thresholds`` stay
-    float64 when the module is cast (``model.half()``), and follow it across
-    devices (so not to Apple's MPS, which has no float64: run the head on
-    the CPU there).  The head does not validate its input: a NaN row
+    The buffers ``temperature``, ``inv_temperature`` and ``thresholds`` (and a
+    family's parameters: ``cal_a``, ``cal_b``, ``mix_weight``, ``iso_knots``,
+    ``iso_values``, ``iso_count``, ``iso_lo``, ``iso_hi``, in the state dict only
+    for the family that uses them) stay float64 when the module is cast
+    (``model.half()``), and follow it across devices (so not to Apple's MPS,
+    which has no float64: run the head on the CPU there).  The global rule's
+    thresholds are stored per column, in the per-class space.  The head does not validate its input: a NaN row
     abstains (multiclass) or is negative (sigmoid tasks).
     """
 
     task_id: Final[int]
     input_id: Final[int]
     n_scored: Final[int]
+    method_id: Final[int]
 
     def __init__(self, cal, rule=None, input_kind=None):
         super().__init__()
@@ -83,8 +95,6 @@ class ThresholdHead(nn.Module):
         params.validate({"rule": rule, "input": input_kind}, params.HEAD)
         rule = rule or cal.rule
         kind = input_kind or cal.input_kind
-        d = cal.decision_thresholds
-        tau = d["per_class"] if rule == "per-class" else [d["global"]] * cal.n_scored
         self.task = cal.task
         self.rule = rule
         self.input_kind = kind
@@ -92,17 +102,47 @@ class ThresholdHead(nn.Module):
         self.task_id = _TASK_IDS[cal.task]
         self.input_id = tk.KIND_IDS[kind]
         self.n_scored = cal.n_scored
-        t = np.atleast_1d(np.asarray(cal.temperature, dtype=np.float64))
+        self.method = cal.method
+        self.method_id = _METHOD_IDS[cal.method]
+        f = cal.calibrator
+        t = np.atleast_1d(np.asarray(
+            f.temperature if cal.method in ("temperature", "mix") else 1.0, dtype=np.float64))
         self.register_buffer("temperature", torch.tensor(t, dtype=torch.float64))
         # 1 / T exactly as the decision kernels compute it (a Python float).
         self.register_buffer("inv_temperature",
                              torch.tensor(1.0 / float(t[0]), dtype=torch.float64))
-        self.register_buffer("thresholds", torch.tensor(
-            [np.inf if v is None else float(v) for v in tau], dtype=torch.float64))
+        self.register_buffer("thresholds", torch.tensor(cal.rule_thresholds(rule),
+                                                        dtype=torch.float64))
+        self._family_buffers(f)
+
+    def _family_buffers(self, f):
+        """The family's parameters as float64 buffers (empty and left out of
+        the state dict where the family has none: TorchScript needs them all)."""
+        m = f.method
+        empty = torch.zeros(0, dtype=torch.float64)
+        ab = m in ("vector", "ovr-platt", "platt")
+        for name, value in (("cal_a", f.a if ab else None), ("cal_b", f.b if ab else None)):
+            self.register_buffer(name, empty.clone() if value is None else
+                                 torch.tensor(value, dtype=torch.float64), persistent=ab)
+        w = f.weight if m == "mix" else 0.0
+        self.register_buffer("mix_weight", torch.tensor(w, dtype=torch.float64),
+                             persistent=m == "mix")
+        iso = m == "isotonic"
+        width = max(len(k) for k in f.knots) if iso else 0
+        knots = np.full((len(f.knots) if iso else 0, width), np.inf)
+        values = np.zeros_like(knots)
+        for j, (k, v) in enumerate(zip(f.knots, f.values) if iso else ()):
+            knots[j, :len(k)], values[j, :len(v)], values[j, len(v):] = k, v, v[-1]
+        for name, value in (("iso_knots", knots), ("iso_values", values),
+                            ("iso_lo", f.lo if iso else []), ("iso_hi", f.hi if iso else [])):
+            self.register_buffer(name, torch.tensor(np.asarray(value, dtype=np.float64)),
+                                 persistent=iso)
+        self.register_buffer("iso_count", torch.tensor(
+            [len(k) for k in f.knots] if iso else [], dtype=torch.int64), persistent=iso)
 
     def extra_repr(self):
         return (f"task={self.task}, classes={len(self.classes)}, rule={self.rule}, "
-                f"input_kind={self.input_kind}")
+                f"input_kind={self.input_kind}, method={self.method}")
 
     def _apply(self, fn, recurse=True):
         # Follow device moves, but keep the float64 buffers float64 under
@@ -122,9 +162,21 @@ class ThresholdHead(nn.Module):
                                  "threshold file's class count")
             z = tk.softmax_logits(x, self.input_id)
             beta = self.inv_temperature.to(device=z.device, dtype=z.dtype)
-            k, logp = tk.top_log_prob(z, beta)
+            if self.method_id == 1:
+                k, logp = tk.mix_top(z, beta, self.mix_weight)
+                proba = tk.mix_proba(z, beta, self.mix_weight)
+            elif self.method_id == 2:
+                t = tk.scaled_log_softmax(z, self.cal_a, self.cal_b)
+                k, logp = tk.top_log_prob(t, torch.ones((), dtype=t.dtype, device=t.device))
+                proba = torch.softmax(t, dim=1)
+            elif self.method_id == 3:
+                t = tk.scaled_log_softmax(z, self.cal_a, self.cal_b)
+                k, logp = tk.ovr_top(t)
+                proba = torch.softmax(torch.nn.functional.logsigmoid(t), dim=1)
+            else:
+                k, logp = tk.top_log_prob(z, beta)
+                proba = torch.softmax(z * beta, dim=1)
             decisions = tk.decide_multiclass(k, logp, tau)
-            proba = torch.softmax(z * beta, dim=1)
             return decisions, proba.to(scores.dtype) if scores.is_floating_point() else proba
         if self.task_id == 1:
             if not (x.dim() == 1 or (x.dim() == 2 and (x.size(1) == 1 or x.size(1) == 2))):
@@ -135,9 +187,20 @@ class ThresholdHead(nn.Module):
                 raise ValueError("scores: expected shape (N, C) with C matching the "
                                  "threshold file's class count")
             z = tk.sigmoid_logits(x, self.input_id)
-        t = self.temperature.to(z.device)
-        decisions = tk.sigmoid_scores(z, t) >= tau
-        proba = torch.sigmoid(z / t.to(z.dtype))
+        if self.method_id == 4:
+            s = z.to(torch.float64) * self.cal_a + self.cal_b
+            decisions = s >= tau
+            proba = torch.sigmoid(s).to(z.dtype)
+        elif self.method_id == 5:
+            cols = z.reshape(z.size(0), -1)
+            p = tk.interp_columns(cols, self.iso_knots, self.iso_values, self.iso_count)
+            p = torch.minimum(torch.maximum(p, self.iso_lo), self.iso_hi).to(z.dtype)
+            decisions = z.to(torch.float64) >= tau
+            proba = p.reshape(z.shape)
+        else:
+            t = self.temperature.to(z.device)
+            decisions = tk.sigmoid_scores(z, t) >= tau
+            proba = torch.sigmoid(z / t.to(z.dtype))
         if self.task_id == 1:
             decisions = decisions.to(torch.int64)
         return decisions, proba.to(scores.dtype) if scores.is_floating_point() else proba

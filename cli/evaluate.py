@@ -10,8 +10,9 @@ from calibrate.params import MAX_BOOTSTRAP  # stdlib only: cheap
 from .common import INPUT_CHOICES, SCHEDULER, fmt as _fmt, inputs, open_inputs, out
 
 
-def format_metrics(m):
-    """Rows ``name  before  after`` for a metrics block (ECEs in %)."""
+def format_metrics(m, accuracy=None):
+    """Rows ``name  before  after`` for a metrics block (ECEs in %), and the
+    multiclass accuracy when given."""
     lines = [f"{'':22}{'before':>10}{'after':>10}"]
     for key, label in calibrate.metrics.LABELS.items():
         if key not in m:
@@ -26,6 +27,9 @@ def format_metrics(m):
             lo, hi = m[key]["after_ci"]
             line += f"   after: 95% CI {_fmt(lo, pct)} to {_fmt(hi, pct)}"
         lines.append(line)
+    if accuracy:
+        lines.append(f"{'accuracy (argmax)':22}{_fmt(accuracy['before'], True):>10}"
+                     f"{_fmt(accuracy['after'], True):>10}")
     if any("after_ci" in v for v in m.values()):
         lines.append("  (bootstrap: the estimators' spread at this n; binned and smooth ECEs are "
                      "biased up by noise, so near calibration an interval can sit above the "
@@ -54,7 +58,9 @@ def format_evaluation(rep, thresholds_path):
     unit = "(row, class) pairs" if rep.task == "multilabel" else "rows"
     lines = [f"evaluated {thresholds_path} on {rep.n} labelled rows   task: {rep.task}   "
              f"classes scored: {n_cls}"]
-    if isinstance(T, list):
+    if T is None:
+        lines.append(f"calibration: {rep.method} (the file's)")
+    elif isinstance(T, list):
         lines.append(f"temperature: one per class, {min(T):.4g} to {max(T):.4g}")
     else:
         lines.append(f"temperature: {T:.4g}")
@@ -134,7 +140,7 @@ def evaluate(thresholds, scores, labels_paths, input_kind, as_json, plot_path, b
     Reports per class and overall the precision, recall, coverage and support
     of the file's decisions on the new data next to what the file promised
     (held-out figures and lower bounds), and the calibration metrics before
-    and after temperature scaling.  Exits 0 whether or not the target held.
+    and after the file's calibration.  Exits 0 whether or not the target held.
     SCORES is one file, or several .npy shards (paths or a glob).
     """
     with calibrate.outputs.Outputs(inputs(threshold=thresholds, scores=scores,

@@ -18,6 +18,7 @@ from .common import INPUT_CHOICES, SCHEDULER, fmt, inputs, open_inputs, out, pro
 
 TASK_CHOICES = ["auto", "multiclass", "binary", "multilabel"]
 RULE_CHOICES = ["per-class", "global"]
+METHOD_CHOICES = ["temperature", "mix", "vector", "ovr-platt", "platt", "isotonic", "auto"]
 
 
 class Confidence(click.ParamType):
@@ -164,7 +165,7 @@ def _is_ours(category):
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(calibrate.__version__, prog_name="calibrate")
 def cli():
-    """Temperature scaling and precision-targeted thresholds for classifiers.
+    """Calibration and precision-targeted thresholds for classifiers.
 
     \b
     calibrate fit val_logits.npy --labels val_labels.npy -o thresholds.json
@@ -197,6 +198,14 @@ def _echo_warnings(caught):
 @click.option("--task", default="auto", show_default=True, type=click.Choice(TASK_CHOICES))
 @click.option("--input", "input_kind", default="auto", show_default=True,
               type=click.Choice(INPUT_CHOICES), help="What SCORES hold.")
+@click.option("--method", default="temperature", show_default=True,
+              type=click.Choice(METHOD_CHOICES),
+              help="Calibration: temperature scaling; for multiclass also mix (with a uniform "
+                   "share), vector scaling, ovr-platt; for binary and multilabel platt, "
+                   "isotonic; auto: the lowest 5-fold cross-validated NLL.")
+@click.option("--groups", "groups_path", type=click.Path(dir_okay=False),
+              help="One group id per row (.npy, .csv, ...; e.g. the image of each detection): "
+                   "cross-validation keeps each group in one fold.")
 @click.option("--classes", "classes_path", type=click.Path(dir_okay=False),
               help="Text file with one class name per line.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -205,13 +214,14 @@ def _echo_warnings(caught):
                    "pip install 'calibrate-thresholds[plot]').")
 @SCHEDULER
 def fit(scores, labels_paths, output, precision, confidence, simultaneous, rule, task,
-        input_kind, classes_path, as_json, scheduler, plot_path):
-    """Fit a temperature and thresholds on held-out SCORES and write a threshold file.
+        input_kind, method, groups_path, classes_path, as_json, scheduler, plot_path):
+    """Fit a calibration and thresholds on held-out SCORES and write a threshold file.
 
     SCORES is one file, or several .npy shards (paths or a glob such as
     'val/logits_*.npy'), read in row chunks without concatenating them.
     """
-    with Outputs(inputs(scores=scores, labels=labels_paths, classes=classes_path)) as tx:
+    with Outputs(inputs(scores=scores, labels=labels_paths, classes=classes_path,
+                        groups=groups_path)) as tx:
         target = tx.declare(output, "-o/--output", (".json",), "output")
         plot = None
         if plot_path is not None:
@@ -225,8 +235,10 @@ def fit(scores, labels_paths, output, precision, confidence, simultaneous, rule,
             cal = calibrate.fit(opened.scores, opened.labels, precision=precision,
                                 confidence=confidence, rule=rule, task=task,
                                 input_kind=input_kind, classes=classes, simultaneous=simultaneous,
+                                method=method, groups=groups_path,
                                 scores_name=opened.scores_name, labels_name=opened.labels_name,
                                 classes_name=f"classes file {quote(classes_path or '')}",
+                                groups_name=f"groups file {quote(groups_path or '')}",
                                 progress=progress())
         _echo_warnings(caught)
         tx.write(target, calibrate.schema.dumps(cal).encode("utf-8"))
@@ -316,11 +328,13 @@ def format_summary(cal, input_forced=False, task_forced=False):
         f"input: {s.input_kind} ({'given' if input_forced else 'detected'})   "
         f"rows: {s.n}   classes: {len(cal.classes)}",
     ]
-    lines += _temperature_lines(s.temperature)
+    lines += _calibration_lines(s)
     from .evaluate import format_metrics  # every metric, named as in the JSON keys
-    lines += format_metrics(s.metrics)
+    # (temperature scaling keeps the argmax: the accuracy row only where it moves)
+    lines += format_metrics(s.metrics, s.accuracy if s.method != "temperature" else None)
     lines.append(f"  (ECE, MCE, smooth ECE on the {PAIRS_SHORT.get(s.task, '')}; "
                  "bins (lo, hi]; --json defines each)")
+    lines += list(s.notes)
     tg = cal.target
     if tg["confidence"] is None:
         how = "plain held-out estimate (no confidence bound)"
@@ -336,6 +350,71 @@ def format_summary(cal, input_forced=False, task_forced=False):
     if hint:
         lines.append(f"hint: {hint}")
     return "\n".join(lines)
+
+
+def _calibration_lines(s):
+    """The calibration: what auto compared and chose, and the family's fit."""
+    c = s.calibration or {}
+    lines = []
+    if c.get("chosen_by") == "auto" and "choice" in (s.cross_validation or {}):
+        lines += _cross_validation_lines(s.cross_validation)
+    if s.method in (None, "temperature"):
+        return lines + _temperature_lines(s.temperature)
+    return lines + _family_lines(c)
+
+
+def _cross_validation_lines(cv):
+    """auto's table: each family's cross-validated NLL and ECE, the choice."""
+    head = (f"auto: {cv['folds']}-fold cross-validated on {cv['rows']} rows"
+            + (f" of {cv['of_rows']}" if cv["rows"] != cv["of_rows"] else "")
+            + (", whole groups per fold" if cv.get("grouped") else "")
+            + f"; lowest NLL wins: {cv['choice']}")
+    lines = [head, f"  {'':14}{'CV NLL':>9}{'CV ECE':>9}"]
+
+    def nll(v):
+        return "-" if v is None else f"{v:.4f}" if abs(v) < 1e4 else f"{v:.4g}"
+    base = cv.get("uncalibrated")
+    if base:
+        lines.append(f"  {'uncalibrated':14}{nll(base['cv_nll']):>9}"
+                     f"{fmt(base['cv_ece'], True):>9}")
+    for r in cv["families"]:
+        if r.get("skipped"):
+            lines.append(f"  {r['method']:14}  skipped: {r['skipped']}")
+        else:
+            lines.append(f"  {r['method']:14}{nll(r['cv_nll']):>9}{fmt(r['cv_ece'], True):>9}"
+                         + ("   chosen" if r["method"] == cv["choice"] else ""))
+    return lines
+
+
+def _family_lines(c):
+    """One line saying what a (non-temperature) family found."""
+    m = c["method"]
+    if m == "mix":
+        text = f"T = {c['temperature']:.4g}, uniform weight w = {c['weight']:.3g}"
+    elif m == "platt" and len(c["a"]) == 1:
+        text = f"sigmoid({c['a'][0]:.4g} z {'-' if c['b'][0] < 0 else '+'} {abs(c['b'][0]):.4g})"
+    elif m == "platt":
+        text = (f"one (a, b) per class: a {min(c['a']):.4g} to {max(c['a']):.4g}, "
+                f"b {min(c['b']):.4g} to {max(c['b']):.4g}")
+    elif m == "isotonic":
+        b = c["blocks"]
+        text = (f"{b[0]} blocks" if len(b) == 1 else
+                f"{min(b)} to {max(b)} blocks per class") + ", clipped to [0.5/n, 1 - 0.5/n]"
+    else:
+        text = (f"per class a {c['a_range'][0]:.4g} to {c['a_range'][1]:.4g}, "
+                f"b {c['b_range'][0]:.4g} to {c['b_range'][1]:.4g}")
+        if m == "vector":
+            text += (f"\n  (L2 penalty {c['penalty']:g} toward a = 1/T, b = 0; "
+                     f"T = {c['centre_temperature']:.4g})")
+    status = c.get("status") or []
+    shared = sum(1 for x in status if x == "shared")
+    if shared:
+        text += f"; {shared} classes share one pair (too few positives or negatives)"
+    lines = f"calibration: {m}, {text}".split("\n")
+    if c.get("converged") is False:
+        lines.append(f"  warning: the {m} fit stopped after {c.get('passes')} passes without "
+                     "converging; its parameters may be off in their last digits")
+    return lines
 
 
 def _temperature_lines(t):

@@ -61,7 +61,7 @@ def _write(tmp_path, d):
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda d: d.update(schema_version=99), "expected schema_version 1, found schema_version 99"),
+    (lambda d: d.update(schema_version=99), "expected schema_version 1 or 2, found schema_version 99"),
     (lambda d: d.pop("schema_version"), "expected a 'schema_version' field"),
     (lambda d: d.pop("task"), "expected a 'task' field, found none"),
     (lambda d: d.pop("temperature"), "expected a 'temperature' field"),

@@ -197,7 +197,7 @@ def test_get_params_set_params_clone(digits_models):
     tc = ThresholdClassifier(clf, precision=0.8, rule="global")
     params = tc.get_params(deep=False)
     assert params == {"estimator": clf, "precision": 0.8, "confidence": 0.95,
-                      "rule": "global", "simultaneous": False,
+                      "rule": "global", "simultaneous": False, "method": "temperature",
                       "response_method": "auto", "cv": "prefit", "abstain_label": -1}
     assert tc.get_params()["estimator__logisticregression__C"] == 0.05
     assert tc.set_params(precision=0.85, estimator__logisticregression__C=0.1) is tc

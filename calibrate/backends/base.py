@@ -318,6 +318,14 @@ class Backend:
                                        args=(float(temperature), n_bins, scores),
                                        label="metrics"))
 
+    def family_metrics(self, y: np.ndarray, fitted: Any, n_bins: int,
+                       scores: bool = True) -> SoftmaxPass:
+        """The summary metrics' pass under a fitted calibration family
+        (:func:`calibrate.kernels.family_metrics`), with its decision scores
+        when ``scores``."""
+        return SoftmaxPass.of(self.map(kernels.family_metrics, y, args=(fitted, n_bins, scores),
+                                       label="metrics"))
+
     # -- apply, a block at a time ------------------------------------------------------
     def iter_map(self, kernel: Callable, *args: Any, max_elements: int,
                  label: str | None = None) -> Iterator[np.ndarray]:
@@ -327,13 +335,14 @@ class Backend:
         for zc in self.blocks(max_elements):
             yield kernel(zc, *args)
 
-    def iter_decisions(self, task: str, temperature: Any, tau: np.ndarray,
+    def iter_decisions(self, task: str, calibration: Any, tau: np.ndarray,
                        max_elements: int) -> Iterator[np.ndarray]:
-        """Decisions block by block (see :func:`calibrate.kernels.decisions`)."""
-        return self.iter_map(kernels.decisions, task, temperature, tau,
+        """Decisions block by block (see :func:`calibrate.kernels.decisions`);
+        ``calibration`` a temperature or a fitted family."""
+        return self.iter_map(kernels.decisions, task, calibration, tau,
                              max_elements=max_elements, label="deciding")
 
-    def iter_proba(self, task: str, temperature: Any, max_elements: int) -> Iterator[np.ndarray]:
+    def iter_proba(self, task: str, calibration: Any, max_elements: int) -> Iterator[np.ndarray]:
         """Calibrated probabilities block by block."""
-        return self.iter_map(kernels.proba, task, temperature, max_elements=max_elements,
+        return self.iter_map(kernels.proba, task, calibration, max_elements=max_elements,
                              label="probabilities")

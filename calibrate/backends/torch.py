@@ -189,8 +189,12 @@ class TorchBackend(Backend):
         return dataclasses.replace(sp, k=k, logp=logp)
 
     # -- apply on the device --------------------------------------------------------
-    def iter_decisions(self, task: str, temperature: Any, tau: np.ndarray,
+    def iter_decisions(self, task: str, calibration: Any, tau: np.ndarray,
                        max_elements: int) -> Iterator[np.ndarray]:
+        temperature = _temperature_of(calibration)
+        if temperature is None:   # another family: its numpy kernels on CPU copies
+            yield from super().iter_decisions(task, calibration, tau, max_elements)
+            return
         tau_t = torch.as_tensor(tau, dtype=_F64, device=self.device)
         t_t = torch.as_tensor(np.atleast_1d(np.asarray(temperature, dtype=np.float64)),
                               device=self.device)
@@ -203,7 +207,11 @@ class TorchBackend(Backend):
                 d = tk.sigmoid_scores(z, t_t if task == "multilabel" else t_t[0]) >= tau_t
                 yield (d.to(torch.int64) if task == "binary" else d).cpu().numpy()
 
-    def iter_proba(self, task: str, temperature: Any, max_elements: int) -> Iterator[np.ndarray]:
+    def iter_proba(self, task: str, calibration: Any, max_elements: int) -> Iterator[np.ndarray]:
+        temperature = _temperature_of(calibration)
+        if temperature is None:
+            yield from super().iter_proba(task, calibration, max_elements)
+            return
         for s in self._slices(max_elements):
             z = self.tensor[s]
             if task == "multiclass":
@@ -213,6 +221,14 @@ class TorchBackend(Backend):
                                     device=self.device).to(z.dtype)
                 p = torch.sigmoid(z / t)
             yield p.cpu().numpy()
+
+
+def _temperature_of(calibration: Any) -> Any:
+    """T of a temperature (a number, or a temperature family); None for
+    another calibration family."""
+    if not kernels.is_family(calibration):
+        return calibration
+    return calibration.value if calibration.method == "temperature" else None
 
 
 class _CpuRows:

@@ -128,3 +128,51 @@ def decide_multiclass(k: Tensor, logp: Tensor, tau: Tensor) -> Tensor:
 def sigmoid_scores(z: Tensor, temperature: Tensor) -> Tensor:
     """Calibrated logits z / T in float64."""
     return z.to(torch.float64) / temperature.to(device=z.device, dtype=torch.float64)
+
+
+# -- the calibration families (calibrate.families), for ThresholdHead -------------
+
+def mix_top(z: Tensor, beta: Tensor, weight: Tensor) -> Tuple[Tensor, Tensor]:
+    """Argmax and log p_k of (1 - w) softmax(beta z) + w / C, in log space:
+    logaddexp(log1p(-w) + log s_k, log(w / C)) (w = 0: log s_k exactly)."""
+    k, logp = top_log_prob(z, beta)
+    w = weight.to(torch.float64)
+    return k, torch.logaddexp(torch.log1p(-w) + logp, torch.log(w / z.size(1)))
+
+
+def mix_proba(z: Tensor, beta: Tensor, weight: Tensor) -> Tensor:
+    """(1 - w) softmax(beta z) + w / C in ``z``'s dtype."""
+    w = weight.to(z.dtype)
+    return (1.0 - w) * torch.softmax(z * beta, dim=1) + w / z.size(1)
+
+
+def scaled_log_softmax(z: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """t = a * log_softmax(z) + b per class (vector scaling, one-vs-rest Platt)."""
+    return torch.log_softmax(z, dim=1) * a.to(z.dtype) + b.to(z.dtype)
+
+
+def ovr_top(t: Tensor) -> Tuple[Tensor, Tensor]:
+    """One-vs-rest Platt: argmax of t (that of p_k = s_k / sum s, s = sigmoid(t))
+    and log p_k = -log1p(sum_{l != k} exp(log s_l - log s_k)), summed in float64."""
+    k = torch.argmax(t, dim=1, keepdim=True)
+    ls = torch.nn.functional.logsigmoid(t)
+    e = torch.exp(ls - ls.gather(1, k)).scatter(1, k, 0.0)
+    return k.squeeze(1), -torch.log1p(e.sum(dim=1, dtype=torch.float64))
+
+
+def interp_columns(z: Tensor, knots: Tensor, values: Tensor, count: Tensor) -> Tensor:
+    """numpy's ``interp`` per column: z (N, S) at the piecewise-linear curves of
+    ``knots`` / ``values`` (S, K), each of ``count`` points (padded with +inf
+    knots), constant beyond the ends; float64.  (Isotonic calibration: a
+    lookup by ``torch.searchsorted``.)"""
+    zt = z.to(torch.float64).t().contiguous()
+    idx = torch.searchsorted(knots, zt, right=True)          # knots <= z
+    last = (count - 1).unsqueeze(1)
+    hi = torch.minimum(idx, last)
+    lo = torch.clamp(torch.minimum(idx - 1, last), min=0)
+    k0, k1 = knots.gather(1, lo), knots.gather(1, hi)
+    v0, v1 = values.gather(1, lo), values.gather(1, hi)
+    span = k1 - k0
+    frac = torch.where(span > 0, (zt - k0) / torch.where(span > 0, span, torch.ones_like(span)),
+                       torch.zeros_like(zt))
+    return (v0 + frac * (v1 - v0)).t()

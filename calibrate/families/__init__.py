@@ -14,7 +14,7 @@ binary (logits (N,)) and multilabel (logits (N, C), 0/1 labels (N, C)):
 * ``platt``       sigmoid(a z + b) per label -- :mod:`.platt` (Platt 1999)
 * ``isotonic``    clipped piecewise-linear isotonic map -- :mod:`.isotonic`
 
-and ``auto`` (:mod:`.auto`): the family with the lowest cross-validated NLL.
+and ``auto`` (:mod:`.crossval`): the family with the lowest cross-validated NLL.
 
 Chunk functions of a fitted family ``f`` (also its methods):
 multiclass ``f.probabilities(z)``, ``f.log_probabilities(z)`` and
@@ -34,6 +34,9 @@ SIGMOID = ("temperature", "platt", "isotonic")
 
 _MODULES = {"temperature": temperature, "mix": mix, "vector": vector,
             "ovr-platt": ovr_platt, "platt": platt, "isotonic": isotonic}
+_CLASSES = {"temperature": temperature.Temperature, "mix": mix.Mix, "vector": vector.Vector,
+            "ovr-platt": ovr_platt.OvrPlatt, "platt": platt.Platt,
+            "isotonic": isotonic.Isotonic}
 
 
 def methods(task):
@@ -69,6 +72,49 @@ def fit(method, z, y, task, temperature=None, init=None, classes=None, **options
     return _MODULES[method].fit(z, y, temperature=temperature, init=init, **options)
 
 
+def from_params(method, task, params):
+    """A fitted family from its parameters (as :meth:`to_dict` gives them,
+    already checked: see :mod:`calibrate.schema`); its fit diagnostics are None."""
+    return _CLASSES[method](task=task, **params)
+
+
+def identity(task, n_scored=1):
+    """The uncalibrated model as a family: T = 1 (per label for multilabel)."""
+    return temperature.Temperature(task, (1.0,) * (n_scored if task == "multilabel" else 1))
+
+
+def temperature_of(fitted):
+    """T of a temperature family as version 1 files hold it (a float, or an
+    array per label), or None for another family."""
+    return fitted.value if fitted.method == "temperature" else None
+
+
+def describe(fitted):
+    """What a fitted family found, for the fit summary: its parameters in
+    brief (per-class ones as their range), status, passes and convergence."""
+    m = fitted.method
+    d = {"method": m}
+    if m == "temperature":
+        v = fitted.value
+        d["temperature"] = v if np.ndim(v) == 0 else [float(t) for t in v]
+    elif m == "mix":
+        d |= {"temperature": fitted.temperature, "weight": fitted.weight}
+    elif m == "platt":
+        d |= {"a": list(fitted.a), "b": list(fitted.b)}
+    elif m in ("vector", "ovr-platt"):
+        d |= {"a_range": [min(fitted.a), max(fitted.a)], "b_range": [min(fitted.b), max(fitted.b)]}
+        if m == "vector":
+            d |= {"penalty": fitted.penalty, "centre_temperature": fitted.temperature}
+    elif m == "isotonic":
+        d["blocks"] = [len(k) for k in fitted.knots]
+    for key, name in (("status", "status"), ("shared", "shared"), ("n_passes", "passes"),
+                      ("converged", "converged")):
+        v = getattr(fitted, key, None)
+        if v is not None:
+            d[name] = list(v) if isinstance(v, tuple) else v
+    return d
+
+
 def nll_rows(fitted, z, y):
     """Per-row NLL of labels ``y`` (float64): -log p_y (multiclass), or per
     (row, label) the binary NLL, shaped as ``z`` (sigmoid tasks)."""
@@ -93,5 +139,7 @@ def confidence_pairs(fitted, z, y):
 from .crossval import AutoResult, FamilyScore, auto, choose, cv_rows, fold_ids  # noqa: E402
 
 __all__ = ["AutoResult", "FamilyScore", "MULTICLASS", "SIGMOID", "auto", "check_method",
-           "choose", "confidence_pairs", "cv_rows", "fit", "fold_ids", "isotonic", "methods", "mix",
-           "nll_rows", "ovr_platt", "platt", "temperature", "vector"]
+           "choose", "confidence_pairs", "cv_rows", "describe", "fit", "fold_ids", "from_params",
+           "identity",
+           "isotonic", "methods", "mix", "nll_rows", "ovr_platt", "platt", "temperature",
+           "temperature_of", "vector"]

@@ -1,6 +1,7 @@
 """Small pure helpers shared by the family modules."""
 
 import sys
+from typing import ClassVar
 
 import numpy as np
 
@@ -54,20 +55,6 @@ def tup(a):
     return tuple(float(v) for v in np.ravel(a))
 
 
-def top_log_prob(t, k, scale=None):
-    """log p_k for p = softmax(scale * t) per row, exactly in log space:
-    -log1p(sum_{l != k} exp(scale (t_l - t_k))), the sum in float64 (p_k
-    itself would round to 1 in float32 and tie distinct rows).  ``t`` is a
-    chunk (not modified), ``k`` each row's chosen column."""
-    r = np.arange(t.shape[0])
-    t = np.subtract(t, t[r, k][:, None], dtype=float_dtype(t.dtype))
-    if scale is not None:
-        np.multiply(t, t.dtype.type(scale), out=t)
-    np.exp(t, out=t)
-    t[r, k] = 0
-    return -np.log1p(t.sum(axis=1, dtype=np.float64))
-
-
 def col_sums(m):
     """Column sums of a chunk as float64, by pairwise halving (add the bottom
     half of the rows to the top half until 16 rows remain): float32 rounding
@@ -88,11 +75,27 @@ def col_sums(m):
     return m.sum(axis=0, dtype=np.float64)
 
 
+def plain(v):
+    """A parameter as JSON-ready Python values (tuples become lists)."""
+    if isinstance(v, tuple):
+        return [plain(x) for x in v]
+    return v
+
+
 class ChunkMethods:
     """A fitted family's pure chunk functions as its methods: ``f.top(z)`` is
     ``top(f, z)`` of the module that defines ``f``'s class (multiclass
     families have probabilities, log_probabilities, top; sigmoid ones
-    probabilities, log_odds, scores)."""
+    probabilities, log_odds, scores), and the family's file form.
+
+    ``PARAMS`` names the fields that determine the map (what the threshold
+    file stores); the other fields describe the fit and are None for a
+    family read from a file.  ``SCORES_ARE_LOG_ODDS`` says whether a sigmoid
+    family's decision score is its calibrated log-odds (else the calibrated
+    probabilities are ``probabilities``, the scores only rank).
+    """
+    PARAMS: ClassVar[tuple] = ()
+    SCORES_ARE_LOG_ODDS: ClassVar[bool] = True
 
     def _call(self, name, z):
         return getattr(sys.modules[type(self).__module__], name)(self, z)
@@ -111,3 +114,19 @@ class ChunkMethods:
 
     def scores(self, z):
         return self._call("scores", z)
+
+    def to_dict(self):
+        """The method and its parameters, as the threshold file holds them
+        (floats exact: a file reads back to an equal map)."""
+        return {"method": self.method} | {k: plain(getattr(self, k)) for k in self.PARAMS}
+
+    def threshold_probability(self, tau, column):
+        """A per-class decision threshold as the calibrated probability it
+        stands for (None: never predicted)."""
+        from ..schema import to_probability
+        return to_probability(tau, self.task)
+
+    def column_thresholds(self, tau, n_columns):
+        """The global rule's one threshold ``tau`` (in the global rule's
+        space) as a threshold per scored column, in the per-class space."""
+        return np.full(n_columns, np.inf if tau is None else float(tau))

@@ -24,6 +24,12 @@ def total(kernel, z, y, *params, label="calibration pass"):
     return as_backend(z).sum_blocks(kernel, np.asarray(y), args=params, label=label)
 
 
+def whole(a):
+    """All of ``a`` as one numpy array (the sigmoid families read their N x C
+    small values whole: isotonic sorts them)."""
+    return a if isinstance(a, np.ndarray) else as_backend(a).to_numpy()
+
+
 def take(a, rows):
     """Rows ``rows`` (sorted int indices) of ``a`` as a numpy array."""
     return as_backend(a).take(np.asarray(rows, dtype=np.int64))

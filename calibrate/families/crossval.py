@@ -37,7 +37,7 @@ can only fit noise, and they cost most.
 """
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -87,6 +87,33 @@ class AutoResult:
     grouped: bool
     signal_z: float | None     # the split-half test, when it ran
     refit_seconds: float
+    #: The uncalibrated model (T = 1) scored on the same out-of-fold rows.
+    baseline: FamilyScore | None = None
+    #: Per cross-validation row, each scored family's out-of-fold NLL and the
+    #: uncalibrated model's ("uncalibrated"); ``units`` the rows' group codes.
+    oof_nll: dict = field(default_factory=dict, repr=False)
+    units: np.ndarray | None = field(default=None, repr=False)
+
+    def score(self, method):
+        """The :class:`FamilyScore` of ``method`` (None if not compared)."""
+        return next((s for s in self.scores if s.method == method), None)
+
+    def paired_se(self, a, b):
+        """Standard error of the mean out-of-fold NLL difference a - b (rows,
+        or whole groups, as units)."""
+        return paired_se(self.oof_nll[a] - self.oof_nll[b], self.units)
+
+    def to_dict(self):
+        """The cross-validation as the fit summary reports it (no timings: a
+        fit of the same data writes the same file)."""
+        def row(s):
+            return {"method": s.method, "cv_nll": s.cv_nll, "cv_ece": s.cv_ece,
+                    "se": s.se} | ({"skipped": s.note} if s.note else {})
+        return {"choice": self.choice, "rule": self.rule, "folds": self.n_folds,
+                "rows": self.cv_rows, "of_rows": self.n_rows, "grouped": self.grouped,
+                "signal_z": self.signal_z, "families": [row(s) for s in self.scores],
+                "uncalibrated": None if self.baseline is None else {
+                    "cv_nll": self.baseline.cv_nll, "cv_ece": self.baseline.cv_ece}}
 
 
 def _group_codes(groups, n):
@@ -191,7 +218,9 @@ def _warm(fitted):
 
 def _cross_validate(method, z, y, folds, task, temps, classes, options):
     """Out-of-fold NLL (per row; multilabel: per row, mean over labels),
-    ECE pairs and fold fits of one family."""
+    ECE pairs and fold fits of one family.  Each fold's fit starts where the
+    previous fold's ended (the training sets share 3/4 of their rows: a few
+    Newton steps fewer, the same optimum)."""
     from . import confidence_pairs, fit, nll_rows
     n = z.shape[0]
     nll = np.empty(n)
@@ -199,7 +228,8 @@ def _cross_validate(method, z, y, folds, task, temps, classes, options):
     for k in range(int(folds.max()) + 1):
         train, test = folds != k, folds == k
         f = fit(method, z[train], y[train], task, classes=classes,
-                temperature=None if temps is None else temps[k], **options)
+                temperature=None if temps is None else temps[k],
+                init=_warm(fits[-1]) if fits else None, **options)
         rows = nll_rows(f, z[test], y[test])
         nll[test] = rows if rows.ndim == 1 else rows.mean(axis=1)
         c, o = confidence_pairs(f, z[test], y[test])
@@ -209,15 +239,21 @@ def _cross_validate(method, z, y, folds, task, temps, classes, options):
     return nll, np.concatenate(conf), np.concatenate(outcome), fits
 
 
-def _score_families(names, zc, yc, folds, task, seed, classes, options):
+def _score_families(names, zc, yc, folds, task, seed, classes, options,
+                    screen_elements=None, keep=()):
     """Cross-validate each family: ``(results, notes, signal)``, results[m]
     = (out-of-fold NLL, confidences, outcomes, fold fits, seconds), notes[m]
-    = (why it was not scored, seconds), signal = the split-half z or None."""
+    = (why it was not scored, seconds), signal = the split-half z or None.
+    Per-class families (but those in ``keep``) are screened above
+    ``screen_elements`` scores."""
     from . import fit
     results, notes, temps, signal = {}, {}, None, None
+    if screen_elements is None:
+        screen_elements = SCREEN_ELEMENTS
     for m in names:
         t0 = time.perf_counter()
-        if m in PER_CLASS and task == "multiclass" and zc.size > SCREEN_ELEMENTS:
+        if (m in PER_CLASS and m not in keep and task == "multiclass"
+                and zc.size > screen_elements):
             if signal is None:
                 t_all = fit("temperature", zc, yc, task).temperature[0]
                 signal = vector.split_half_signal(zc, yc, t_all, seed)
@@ -241,15 +277,35 @@ def _score_families(names, zc, yc, folds, task, seed, classes, options):
     return results, notes, signal
 
 
+def _baseline(zc, yc, task):
+    """The uncalibrated model (T = 1) on the cross-validation rows: its
+    out-of-fold figures are its in-sample ones (nothing is fitted)."""
+    from . import confidence_pairs, identity, nll_rows
+    one = identity(task, 1 if zc.ndim == 1 else zc.shape[1])
+    rows = nll_rows(one, zc, yc)
+    conf, outcome = confidence_pairs(one, zc, yc)
+    nll = rows if rows.ndim == 1 else rows.mean(axis=1)
+    return FamilyScore("uncalibrated", float(nll.mean()), metrics.ece(conf, outcome), None,
+                       0.0), nll
+
+
 def auto(z, y, task, groups=None, methods=None, n_folds=N_FOLDS, seed=0, rule="lowest",
-         max_cv_elements=CV_ELEMENTS, classes=None, **options):
+         max_cv_elements=CV_ELEMENTS, classes=None, refit=True, fitted_temperature=None,
+         screen_elements=None, keep=(), **options):
     """Choose a family by K-fold cross-validated NLL and refit it on all rows.
 
     ``z``: logits ((N, C) multiclass or multilabel, (N,) binary; numpy, a
     row source or a dask array); ``y``: labels; ``groups``: one id per row,
     or None; ``methods``: the families to compare (default: all for the
     task, simplest first); ``rule``: "lowest" or "one-se" (see the module).
-    Returns an :class:`AutoResult`.
+    ``refit=False`` only compares (``fitted`` is then None);
+    ``fitted_temperature``: the temperature family already fitted on all
+    rows: the refit when temperature wins, and the T where another
+    multiclass family's refit starts.  ``screen_elements`` (default
+    :data:`SCREEN_ELEMENTS`): above this many cross-validation scores the
+    per-class families (but those in ``keep``) are cross-validated only when
+    the split-half test finds per-class signal.  Returns an :class:`AutoResult`,
+    with the uncalibrated model's figures on the same rows (``baseline``).
     """
     from . import check_method, fit, methods as task_methods
     names = task_methods(task) if methods is None else tuple(methods)
@@ -266,7 +322,8 @@ def auto(z, y, task, groups=None, methods=None, n_folds=N_FOLDS, seed=0, rule="l
     codes = _group_codes(groups, n)
     units = None if codes is None else np.unique(codes[rows], return_inverse=True)[1]
     folds = fold_ids(rows.size, n_folds, units, seed)
-    results, notes, signal = _score_families(names, zc, yc, folds, task, seed, classes, options)
+    results, notes, signal = _score_families(names, zc, yc, folds, task, seed, classes, options,
+                                             screen_elements, keep)
     if not results:
         raise invalid("method auto", "at least one family that fits every fold",
                       "; ".join(f"{m}: {note}" for m, (note, _) in notes.items()))
@@ -275,14 +332,28 @@ def auto(z, y, task, groups=None, methods=None, n_folds=N_FOLDS, seed=0, rule="l
         FamilyScore(m, float(results[m][0].mean()), metrics.ece(results[m][1], results[m][2]),
                     se[m], results[m][4]) if m in results
         else FamilyScore(m, None, None, None, notes[m][1], notes[m][0]) for m in names)
+    baseline, base_nll = _baseline(zc, yc, task)
+    oof = {m: r[0] for m, r in results.items()} | {"uncalibrated": base_nll}
+    if not refit:
+        return AutoResult(choice=choice, fitted=None, scores=scores, rule=rule,
+                          n_folds=n_folds, cv_rows=int(rows.size), n_rows=int(n),
+                          grouped=groups is not None, signal_z=signal, refit_seconds=0.0,
+                          baseline=baseline, oof_nll=oof, units=units)
     t0 = time.perf_counter()
     starts = [_warm(f) for f in results[choice][3]]
     init = None if starts[0] is None else np.mean(starts, axis=0)
-    temperature = None
-    if task == "multiclass" and choice != "temperature":
-        temperature = fit("temperature", z, y, task).temperature[0]
-    fitted = fit(choice, z, y, task, temperature=temperature, init=init, classes=classes,
-                 **(options if choice == "vector" else {}))
+    if choice == "temperature" and fitted_temperature is not None:
+        fitted = fitted_temperature
+    else:
+        temperature = None
+        if task == "multiclass" and choice != "temperature":
+            try:
+                temperature = (fitted_temperature or fit("temperature", z, y, task)).temperature[0]
+            except ValueError:      # no temperature fits: the family starts on its own
+                temperature = None
+        fitted = fit(choice, z, y, task, temperature=temperature, init=init, classes=classes,
+                     **(options if choice == "vector" else {}))
     return AutoResult(choice=choice, fitted=fitted, scores=scores, rule=rule, n_folds=n_folds,
                       cv_rows=int(rows.size), n_rows=int(n), grouped=groups is not None,
-                      signal_z=signal, refit_seconds=time.perf_counter() - t0)
+                      signal_z=signal, refit_seconds=time.perf_counter() - t0,
+                      baseline=baseline, oof_nll=oof, units=units)

@@ -19,6 +19,14 @@ infinite NLL).  The map is non-decreasing in z (strictly between the first
 and last centre), so the decision score is the model's own logit z: it ranks
 rows exactly as the model does and a flat step costs no recall.
 
+The global rule, one threshold for every label, is a level t of the
+calibrated probability (its log-odds in the file): a label's (row, label)
+pairs are accepted where its map reaches t, which is where its logit
+reaches the one point tau_k at which the map crosses t
+(:func:`column_thresholds`; -inf when the whole map is at or above t, +inf
+when it never reaches it).  So apply compares logits with per-label
+thresholds under both rules.
+
 The columns are read whole (sorting needs them all): binary and multilabel
 scores are N x C small values.
 """
@@ -30,6 +38,7 @@ import numpy as np
 from scipy import optimize, special
 
 from . import _common
+from ._passes import whole
 
 
 @dataclass(frozen=True)
@@ -37,11 +46,31 @@ class Isotonic(_common.ChunkMethods):
     """Fitted isotonic maps: per label the knots (block centres), the block
     values and the clip bounds."""
     method: ClassVar[str] = "isotonic"
+    PARAMS: ClassVar[tuple] = ("knots", "values", "lo", "hi")
+    SCORES_ARE_LOG_ODDS: ClassVar[bool] = False
     task: str
     knots: tuple          # per label: a tuple of increasing logits
     values: tuple         # per label: the block values at those knots
     lo: tuple             # per label: the clip bounds 0.5 / n, 1 - 0.5 / n
     hi: tuple
+
+    def threshold_probability(self, tau, column):
+        """A per-class threshold (a logit of the model) as the calibrated
+        probability there; 0 for "accept all", None for "never"."""
+        from ..thresholds import ACCEPT_ALL
+        if tau is None:
+            return None
+        if tau == ACCEPT_ALL:
+            return 0.0
+        return float(_p64(self, np.array([[float(tau)]]), [column])[0, 0])
+
+    def column_thresholds(self, tau, n_columns):
+        """The global level ``tau`` (a calibrated log-odds) as one model-logit
+        threshold per label: see the module."""
+        if tau is None:
+            return np.full(n_columns, np.inf)
+        return np.array([level_crossing(self, k, float(special.expit(tau)))
+                         for k in range(n_columns)])
 
 
 def blocks(z, y):
@@ -71,7 +100,7 @@ def _fit_column(z, y):
 
 def fit(z, y, task="binary"):
     """Fit isotonic maps to logits z ((N,) or (N, C)) and 0/1 labels y."""
-    zz = _common.as_columns(z)
+    zz = _common.as_columns(whole(z))
     yy = np.asarray(y).reshape(zz.shape)
     n = zz.shape[0]
     knots, values = [], []
@@ -84,13 +113,31 @@ def fit(z, y, task="binary"):
                     lo=(lo,) * zz.shape[1], hi=(1.0 - lo,) * zz.shape[1])
 
 
-def _p64(fit, z):
+def _p64(fit, z, columns=None):
+    """The map of each label (or of the labels ``columns``) at the columns of z."""
     zz = _common.as_columns(z).astype(np.float64)
     out = np.empty(zz.shape)
-    for k in range(zz.shape[1]):
-        p = np.interp(zz[:, k], fit.knots[k], fit.values[k])
-        out[:, k] = np.clip(p, fit.lo[k], fit.hi[k])
+    for j, k in enumerate(range(zz.shape[1]) if columns is None else columns):
+        p = np.interp(zz[:, j], fit.knots[k], fit.values[k])
+        out[:, j] = np.clip(p, fit.lo[k], fit.hi[k])
     return out
+
+
+def level_crossing(fit, k, level):
+    """The least logit at which label k's map reaches ``level`` (a
+    probability): -inf (as the lowest float: every pair accepted) when the
+    map is at or above it everywhere, +inf when it never reaches it, else
+    the point where the linear piece that crosses it meets it."""
+    from ..thresholds import ACCEPT_ALL
+    knots, values = np.asarray(fit.knots[k]), np.asarray(fit.values[k])
+    if level <= max(fit.lo[k], min(values[0], fit.hi[k])):
+        return ACCEPT_ALL
+    if level > min(fit.hi[k], values[-1]):
+        return np.inf
+    # lo < level <= hi: the clip does not bind where the map crosses level
+    j = int(np.searchsorted(values, level, side="left"))     # values[j-1] < level <= values[j]
+    x0, x1, v0, v1 = knots[j - 1], knots[j], values[j - 1], values[j]
+    return float(min(x1, x0 + (level - v0) / (v1 - v0) * (x1 - x0)))
 
 
 def probabilities(fit, z):

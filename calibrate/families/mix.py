@@ -32,8 +32,10 @@ from typing import ClassVar
 
 import numpy as np
 
+from .. import kernels
 from .. import temperature as _temperature
 from . import _common
+from .temperature import start as _start
 from ._newton import newton, two_params
 from ._passes import float_dtype, scratch, total
 
@@ -46,12 +48,13 @@ _BETA_MIN = 1e-12     # beta = 1/T kept positive
 class Mix(_common.ChunkMethods):
     """Fitted mixture: temperature T and uniform weight w."""
     method: ClassVar[str] = "mix"
+    PARAMS: ClassVar[tuple] = ("temperature", "weight")
     task: str
     temperature: float
     weight: float
-    nll: float
-    n_passes: int
-    converged: bool
+    nll: float | None = None
+    n_passes: int | None = None
+    converged: bool | None = None
 
 
 def _row_terms(zc, yc, beta):
@@ -78,12 +81,13 @@ def _kernel(zc, yc, beta, w):
     with np.errstate(divide="ignore"):
         l1w, lwc = np.log1p(-w), np.log(w / c)
     logq = np.logaddexp(l1w + ls, lwc)
-    a = np.exp(l1w + ls - logq)
+    r = np.exp(ls - logq)                  # s_y / q = A / (1 - w): finite at w = 1
+    a = (1.0 - w) * r
     bq = np.exp(np.minimum(-np.log(c) - logq, 700.0))
-    gw = a / (1.0 - w) - bq
+    gw = r - bq
     ad = a * d
     return (-logq.sum(), -ad.sum(), gw.sum(), (ad * ad - a * (d * d - v)).sum(),
-            (ad / (1.0 - w) - ad * gw).sum(), (gw * gw).sum())
+            (r * d - ad * gw).sum(), (gw * gw).sum())
 
 
 def _evaluate(z, y):
@@ -99,14 +103,15 @@ def fit(z, y, temperature=None, init=None):
     """Fit (T, w) to multiclass logits z (N, C) and labels y (N,).
 
     ``temperature``: the T of the start (1/T, ``W0``) (fitted here when
-    None); ``init``: a starting (T, w) instead.
+    None; T = 1 where rows of true-class probability ~0 make every
+    temperature worse than none, which the mixture can still fit);
+    ``init``: a starting (T, w) instead.
     """
     y = np.asarray(y, dtype=np.int64)
     passes = 0
     if init is None:
         if temperature is None:
-            r = _temperature.fit_softmax_temperature(z, y, nll_before=False)
-            temperature, passes = r.temperature, r.n_passes
+            temperature, passes = _start(z, y)
         init = (float(temperature), W0)
     x0 = np.array([[1.0 / float(init[0]), float(init[1])]])
     x, f, g, p, done, _ = newton(_evaluate(z, y), x0, lower=[_BETA_MIN, 0.0],
@@ -141,5 +146,5 @@ def top(fit, z):
     """argmax z (that of p; ties to the lowest index) and log p there
     (float64, in log space)."""
     z = np.asarray(z)
-    k = z.argmax(axis=1)
-    return k, _log_mix(fit, _common.top_log_prob(z, k, 1.0 / fit.temperature), z.shape[1])
+    k, logp = kernels.top_scores(z, fit.temperature)
+    return k, _log_mix(fit, logp, z.shape[1])

@@ -27,8 +27,10 @@ from typing import ClassVar
 import numpy as np
 from scipy import special
 
+from .. import kernels
 from .. import temperature as _temperature
 from . import _common
+from .temperature import start as _start
 from ._newton import newton, two_params
 from ._passes import scratch, total
 
@@ -37,12 +39,13 @@ from ._passes import scratch, total
 class OvrPlatt(_common.ChunkMethods):
     """Fitted one-vs-rest Platt scaling: (a_k, b_k) per class."""
     method: ClassVar[str] = "ovr-platt"
+    PARAMS: ClassVar[tuple] = ("a", "b")
     task: str
     a: tuple
     b: tuple
-    status: tuple
-    n_passes: int
-    converged: bool
+    status: tuple | None = None
+    n_passes: int | None = None
+    converged: bool | None = None
     shared: tuple | None = None
 
 
@@ -117,8 +120,7 @@ def fit(z, y, temperature=None, init=None, min_class_count=_temperature.MIN_CLAS
     passes = 0
     if init is None:
         if temperature is None:
-            r = _temperature.fit_softmax_temperature(z, y, nll_before=False)
-            temperature, passes = r.temperature, r.n_passes
+            temperature, passes = _start(z, y)
         init = np.tile([1.0 / float(temperature), 0.0], (c, 1))
     x = np.array(init, dtype=np.float64).reshape(c, 2)
     n_k = np.bincount(y, minlength=c)
@@ -171,4 +173,7 @@ def top(fit, z):
     log p_k there, in log space (float64 sums)."""
     _, t = _logits(np.asarray(z), np.asarray(fit.a), np.asarray(fit.b))
     k = t.argmax(axis=1)
-    return k, _common.top_log_prob(_log_sigmoid(t), k)
+    # (k from t: log sigmoid can round distinct large t to the same value)
+    ls = _log_sigmoid(t)
+    np.subtract(ls, ls[np.arange(ls.shape[0]), k][:, None], out=ls)
+    return k, kernels.top_log_prob(np.exp(ls, out=ls), k)

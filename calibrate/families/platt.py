@@ -31,20 +31,21 @@ from scipy import special
 from .. import temperature as _temperature
 from . import _common
 from ._newton import newton, two_params
-from ._passes import total
+from ._passes import total, whole
 
 
 @dataclass(frozen=True)
 class Platt(_common.ChunkMethods):
     """Fitted Platt scaling: one (a, b) per label (one for binary)."""
     method: ClassVar[str] = "platt"
+    PARAMS: ClassVar[tuple] = ("a", "b")
     task: str
     a: tuple
     b: tuple
-    status: tuple
-    nll: tuple            # mean training NLL per label
-    n_passes: int
-    converged: bool
+    status: tuple | None = None
+    nll: tuple | None = None          # mean training NLL per label
+    n_passes: int | None = None
+    converged: bool | None = None
     shared: tuple | None = None   # the pooled (a, b), when fitted
 
 
@@ -89,7 +90,7 @@ def fit(z, y, task="binary", init=None, min_class_count=_temperature.MIN_CLASS_C
     from the temperature fit (default (1, 0)).  ``classes`` names labels in a
     refusal.  Returns a :class:`Platt`.
     """
-    zz = _common.as_columns(z)
+    zz = _common.as_columns(whole(z))
     yy = np.asarray(y).reshape(zz.shape).astype(np.float64)
     n, c = zz.shape
     names = (lambda k: f"'{classes[k]}'") if classes is not None else (lambda k: k)

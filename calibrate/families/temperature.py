@@ -2,15 +2,17 @@
 sigmoid(z / T) per label (binary, multilabel); Guo et al., "On Calibration
 of Modern Neural Networks", ICML 2017.  The fit is
 :func:`calibrate.temperature.fit_temperature` (safeguarded Newton on 1/T);
-this module only gives it the families' interface.
+this module only gives it the families' interface.  Its decision scores are
+exactly those of the threshold files of version 1 (:func:`calibrate.kernels.top_scores`
+and :func:`calibrate.kernels.sigmoid_scores`), and so are its probabilities.
 """
 
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from scipy import special
 
+from .. import kernels
 from .. import temperature as _temperature
 from . import _common
 
@@ -19,11 +21,20 @@ from . import _common
 class Temperature(_common.ChunkMethods):
     """Fitted temperature(s): one T (multiclass, binary) or one per label."""
     method: ClassVar[str] = "temperature"
+    PARAMS: ClassVar[tuple] = ("temperature",)
     task: str
     temperature: tuple
-    status: tuple
-    n_passes: int
-    converged: bool
+    status: tuple | None = None
+    n_passes: int | None = None
+    converged: bool | None = None
+
+    @property
+    def value(self):
+        """T as the threshold file of version 1 holds it: a float, or an
+        array of one per label (multilabel)."""
+        if self.task == "multilabel":
+            return np.asarray(self.temperature, dtype=np.float64)
+        return float(self.temperature[0])
 
     @property
     def beta(self):
@@ -32,7 +43,23 @@ class Temperature(_common.ChunkMethods):
 
 def fit(z, y, task, classes=None):
     """Fit by :func:`calibrate.temperature.fit_temperature`."""
-    r = _temperature.fit_temperature(z, y, task, classes=classes)
+    return from_result(_temperature.fit_temperature(z, y, task, classes=classes), task)
+
+
+def start(z, y):
+    """``(T, passes)``: the multiclass temperature fit where the other
+    families start (mix, ovr-platt) or centre their penalty (vector); T = 1
+    where rows whose true class has probability ~0 make every temperature
+    worse than none (they can still fit, the mixture best)."""
+    try:
+        r = _temperature.fit_softmax_temperature(z, y, nll_before=False)
+    except _temperature.WorseThanChance:
+        return 1.0, 1
+    return r.temperature, r.n_passes
+
+
+def from_result(r, task):
+    """The family of a :class:`calibrate.temperature.TemperatureResult`."""
     status = r.status if isinstance(r.status, list) else [r.status]
     return Temperature(task=task, temperature=_common.tup(r.temperature),
                        status=tuple(status), n_passes=r.n_passes, converged=r.converged)
@@ -45,25 +72,21 @@ def log_probabilities(fit, z):
 
 
 def probabilities(fit, z):
-    """softmax(z / T) (multiclass) or sigmoid(z / T_k), float dtype of ``z``."""
-    dt = _common.float_dtype(np.asarray(z).dtype)
-    if fit.task == "multiclass":
-        return np.exp(log_probabilities(fit, z))
-    return special.expit(log_odds(fit, z)).astype(dt)
+    """softmax(z / T) (multiclass) or sigmoid(z / T_k), float dtype of ``z``:
+    :func:`calibrate.kernels.proba`."""
+    return kernels.proba(z, fit.task, fit.value)
 
 
 def top(fit, z):
     """Multiclass decision: argmax z (that of softmax(z / T), ties to the
-    lowest index) and its calibrated log-probability (float64)."""
-    z = np.asarray(z)
-    k = z.argmax(axis=1)
-    return k, _common.top_log_prob(z, k, fit.beta[0])
+    lowest index) and its calibrated log-probability (float64):
+    :func:`calibrate.kernels.top_scores`."""
+    return kernels.top_scores(z, fit.value)
 
 
 def log_odds(fit, z):
-    """Sigmoid tasks: z / T_k (float64)."""
-    zz = _common.as_columns(z).astype(np.float64)
-    return _common.unflatten(zz * fit.beta, z)
+    """Sigmoid tasks: z / T_k (float64): :func:`calibrate.kernels.sigmoid_scores`."""
+    return kernels.sigmoid_scores(z, fit.value)
 
 
 scores = log_odds

@@ -42,8 +42,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from .. import temperature as _temperature
+from .. import kernels
 from . import _common
+from .temperature import start as _start
 from ._passes import scratch, take, total
 
 #: Default L2 penalty lam (per mean-NLL unit).
@@ -55,6 +56,7 @@ _RTOL = 1e-12       # a backtracked step this small is taken as it is
 _FINAL = 1e-7       # a step this small (relative) is taken without a pass: the last
 _NOISE_STEP = 1e-5   # ... and so is one this small when the gradient stalls
 _MAX_NEWTON = 50
+_MAX_HALVINGS = 60     # a step halved this often is below any float's resolution
 _MAX_CG = 100
 _F_NOISE = 1e-12
 
@@ -63,14 +65,15 @@ _F_NOISE = 1e-12
 class Vector(_common.ChunkMethods):
     """Fitted vector scaling: per-class scales a and offsets b."""
     method: ClassVar[str] = "vector"
+    PARAMS: ClassVar[tuple] = ("a", "b")
     task: str
     a: tuple
     b: tuple
-    temperature: float      # the T whose 1/T the penalty pulls a toward
-    penalty: float
-    objective: float        # J at the optimum
-    n_passes: int
-    converged: bool
+    temperature: float | None = None   # the T whose 1/T the penalty pulls a toward
+    penalty: float | None = None
+    objective: float | None = None     # J at the optimum
+    n_passes: int | None = None
+    converged: bool | None = None
 
 
 def _logits(zc, a, b, slot=0):
@@ -219,8 +222,7 @@ def fit(z, y, temperature=None, penalty=PENALTY, init=None, hessian_rows=HESSIAN
     y = np.asarray(y, dtype=np.int64)
     passes = 0
     if temperature is None:
-        r = _temperature.fit_softmax_temperature(z, y, nll_before=False)
-        temperature, passes = r.temperature, r.n_passes
+        temperature, passes = _start(z, y)
     a0 = 1.0 / float(temperature)
     prob = _Problem(z, y, a0, float(penalty), int(hessian_rows))
     c = prob.c
@@ -233,6 +235,8 @@ def fit(z, y, temperature=None, penalty=PENALTY, init=None, hessian_rows=HESSIAN
         rel = g_norm / max(g0, 1e-300)
         s = _cg(lambda v: prob.hessp(theta[0], theta[1], v), g, blocks, min(0.1, np.sqrt(rel)))
         size = np.max(np.abs(s) / (np.abs(theta) + 1.0))
+        if not np.isfinite(size):
+            break          # non-finite logits or curvature: no step to take
         if size <= _FINAL or (size <= _NOISE_STEP and g_norm > 0.5 * g_last):
             # Newton (superlinear with the sampled Hessian, Byrd et al.) leaves
             # a fraction of this step; a gradient that no longer shrinks is
@@ -241,7 +245,7 @@ def fit(z, y, temperature=None, penalty=PENALTY, init=None, hessian_rows=HESSIAN
             f += 0.5 * float(np.sum(g * s))   # second-order value f + g.s / 2
             converged = True
             break
-        while True:
+        for _ in range(_MAX_HALVINGS):
             f_new, g_new, b_new = prob.gradient(*(theta + s))
             # (a rise within float noise, or one the gradients call a fall
             # (trapezoid rule), is no rise: see ._newton)
@@ -249,6 +253,8 @@ def fit(z, y, temperature=None, penalty=PENALTY, init=None, hessian_rows=HESSIAN
                     or np.max(np.abs(s)) <= _RTOL):
                 break
             s = 0.5 * s
+        else:
+            break          # no decrease found (non-finite values): stop, not converged
         theta, f, g, blocks, g_last = theta + s, f_new, g_new, b_new, g_norm
     return Vector(task="multiclass", a=_common.tup(theta[0]), b=_common.tup(theta[1]),
                   temperature=float(temperature), penalty=float(penalty), objective=float(f),
@@ -310,5 +316,4 @@ def top(fit, z):
     lowest index) and its log-probability, in log space (float64)."""
     a, b = np.asarray(fit.a), np.asarray(fit.b)
     _, t = _logits(np.asarray(z), a, b, slot=4)
-    k = t.argmax(axis=1)
-    return k, _common.top_log_prob(t, k)
+    return kernels.top_scores(t, 1.0)
