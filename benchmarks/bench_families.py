@@ -188,8 +188,9 @@ def print_quality(rows):
         sk = [r[c] for c in ("sk-temperature", "sk-sigmoid", "sk-isotonic")]
         best_nll, best_ece = min(s[0] for s in sk), min(s[1] for s in sk)
         if r["auto"][0] > best_nll * (1 + NLL_TOL):
+            worse = 100 * (r["auto"][0] / best_nll - 1)
             misses.append(f"{r['set']} split {r['split']}: auto NLL {r['auto'][0]:.4f} vs best "
-                          f"scikit-learn {best_nll:.4f} (+{100 * (r['auto'][0] / best_nll - 1):.2f}%)")
+                          f"scikit-learn {best_nll:.4f} (+{worse:.2f}%)")
         if r["auto"][1] > best_ece + ECE_TOL:
             misses.append(f"{r['set']} split {r['split']}: auto ECE {100 * r['auto'][1]:.2f}% vs "
                           f"best scikit-learn {100 * best_ece:.2f}%")
@@ -234,8 +235,8 @@ def speed(n=50_000, c=1000):
               "scikit-learn's)")
     s = cals["auto"].summary
     cv = s["cross_validation"]
-    print(f"  method=auto                              {times['auto']:8.2f}   chose {cv['choice']}; "
-          f"ratio to scikit-learn {times['auto'] / t_sk:.2f} (goal <= 1)")
+    print(f"  method=auto                              {times['auto']:8.2f}   "
+          f"chose {cv['choice']}; ratio to scikit-learn {times['auto'] / t_sk:.2f} (goal <= 1)")
     print(f"    cross-validation on {cv['rows']} rows, {cv['folds']} folds"
           + (f", split-half z = {cv['signal_z']:.2f}" if cv["signal_z"] is not None else "")
           + ":")

@@ -46,7 +46,7 @@ def strategies(values, n, k, e, alpha):
     p = guarantee.p_values(k, n, TARGET)
     out = {}
     if n[-1] < guarantee.min_certifiable(TARGET, alpha):
-        return {s: None for s in ("start@30", "start@100", "expected-p", "min-p (label-dependent)")}
+        return dict.fromkeys(("start@30", "start@100", "expected-p", "min-p (label-dependent)"))
     for name, start in (("start@30", guarantee.start_index(n, start_predictions=30)),
                         ("start@100", guarantee.start_index(n, start_predictions=100)),
                         ("expected-bound", guarantee.start_index(n, e)),
@@ -63,7 +63,7 @@ def main(draws=100):
     OFFSETS = rng.normal(0.0, 0.5, size=C)
     zp, yp = population(rng, N_POP)
     viol, rec, pairs = {}, {}, 0
-    for d in range(draws):
+    for _ in range(draws):
         z, y = population(rng, N_CAL)
         T = fit_softmax_temperature(z, y).temperature
         k, logp = rules.top_scores(z, T)

@@ -2,8 +2,17 @@
 
 import numpy as np
 
-from .metrics import (ECE_KEYS, N_BINS, _prepare, calibration_pairs, classwise_ece, ece,
-                      ece_equal_mass, mce, top_label_ece)
+from .metrics import (
+    ECE_KEYS,
+    N_BINS,
+    _prepare,
+    calibration_pairs,
+    classwise_ece,
+    ece,
+    ece_equal_mass,
+    mce,
+    top_label_ece,
+)
 from .smooth_ece import smooth_ece
 
 
@@ -43,17 +52,21 @@ def bootstrap_metrics(probabilities, labels, task=None, n_resamples=1000,
     n = p.shape[0]
     rng = np.random.default_rng(seed)
     vals = {k: np.empty(n_resamples) for k in keys}
+    # each metric of a resample: of its (confidence, outcome) pairs, or of its
+    # probabilities and labels
+    v = {"ece_15_equal_width": lambda conf, o, pi, yi: ece(conf, o, n_bins),
+         "ece_15_equal_mass": lambda conf, o, pi, yi: ece_equal_mass(conf, o, n_bins),
+         "mce_15_equal_width": lambda conf, o, pi, yi: mce(conf, o, n_bins),
+         "classwise_ece_15_equal_width":
+             lambda conf, o, pi, yi: classwise_ece(pi, yi, task, n_bins),
+         "top_label_ece_15_equal_width":
+             lambda conf, o, pi, yi: top_label_ece(pi, yi, task, n_bins),
+         "smooth_ece": lambda conf, o, pi, yi: smooth_ece(conf, o)}
     for i in range(n_resamples):
         idx = rng.integers(0, n, n)
         pi, yi = p[idx], y[idx]
         conf, o = calibration_pairs(pi, yi, task)
-        v = {"ece_15_equal_width": lambda: ece(conf, o, n_bins),
-             "ece_15_equal_mass": lambda: ece_equal_mass(conf, o, n_bins),
-             "mce_15_equal_width": lambda: mce(conf, o, n_bins),
-             "classwise_ece_15_equal_width": lambda: classwise_ece(pi, yi, task, n_bins),
-             "top_label_ece_15_equal_width": lambda: top_label_ece(pi, yi, task, n_bins),
-             "smooth_ece": lambda: smooth_ece(conf, o)}
         for k in keys:
-            vals[k][i] = v[k]()
+            vals[k][i] = v[k](conf, o, pi, yi)
     a = (1.0 - confidence) / 2
     return {k: tuple(float(x) for x in np.quantile(vals[k], [a, 1.0 - a])) for k in keys}

@@ -30,8 +30,8 @@ import numpy as np
 from scipy import special
 
 from . import curves, kernels, metrics, rules
-from .backends import as_array
 from . import scores as _scores
+from .backends import as_array
 from .errors import invalid
 from .guarantee import lower_bound
 from .outputs import atomic_write, check_writable
@@ -125,7 +125,8 @@ def reliability_diagram(ax, confidence, outcome, n_bins=metrics.N_BINS, title=No
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_ylabel(ylabel)
-    ax.text(0.04, 0.96, f"{ece_label} {_pct(e)}\nsmooth ECE {_pct(sm)}\nn = {len(np.ravel(confidence))}",
+    n = len(np.ravel(confidence))
+    ax.text(0.04, 0.96, f"{ece_label} {_pct(e)}\nsmooth ECE {_pct(sm)}\nn = {n}",
             transform=ax.transAxes, va="top", ha="left", fontsize=8.5,
             bbox={"boxstyle": "round,pad=0.3", "facecolor": "white", "edgecolor": "#cccccc"},
             zorder=5)
@@ -154,7 +155,7 @@ def reliability_curves(ax, pairs, n_bins=metrics.N_BINS, title=None, labels=("be
     the list of :func:`metrics.reliability_bins` results."""
     out = []
     ax.plot([0, 1], [0, 1], ls="--", color=GREY, lw=1, gid="diagonal")
-    for (c, o), lab, col in zip(pairs, labels, colours):
+    for (c, o), lab, col in zip(pairs, labels, colours, strict=False):  # as many as pairs
         b = metrics.reliability_bins(c, o, n_bins, "width")
         full = b["count"] > 0
         e = metrics.ece(c, o, n_bins)
@@ -445,7 +446,7 @@ def report_figure(cal, scores, labels, input_kind=None, title=None, held_out=Tru
         rows = list((cal.summary or {}).get("per_class") or [])
         if len(rows) != n_scored:
             rows = [{"class": c, "threshold": t, "recall": None, "precision": None}
-                    for c, t in zip(names, thresholds)]
+                    for c, t in zip(names, thresholds, strict=True)]
     else:
         from .evaluation import evaluate
         rows = evaluate(cal, scores, labels, input_kind=input_kind)["per_class"]
@@ -475,7 +476,7 @@ def report_figure(cal, scores, labels, input_kind=None, title=None, held_out=Tru
                      fontsize=11)
         subs = fig.subfigures(len(sections), 1, height_ratios=heights)
         subs = [subs] if len(sections) == 1 else list(subs)
-        sub = dict(zip([k for k, _ in sections], subs))
+        sub = dict(zip([k for k, _ in sections], subs, strict=True))
 
         # -- top: reliability before / after, then risk-coverage (binary: precision) --
         top = sub["top"].add_gridspec(2, 3, height_ratios=[4, 1], hspace=0.04, wspace=0.1)
@@ -547,7 +548,7 @@ def report_figure(cal, scores, labels, input_kind=None, title=None, held_out=Tru
             grid = sub["precision"].add_gridspec(n_mult_rows, MULTIPLE_COLUMNS)
             first = None
             for i, c in enumerate(shown):
-                ax = sub["precision"].add_subplot(grid[i // MULTIPLE_COLUMNS, i % MULTIPLE_COLUMNS])
+                ax = sub["precision"].add_subplot(grid[divmod(i, MULTIPLE_COLUMNS)])
                 ax.set_gid(f"precision:{names[c]}")
                 p, corr, sup = per[c]
                 precision_threshold(ax, p, corr, sup, thresholds[c], target,

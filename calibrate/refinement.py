@@ -171,7 +171,7 @@ def tabulate(gathered: list) -> dict:
     node = lf[starts]
     cuts = np.r_[np.flatnonzero(np.r_[True, node[1:] != node[:-1]]), node.size]
     return {int(node[a]): (v[starts[a:b]], n_v[a:b], k_v[a:b], e_v[a:b])
-            for a, b in zip(cuts[:-1], cuts[1:])}
+            for a, b in zip(cuts[:-1], cuts[1:], strict=True)}
 
 
 class Tree:

@@ -29,6 +29,7 @@ written by version 1 loads and applies identically: only the checks are
 stricter.
 """
 
+import itertools
 import json
 import math
 import re
@@ -247,7 +248,8 @@ def from_dict(d, source="threshold file"):
         raise invalid(source, "a JSON object", type(d).__name__)
     depth = _depth(d)
     if depth > MAX_DEPTH:
-        raise invalid(source, f"JSON nested at most {MAX_DEPTH} deep", f"more than {MAX_DEPTH} levels")
+        raise invalid(source, f"JSON nested at most {MAX_DEPTH} deep",
+                      f"more than {MAX_DEPTH} levels")
     if "schema_version" not in d:
         raise invalid(source, "a 'schema_version' field", "none")
     v = d["schema_version"]
@@ -326,7 +328,9 @@ def _check_decision_thresholds(dt, task, n_scored, source, method="temperature")
         if v is not None and (not _number(v) or float(v) > top):
             raise invalid(f"{where}.{name}", "finite numbers or null as decision thresholds"
                           + (" (log-probabilities, <= 0)" if top == 0 else ""), _show(v))
-    as_float = (lambda v: None if v is None else float(v))
+
+    def as_float(v):
+        return None if v is None else float(v)
     return {"per_class": [as_float(v) for v in dt["per_class"]], "global": as_float(dt["global"])}
 
 
@@ -415,16 +419,16 @@ def _parameter(v, shape, rng, n_scored, where):
 def _check_isotonic(p, where):
     """Per label: knots strictly increasing, values non-decreasing and as
     many, lo <= hi."""
-    for k, (knots, values) in enumerate(zip(p["knots"], p["values"])):
+    for k, (knots, values) in enumerate(zip(p["knots"], p["values"], strict=True)):
         if not knots:
             raise invalid(f"{where}.knots[{k}]", "at least one knot", "an empty list")
         if len(values) != len(knots):
             raise invalid(f"{where}.values[{k}]", f"{len(knots)} values, one per knot",
                           f"{len(values)}")
-        if any(b <= a for a, b in zip(knots, knots[1:])):
+        if any(b <= a for a, b in itertools.pairwise(knots)):
             raise invalid(f"{where}.knots[{k}]", "strictly increasing knots", "a knot not above "
                           "the one before")
-        if any(b < a for a, b in zip(values, values[1:])):
+        if any(b < a for a, b in itertools.pairwise(values)):
             raise invalid(f"{where}.values[{k}]", "non-decreasing values", "a value below the "
                           "one before")
         if p["lo"][k] > p["hi"][k]:
@@ -454,7 +458,8 @@ def _check_shown_thresholds(source, shown, dt, task, fam):
             or len(shown["per_class"]) != len(dt["per_class"])):
         raise invalid(f"{source}: thresholds", "an object of 'per_class' and 'global' like "
                       "decision_thresholds", _show(shown))
-    pairs = list(zip(shown["per_class"], dt["per_class"])) + [(shown["global"], dt["global"])]
+    pairs = [*zip(shown["per_class"], dt["per_class"], strict=True),
+             (shown["global"], dt["global"])]
     for i, (p, v) in enumerate(pairs):
         want = to_probability(v, task) if i == len(pairs) - 1 else \
             fam.threshold_probability(v, i)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from . import kernels
-from .backends import Backend, Progress, RowStats, as_array, as_backend, as_labels
+from .backends import Backend, Progress, RowStats, as_backend, as_labels
 from .errors import invalid
 from .params import INPUT_KINDS, TASKS
 

@@ -241,7 +241,7 @@ def run(z: Backend, y: Any, temperature: Any, task: str, search: dict | None = N
         tree.refine(pending)
         spec = tree.spec()
         part = zc.fold(_next_pass, y, args=(t, spec, layout),
-                       init=lambda: Pass(None, None, refinement.PassPart.empty(spec.size)),
+                       init=lambda n=spec.size: Pass(None, None, refinement.PassPart.empty(n)),
                        label="thresholds")
         tree.add(part.tree)
         passes += 1

@@ -289,7 +289,7 @@ def fit_summary(prepared: Any, temp: Any, names: list, per: list, glob: Any,
         m_before, m_after = dict(m_before, nll=nll_b), dict(m_after, nll=nll_a)
     scored = names[1:] if task == "binary" else names
     rows = tuple(class_row(name, t, s, n_units, lambda v, j=j: probability(v, j))
-                 for j, (name, t, s) in enumerate(zip(scored, per, support)))
+                 for j, (name, t, s) in enumerate(zip(scored, per, support, strict=True)))
     g = class_row(None, glob, int(np.sum(support)), n_units,
                   lambda v: probability(v, None))
     temperature = {}

@@ -315,7 +315,8 @@ def fit_softmax_temperature(logits: Any, labels: Any, nll_before: bool = True,
         for rows in (slice(None, None, 4), slice(None)):
             zs, yy = as_backend(sample_z[rows]), ys[rows]
             try:
-                beta0 = float(newton(lambda b: _softmax_values(zs, yy, b[0], True, False, unit),
+                beta0 = float(newton(lambda b, zs=zs, yy=yy: _softmax_values(zs, yy, b[0], True,
+                                                                            False, unit),
                                      1, beta0, cap, creep=False, max_passes=12).beta[0])
             except CalibrateError:
                 break  # let the full data decide, and word the refusal

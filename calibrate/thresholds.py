@@ -229,7 +229,7 @@ def search_sorted(bounds: np.ndarray, s: np.ndarray, correct: np.ndarray,
         chosen, status = _choose_small(small, cb, n, k, e, precision, confidence, alpha,
                                        start_predictions)
         a = None if confidence is None else (1.0 - confidence if alpha is None else alpha)
-        for j, jj, st in zip(small, chosen, status):
+        for j, jj, st in zip(small, chosen, status, strict=True):
             if st != "ok":
                 out[j] = Threshold(None, 0, 0, None, None, st)
             else:

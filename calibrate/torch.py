@@ -18,7 +18,7 @@ tensor given to ``fit`` stays on its GPU for the temperature passes.
 
 import os
 import warnings
-from typing import Final, List, Tuple
+from typing import Final
 
 import numpy as np
 import torch
@@ -74,8 +74,9 @@ class ThresholdHead(nn.Module):
     for the family that uses them) stay float64 when the module is cast
     (``model.half()``), and follow it across devices (so not to Apple's MPS,
     which has no float64: run the head on the CPU there).  The global rule's
-    thresholds are stored per column, in the per-class space.  The head does not validate its input: a NaN row
-    abstains (multiclass) or is negative (sigmoid tasks).
+    thresholds are stored per column, in the per-class space.  The head does not
+    validate its input: a NaN row abstains (multiclass) or is negative (sigmoid
+    tasks).
     """
 
     task_id: Final[int]
@@ -98,7 +99,7 @@ class ThresholdHead(nn.Module):
         self.task = cal.task
         self.rule = rule
         self.input_kind = kind
-        self.classes: List[str] = list(cal.classes)
+        self.classes: list[str] = list(cal.classes)
         self.task_id = _TASK_IDS[cal.task]
         self.input_id = tk.KIND_IDS[kind]
         self.n_scored = cal.n_scored
@@ -131,7 +132,7 @@ class ThresholdHead(nn.Module):
         width = max(len(k) for k in f.knots) if iso else 0
         knots = np.full((len(f.knots) if iso else 0, width), np.inf)
         values = np.zeros_like(knots)
-        for j, (k, v) in enumerate(zip(f.knots, f.values) if iso else ()):
+        for j, (k, v) in enumerate(zip(f.knots, f.values, strict=True) if iso else ()):
             knots[j, :len(k)], values[j, :len(v)], values[j, len(v):] = k, v, v[-1]
         for name, value in (("iso_knots", knots), ("iso_values", values),
                             ("iso_lo", f.lo if iso else []), ("iso_hi", f.hi if iso else [])):
@@ -152,7 +153,7 @@ class ThresholdHead(nn.Module):
             return out if out.dtype == t.dtype else t.to(out.device)
         return super()._apply(keep_dtype, recurse)
 
-    def forward(self, scores: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, scores: Tensor) -> tuple[Tensor, Tensor]:
         x = tk.compute_dtype(scores)
         acc = torch.float64
         tau = self.thresholds.to(device=x.device, dtype=acc)

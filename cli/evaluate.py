@@ -7,7 +7,8 @@ import click
 import calibrate  # cheap: the library's modules load when a command uses them
 from calibrate.params import MAX_BOOTSTRAP  # stdlib only: cheap
 
-from .common import INPUT_CHOICES, SCHEDULER, fmt as _fmt, inputs, open_inputs, out
+from .common import INPUT_CHOICES, SCHEDULER, inputs, open_inputs, out
+from .common import fmt as _fmt
 
 
 def format_metrics(m, accuracy=None):

@@ -42,7 +42,7 @@ x_test, y_test = make_data(4000)
 model = nn.Sequential(nn.Linear(D, 64), nn.ReLU(), nn.Linear(64, 3))   # 3 logits
 loss_fn = nn.BCEWithLogitsLoss()                                       # takes logits
 opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-for step in range(200):
+for _ in range(200):
     opt.zero_grad()
     loss_fn(model(x_train), y_train.float()).backward()
     opt.step()

@@ -45,7 +45,7 @@ model = nn.Sequential(nn.Linear(D, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU
 loss_fn = nn.CrossEntropyLoss()         # takes logits: applies log_softmax itself
 opt = torch.optim.Adam(model.parameters(), lr=3e-3)
 train = DataLoader(TensorDataset(x_train, y_train), batch_size=100, shuffle=True)
-for epoch in range(60):
+for _ in range(60):
     for xb, yb in train:
         opt.zero_grad()
         loss_fn(model(xb), yb).backward()   # logits in, never softmax outputs
@@ -89,7 +89,7 @@ print(f"NLL  before {cal.summary['nll']['before']:.4f}  after {cal.summary['nll'
 print(f"ECE  before {cal.summary['ece']['before']:.2%}  after {cal.summary['ece']['after']:.2%}")
 assert T > 1 and cal.summary["nll"]["after"] < cal.summary["nll"]["before"]
 print("thresholds (calibrated probability of the argmax class):")
-for name, row in zip(CLASSES, cal.summary["per_class"]):
+for name, row in zip(CLASSES, cal.summary["per_class"], strict=True):
     t = ("never" if row["threshold"] is None
          else "any" if row["threshold"] == 0 else f"{row['threshold']:.3f}")
     print(f"  {name}: {t:>6}  held-out precision {row['precision'] or 0:.3f}  "

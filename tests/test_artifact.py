@@ -48,7 +48,8 @@ def test_file_fields(tmp_path):
     assert d["classes"][3] == "c3" and d["abstain_label"] == -1
     assert d["decision_thresholds"]["space"] == "log-probability"
     assert d["target"] == {"precision": 0.9, "confidence": 0.95, "simultaneous": False}
-    for p, lp in zip(d["thresholds"]["per_class"], d["decision_thresholds"]["per_class"]):
+    for p, lp in zip(d["thresholds"]["per_class"], d["decision_thresholds"]["per_class"],
+                     strict=True):
         assert (p is None) == (lp is None)
         if p is not None:
             assert p == pytest.approx(np.exp(lp))
@@ -61,7 +62,8 @@ def _write(tmp_path, d):
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda d: d.update(schema_version=99), "expected schema_version 1 or 2, found schema_version 99"),
+    (lambda d: d.update(schema_version=99),
+     "expected schema_version 1 or 2, found schema_version 99"),
     (lambda d: d.pop("schema_version"), "expected a 'schema_version' field"),
     (lambda d: d.pop("task"), "expected a 'task' field, found none"),
     (lambda d: d.pop("temperature"), "expected a 'temperature' field"),
@@ -92,7 +94,8 @@ def test_huge_numbers_refused(tmp_path):
     z, y = make_multiclass(n=500, seed=14)
     text = json.dumps(calibrate.fit(z, y).to_dict())
     for bad in ('"temperature": 1e400', '"temperature": ' + "9" * 400):
-        t = text.replace('"temperature": ' + json.dumps(calibrate.fit(z, y).to_dict()["temperature"]), bad, 1)
+        fitted = json.dumps(calibrate.fit(z, y).to_dict()["temperature"])
+        t = text.replace('"temperature": ' + fitted, bad, 1)
         with pytest.raises(CalibrateError, match="positive finite temperatures"):
             calibrate.load(_write(tmp_path, t))
 
@@ -108,7 +111,8 @@ def test_broken_json_refused(tmp_path, text):
 def test_class_count_mismatch_refused():
     z, y = make_multiclass(n=500, seed=15)
     cal = calibrate.fit(z, y)
-    with pytest.raises(CalibrateError, match="expected 10 score columns, as in the threshold file, found 5"):
+    with pytest.raises(CalibrateError,
+                       match="expected 10 score columns, as in the threshold file, found 5"):
         cal.predict(z[:, :5])
 
 

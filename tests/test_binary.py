@@ -23,7 +23,8 @@ def test_two_columns_equal_one_logit_exactly(confidence):
     d1 = one.predict(z)
     assert np.array_equal(d1, two.predict(np.stack([np.zeros_like(z), z], 1)))
     assert np.array_equal(d1, one.predict(np.stack([-z / 2, z / 2], 1)))  # any shape applies
-    np.testing.assert_array_equal(one.predict_proba(z), two.predict_proba(np.stack([np.zeros_like(z), z], 1)))
+    np.testing.assert_array_equal(one.predict_proba(z),
+                                  two.predict_proba(np.stack([np.zeros_like(z), z], 1)))
 
 
 def test_softmax_of_two_is_sigmoid_of_difference():

@@ -200,7 +200,7 @@ def test_fit_multiclass_human_summary_exact(sample, tmp_path):
         "",
         TABLE_HEADER,
     ]
-    expected += [_row(name, r) for name, r in zip(NAMES, s["per_class"])]
+    expected += [_row(name, r) for name, r in zip(NAMES, s["per_class"], strict=True)]
     g = s["global"]
     expected.append(_row("(global)", g) + f"   coverage {_fmt(g['coverage'], True)}")
     expected.append(f"wrote {out}")
@@ -208,7 +208,8 @@ def test_fit_multiclass_human_summary_exact(sample, tmp_path):
     # The same output as literals: the sample's real numbers.
     assert lines == SAMPLE_FIT_LINES + [f"wrote {out}"]
     assert f"{d['temperature']:.4g}" == "2.484"
-    assert d["temperature"] == pytest.approx(2.48396441643118, rel=1e-6)  # six digits, as the fixtures
+    # six digits, as the fixtures
+    assert d["temperature"] == pytest.approx(2.48396441643118, rel=1e-6)
     assert rounded(d["thresholds"]["per_class"]) == SAMPLE_THRESHOLDS
     assert rounded(d["decision_thresholds"]["per_class"]) == SAMPLE_DECISION_THRESHOLDS
     assert round(d["thresholds"]["global"], 4) == 0.7422
@@ -240,7 +241,8 @@ def test_fit_json_output(sample, tmp_path):
     assert printed["input_kind"] == "logits"
     assert len(printed["per_class"]) == 10
     assert printed["per_class"][0]["class"] == "0"
-    assert set(printed["nll"]) == {"before", "after"} and set(printed["ece"]) == {"before", "after"}
+    assert set(printed["nll"]) == {"before", "after"}
+    assert set(printed["ece"]) == {"before", "after"}
     assert "wrote" not in res.stdout
     # The sample's numbers, as literals.
     assert f"{printed['temperature']['value']:.4g}" == "2.484"
@@ -250,7 +252,8 @@ def test_fit_json_output(sample, tmp_path):
     assert [r["predicted"] for r in printed["per_class"]] == SAMPLE_PREDICTED
     assert [r["status"] for r in printed["per_class"]] == SAMPLE_STATUS
     assert printed["global"]["predicted"] == 2125 and printed["global"]["coverage"] == 0.53125
-    assert (round(printed["nll"]["before"], 4), round(printed["nll"]["after"], 4)) == (1.0298, 0.7069)
+    nll = printed["nll"]
+    assert (round(nll["before"], 4), round(nll["after"], 4)) == (1.0298, 0.7069)
     # The printed summary is the one in the file.
     d = read_json(out)
     printed.pop("output", None)
@@ -308,7 +311,8 @@ def test_npz_with_logits_and_labels_needs_no_labels_option(tmp_path):
     np.savez(tmp_path / "data.npz", logits=z, labels=y)
     from_npz, res = _fit_file(tmp_path, "a.json", [tmp_path / "data.npz"])
     assert res.stdout.startswith("task: multiclass (detected)")
-    from_npy, _ = _fit_file(tmp_path, "b.json", [tmp_path / "z.npy", "--labels", tmp_path / "y.npy"])
+    from_npy, _ = _fit_file(tmp_path, "b.json",
+                            [tmp_path / "z.npy", "--labels", tmp_path / "y.npy"])
     _same_fit(from_npz, from_npy)
     assert from_npz["summary"]["n"] == len(y)
 
@@ -401,7 +405,8 @@ def test_binary_single_column_sample(sample, tmp_path):
     assert d["decision_thresholds"]["space"] == "logit"
     assert len(d["decision_thresholds"]["per_class"]) == 1
     lines = res.stdout.splitlines()
-    assert lines[0] == "task: binary (detected)   input: logits (detected)   rows: 4000   classes: 2"
+    assert lines[0] == ("task: binary (detected)   input: logits (detected)   rows: 4000   "
+                        "classes: 2")
     assert lines[1] == f"temperature: {d['temperature']:.4g}"
     i = lines.index(TABLE_HEADER)
     assert lines[i + 1] == _row("1", d["summary"]["per_class"][0])
@@ -414,7 +419,8 @@ def test_binary_single_column_sample(sample, tmp_path):
         "1                 0.7422    0.9124  0.6569     2332      1679   0.9003  ok",
         "(global)          0.7422    0.9124  0.6569     2332      1679   0.9003  ok   "
         "coverage 41.98%"]
-    assert d["temperature"] == pytest.approx(2.557541057899727, rel=1e-6)  # six digits, as the fixtures
+    # six digits, as the fixtures
+    assert d["temperature"] == pytest.approx(2.557541057899727, rel=1e-6)
     assert round(d["decision_thresholds"]["per_class"][0], 4) == 1.0575
     # apply: 0/1 decisions and a binary message
     res = invoke(["apply", tmp_path / "b.json", sample["binary_test"], "-o", tmp_path / "o.npy"])
@@ -552,8 +558,8 @@ def test_class_names_with_comma_are_quoted_in_csv(tmp_path):
     z, y = multiclass_data(c=3)
     np.savez(tmp_path / "d.npz", logits=z, labels=y)
     (tmp_path / "names.txt").write_text('a,b\nsay "hi"\nplain\n', encoding="utf-8")
-    invoke(["fit", tmp_path / "d.npz", "--classes", tmp_path / "names.txt", "-o", tmp_path / "t.json",
-            "--confidence", "none", "--precision", "0.5"])
+    invoke(["fit", tmp_path / "d.npz", "--classes", tmp_path / "names.txt",
+            "-o", tmp_path / "t.json", "--confidence", "none", "--precision", "0.5"])
     assert read_json(tmp_path / "t.json")["classes"] == ["a,b", 'say "hi"', "plain"]
     invoke(["apply", tmp_path / "t.json", tmp_path / "d.npz", "-o", tmp_path / "o.csv"])
     with open(tmp_path / "o.csv", newline="", encoding="utf-8") as fh:
@@ -615,8 +621,10 @@ def test_apply_probabilities_equal_softmax_over_t(sample, fitted, tmp_path, ext)
 def test_apply_rule_global_vs_per_class(sample, fitted, tmp_path):
     test = np.load(sample["test"])
     cal = calibrate.load(fitted)
-    res_g = invoke(["apply", fitted, sample["test"], "-o", tmp_path / "g.npy", "--rule", "global"])
-    res_p = invoke(["apply", fitted, sample["test"], "-o", tmp_path / "p.npy", "--rule", "per-class"])
+    res_g = invoke(["apply", fitted, sample["test"], "-o", tmp_path / "g.npy",
+                    "--rule", "global"])
+    res_p = invoke(["apply", fitted, sample["test"], "-o", tmp_path / "p.npy",
+                    "--rule", "per-class"])
     g, p = np.load(tmp_path / "g.npy"), np.load(tmp_path / "p.npy")
     assert np.array_equal(g, cal.predict(test, rule="global"))
     assert np.array_equal(p, cal.predict(test, rule="per-class"))

@@ -57,37 +57,51 @@ def _fit(scores, *extra, labels="y.npy"):
 
 # ---- builders: each gets tmp_path (the current folder) and returns the CLI arguments
 def b_nan(tmp, z, y):
-    a = z.copy(); a[3, 4] = np.nan; np.save("nan.npy", a)
+    a = z.copy()
+    a[3, 4] = np.nan
+    np.save("nan.npy", a)
     return _fit("nan.npy")
 
 
 def b_posinf(tmp, z, y):
-    a = z.copy(); a[5, 0] = np.inf; np.save("inf.npy", a)
+    a = z.copy()
+    a[5, 0] = np.inf
+    np.save("inf.npy", a)
     return _fit("inf.npy")
 
 
 def b_neginf(tmp, z, y):
-    a = z.copy(); a[5, 0] = -np.inf; np.save("ninf.npy", a)
+    a = z.copy()
+    a[5, 0] = -np.inf
+    np.save("ninf.npy", a)
     return _fit("ninf.npy")
 
 
 def b_labels_range(tmp, z, y):
-    b = y.copy(); b[7] = C; np.save("lab.npy", b)
+    b = y.copy()
+    b[7] = C
+    np.save("lab.npy", b)
     return _fit("z.npy", labels="lab.npy")
 
 
 def b_labels_negative(tmp, z, y):
-    b = y.copy(); b[7] = -3; np.save("lab.npy", b)
+    b = y.copy()
+    b[7] = -3
+    np.save("lab.npy", b)
     return _fit("z.npy", labels="lab.npy")
 
 
 def b_labels_float(tmp, z, y):
-    b = y.astype(np.float64); b[7] = 2.5; np.save("lab.npy", b)
+    b = y.astype(np.float64)
+    b[7] = 2.5
+    np.save("lab.npy", b)
     return _fit("z.npy", labels="lab.npy")
 
 
 def b_labels_nan(tmp, z, y):
-    b = y.astype(np.float64); b[7] = np.nan; np.save("lab.npy", b)
+    b = y.astype(np.float64)
+    b[7] = np.nan
+    np.save("lab.npy", b)
     return _fit("z.npy", labels="lab.npy")
 
 
@@ -97,12 +111,14 @@ def b_labels_short(tmp, z, y):
 
 
 def b_empty(tmp, z, y):
-    np.save("empty.npy", np.zeros((0, C), np.float32)); np.save("lab.npy", np.zeros(0, np.int64))
+    np.save("empty.npy", np.zeros((0, C), np.float32))
+    np.save("lab.npy", np.zeros(0, np.int64))
     return _fit("empty.npy", labels="lab.npy")
 
 
 def b_3d(tmp, z, y):
-    np.save("cube.npy", np.zeros((4, 3, 2), np.float32)); np.save("lab.npy", np.zeros(4, np.int64))
+    np.save("cube.npy", np.zeros((4, 3, 2), np.float32))
+    np.save("lab.npy", np.zeros(4, np.int64))
     return _fit("cube.npy", labels="lab.npy")
 
 
@@ -224,7 +240,9 @@ def b_class_count(tmp, z, y):
 
 
 def b_apply_nan(tmp, z, y):
-    a = z.copy(); a[0, 0] = np.nan; np.save("nan.npy", a)
+    a = z.copy()
+    a[0, 0] = np.nan
+    np.save("nan.npy", a)
     return ["apply", "t.json", "nan.npy", "-o", "out.npy"]
 
 
@@ -379,7 +397,9 @@ SENTINEL = b"\x00sentinel: must survive\xff\n"
 
 
 def _bad_fit(out):
-    a = np.load("z.npy"); a[0, 0] = np.nan; np.save("nan.npy", a)
+    a = np.load("z.npy")
+    a[0, 0] = np.nan
+    np.save("nan.npy", a)
     return ["fit", "nan.npy", "--labels", "y.npy", "-o", out]
 
 
@@ -389,7 +409,9 @@ def _bad_fit_labels(out):
 
 
 def _bad_apply_scores(out):
-    a = np.load("z.npy"); a[1, 1] = np.inf; np.save("inf.npy", a)
+    a = np.load("z.npy")
+    a[1, 1] = np.inf
+    np.save("inf.npy", a)
     return ["apply", "t.json", "inf.npy", "-o", out]
 
 

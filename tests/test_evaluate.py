@@ -39,7 +39,7 @@ def mc():
 def test_on_its_own_held_out_data_it_reproduces_the_file(mc):
     cal, z, y, _, _ = mc
     r = evaluate(cal, z, y)
-    for got, want in zip(r["per_class"], cal.summary["per_class"]):
+    for got, want in zip(r["per_class"], cal.summary["per_class"], strict=True):
         assert got["held_out"] == {k: want[k] for k in got["held_out"]}
         for key in ("threshold", "precision", "recall", "coverage", "support", "predicted"):
             assert got[key] == want[key], (got["class"], key)

@@ -13,7 +13,6 @@ from scipy import special
 import calibrate
 from calibrate import families, fitting
 from calibrate.errors import CalibrateError
-from calibrate_cli.main import cli
 from tests.conftest import make_multiclass
 from tests.test_cli import invoke
 
@@ -109,8 +108,8 @@ def test_version_2_files_read_back_bit_for_bit(data, task, method):
     again = calibrate.Calibrator.from_dict(json.loads(text))
     assert calibrate.schema.dumps(again) == text           # every float exact
     assert again.calibrator.to_dict() == cal.calibrator.to_dict()
-    space = {"multiclass": "log-probability"}.get(task,
-                                                  "model-logit" if method == "isotonic" else "logit")
+    space = {"multiclass": "log-probability"}.get(
+        task, "model-logit" if method == "isotonic" else "logit")
     assert d["decision_thresholds"]["space"] == space
 
 
@@ -151,7 +150,7 @@ def test_isotonic_threshold_probabilities_are_the_calibrated_ones(data):
     cal = calibrate.fit(z, y, method="isotonic")
     f = cal.calibrator
     for k, (t, shown) in enumerate(zip(cal.decision_thresholds["per_class"],
-                                       cal.thresholds["per_class"])):
+                                       cal.thresholds["per_class"], strict=True)):
         if t is not None:
             zz = np.zeros((1, 3))
             zz[0, k] = t
@@ -334,6 +333,7 @@ def test_file_format_documents_the_summary_fields_of_some_fits(data, monkeypatch
     fits", which lists exactly those (the main tables are checked against the
     sample fits by test_readme)."""
     import re
+
     from tests.test_readme import ROOT, _field_paths, _table_keys
     main = _table_keys(ROOT / "docs" / "file-format.md")
     listed = set()

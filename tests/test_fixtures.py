@@ -42,7 +42,7 @@ def _same(a, b, path=""):
             _same(v, b[k], f"{path}.{k}")
     elif isinstance(a, list):
         assert isinstance(b, list) and len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             _same(x, y, f"{path}[{i}]")
     elif isinstance(a, float) and not isinstance(b, bool) and isinstance(b, (int, float)):
         assert math.isclose(a, b, rel_tol=RTOL, abs_tol=1e-300), f"{path}: {a} != {b}"

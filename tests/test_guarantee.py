@@ -1,11 +1,13 @@
 """Exact binomial bounds, fixed-sequence testing, and a simulation of the
 precision guarantee on a population whose true precision is known."""
 
+import itertools
 import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import special, stats
 
 import calibrate
@@ -187,7 +189,7 @@ def test_higher_target_never_loosens_with_expected_start():
         s, c, p = _expected_start_data(seed)
         for conf in (0.9, 0.95):
             vals = [_inf(search(s, c, t, confidence=conf, expected=p).value) for t in targets]
-            assert all(a <= b for a, b in zip(vals, vals[1:])), (seed, conf)
+            assert all(a <= b for a, b in itertools.pairwise(vals)), (seed, conf)
 
 
 def test_fit_higher_target_never_loosens():
@@ -206,7 +208,7 @@ def test_higher_confidence_never_loosens_with_expected_start():
         for target in (0.8, 0.9):
             vals = [_inf(search(s, c, target, confidence=q, expected=p).value)
                     for q in (0.5, 0.8, 0.9, 0.95, 0.99)]
-            assert all(a <= b for a, b in zip(vals, vals[1:])), (seed, target)
+            assert all(a <= b for a, b in itertools.pairwise(vals)), (seed, target)
 
 
 def test_fit_higher_confidence_never_loosens():
@@ -351,11 +353,12 @@ def test_simulation_fit_per_class_and_plain():
 def test_blockwise_sequence_equals_full_sequence():
     from calibrate.guarantee import fixed_sequence, fixed_sequence_counts, p_values
     rng = np.random.default_rng(5)
-    for trial in range(200):
+    for _ in range(200):
         m = int(rng.integers(1, 3000))
         n = np.cumsum(rng.integers(1, 4, m))
         hits = np.minimum(n, np.cumsum(rng.random(m) < rng.uniform(0.85, 1.0)) * 2)
         k = np.minimum(hits, n)
         start = int(rng.integers(0, m))
         want = fixed_sequence(p_values(k, n, 0.9), 0.05, start)
-        assert fixed_sequence_counts(k, n, 0.9, 0.05, start, block=int(rng.integers(1, 50))) == want
+        block = int(rng.integers(1, 50))
+        assert fixed_sequence_counts(k, n, 0.9, 0.05, start, block=block) == want

@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hostile_helpers import (assert_clean_failure, invoke, make_data, run, snapshot,
-                             temp_files)
+from hostile_helpers import assert_clean_failure, invoke, make_data, run, snapshot, temp_files
 
 SENTINEL = b"\x00sentinel: must survive\xff\n"
 

@@ -53,7 +53,8 @@ def k_apply_output_hard_link_to_scores():
 
 def k_apply_output_symlink_to_thresholds():
     os.symlink("t.json", "t.jsonl")
-    return (["apply", "t.json", "z.npy", "-o", "t.jsonl"], ["'t.jsonl'", "threshold file 't.json'"])
+    return (["apply", "t.json", "z.npy", "-o", "t.jsonl"],
+            ["'t.jsonl'", "threshold file 't.json'"])
 
 
 def k_apply_outputs_linked_to_each_other():

@@ -129,8 +129,9 @@ def _noisy_fit(real):
         t = threading.Thread(target=lambda: np.sqrt(np.array([-1.0])))  # in a worker thread
         t.start()
         t.join()
-        warnings.warn("a dependency's notice", DeprecationWarning)
-        warnings.warn("scores: read as probabilities; pass --input logits", InputKindWarning)
+        warnings.warn("a dependency's notice", DeprecationWarning, stacklevel=1)
+        warnings.warn("scores: read as probabilities; pass --input logits", InputKindWarning,
+                      stacklevel=1)
         return real(*a, **k)
     return fit
 

@@ -21,8 +21,15 @@ import numpy as np
 import pytest
 
 from calibrate import outputs
-from hostile_helpers import (Result, assert_clean_failure, invoke, make_data, run, snapshot,
-                             temp_files)
+from hostile_helpers import (
+    Result,
+    assert_clean_failure,
+    invoke,
+    make_data,
+    run,
+    snapshot,
+    temp_files,
+)
 
 SENTINEL = b"old output\n"
 

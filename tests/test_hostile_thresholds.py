@@ -273,7 +273,7 @@ def _named_file(tmp, names):
     """t.json with these class names, every class predicted at p >= exp(-0.5)."""
     d = json.loads((tmp / "t.json").read_text())
     d["classes"] = names
-    for row, n in zip(d["summary"]["per_class"], names):
+    for row, n in zip(d["summary"]["per_class"], names, strict=True):
         row["class"] = n
     d["decision_thresholds"]["per_class"] = [-0.5] * len(names)
     d["thresholds"]["per_class"] = [math.exp(-0.5)] * len(names)

@@ -1,6 +1,7 @@
 """calibrate.metrics: hand-computed cases, sklearn agreement, the chunked summary
 pass against the plain functions, and the estimators' behaviour on simulated models."""
 
+import itertools
 import math
 
 import numpy as np
@@ -161,7 +162,7 @@ def test_smooth_ece_is_the_fixed_point_and_smecs_decreases_with_sigma():
     v, s = M.smooth_ece(p, o, return_sigma=True)
     assert v == pytest.approx(s, rel=1e-3)
     vals = [M.smooth_ece_at(p, o, x) for x in (0.005, 0.02, 0.05, 0.1, 0.3)]
-    assert all(a >= b - 1e-12 for a, b in zip(vals, vals[1:]))
+    assert all(a >= b - 1e-12 for a, b in itertools.pairwise(vals))
 
 
 def test_smooth_reliability_curve_integrates_to_the_smooth_ece():
@@ -331,6 +332,7 @@ def test_equal_mass_is_not_less_biased_for_a_perfectly_calibrated_model():
 def test_nll_from_logits_equals_log_loss_of_probabilities():
     from scipy import special
     from sklearn.metrics import log_loss as sk_log_loss
+
     from calibrate import metrics
     rng = np.random.default_rng(3)
     z = rng.normal(0, 3, size=(500, 4))

@@ -218,7 +218,8 @@ def test_evaluate_report_uses_the_verdicts(mc):
         ax = by_gid(fig, f"precision:{row['class']}")
         if row["precision"] is not None:
             assert row["status"] in ax.get_title()
-    assert not [ln for a in fig.get_axes() for ln in a.get_lines() if ln.get_gid() == "lower-bound"]
+    assert not [ln for a in fig.get_axes() for ln in a.get_lines()
+                if ln.get_gid() == "lower-bound"]
 
 
 def test_multilabel_reliability_per_label():

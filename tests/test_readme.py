@@ -99,7 +99,7 @@ def matches(want, got):
     want = [w.rstrip() for w in want]
     got = [g.rstrip() for g in got]
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def fit(i, j):
         if i == len(want):
             return j == len(got)
@@ -325,7 +325,7 @@ class Shown(float):
         return self
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _sample_file(task):
     """The threshold file of the README's sample fit for ``task`` (default options;
     class names for the 10-class set)."""
@@ -373,7 +373,8 @@ def same_as_shown(shown, real, path="$"):
     elif isinstance(shown, str) and shown.endswith(ELLIPSIS) and shown != ELLIPSIS:
         assert isinstance(real, str) and real.startswith(shown[:-3]), f"{path}: {real!r}"
     else:
-        assert shown == real and type(shown) is type(real), f"{path}: shown {shown!r}, real {real!r}"
+        assert shown == real and type(shown) is type(real), \
+            f"{path}: shown {shown!r}, real {real!r}"
 
 
 def test_same_as_shown_rules():

@@ -6,6 +6,8 @@ that small data needs several refinement passes, ties straddle cells and
 gathered cells hold many values; the answers must not change.
 """
 
+import itertools
+
 import numpy as np
 import pytest
 from scipy import special
@@ -84,7 +86,7 @@ def test_search_items_equals_the_in_memory_search(tiny, seed):
     for precision in (0.5, 0.8, 0.95):
         for confidence in (None, 0.9):
             got, passes = _streamed(groups, precision, confidence)
-            for (v, c), r in zip(groups, got):
+            for (v, c), r in zip(groups, got, strict=True):
                 assert r == TH.search(v, c, precision, confidence, None, special.expit(v))
 
 
@@ -164,7 +166,7 @@ def test_the_same_fit_from_an_array_a_file_shards_and_any_core_count(tmp_path, m
     want = _fit_dict(z, y, task)
     np.save(tmp_path / "z.npy", z)
     cuts = [0, 1000, 1001, 3000]
-    for i, (a, b) in enumerate(zip(cuts, cuts[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(cuts)):
         np.save(tmp_path / f"s{i}.npy", z[a:b])
     assert _fit_dict(NpyRows(tmp_path / "z.npy"), y, task) == want
     shards = ShardedRows([NpyRows(tmp_path / f"s{i}.npy") for i in range(3)])

@@ -1,5 +1,7 @@
 """Flat-memory passes: .npy row sources, shards, dask arrays and clusters, progress."""
 
+import itertools
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -33,7 +35,7 @@ def test_shards_read_across_boundaries(tmp_path):
     a = np.random.default_rng(0).random((50, 3))
     cuts = [0, 7, 8, 30, 50]
     parts = []
-    for i, (lo, hi) in enumerate(zip(cuts, cuts[1:])):
+    for i, (lo, hi) in enumerate(itertools.pairwise(cuts)):
         np.save(tmp_path / f"s{i}.npy", a[lo:hi])
         parts.append(NpyRows(tmp_path / f"s{i}.npy"))
     s = ShardedRows(parts)

@@ -95,7 +95,8 @@ def test_two_column_binary_is_the_log_odds():
     (np.array([[0.1, -np.inf]]), "-inf"),
 ])
 def test_non_finite_refused(bad, found):
-    with pytest.raises(CalibrateError, match=r"expected finite scores, found " + found.replace("+", r"\+")):
+    with pytest.raises(CalibrateError,
+                       match=r"expected finite scores, found " + found.replace("+", r"\+")):
         scores.prepare(bad, np.array([0]))
 
 

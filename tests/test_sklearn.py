@@ -25,7 +25,6 @@ from sklearn.utils.validation import _num_samples  # noqa: E402
 import calibrate  # noqa: E402
 from calibrate.sklearn import ThresholdClassifier  # noqa: E402
 
-
 # -- sklearn's estimator checks ----------------------------------------------
 
 class InSample:

@@ -4,14 +4,19 @@ data, a model worse than chance)."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import optimize, special
 
 from calibrate import rules
 from calibrate.errors import CalibrateError
 from calibrate.temperature import (
-    MIN_CLASS_COUNT, T_MIN, fit_sigmoid_temperature, fit_softmax_temperature,
-    fit_temperature)
+    MIN_CLASS_COUNT,
+    T_MIN,
+    fit_sigmoid_temperature,
+    fit_softmax_temperature,
+    fit_temperature,
+)
 
 PROPERTY = settings(max_examples=60, deadline=None, database=None)
 
@@ -93,7 +98,7 @@ def test_multilabel_temperature_per_class_matches_scipy(dtype):
     temps = np.asarray(res.temperature)
     assert temps.shape == (3,)
     for j in range(3):
-        want = ref_temperature(lambda t: ref_sigmoid_nll(z[:, j], y[:, j], t))
+        want = ref_temperature(lambda t, j=j: ref_sigmoid_nll(z[:, j], y[:, j], t))
         assert temps[j] == pytest.approx(want, rel=1e-5)
     # The shared T is the optimum of the NLL summed over all classes.
     want_shared = ref_temperature(lambda t: ref_sigmoid_nll(z, y, t).sum())

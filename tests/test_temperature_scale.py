@@ -8,8 +8,12 @@ import pytest
 from scipy import optimize, special
 
 from calibrate import temperature as temp
-from calibrate.temperature import (T_MIN, TemperatureWarning, fit_sigmoid_temperature,
-                                   fit_softmax_temperature)
+from calibrate.temperature import (
+    T_MIN,
+    TemperatureWarning,
+    fit_sigmoid_temperature,
+    fit_softmax_temperature,
+)
 from conftest import make_binary, make_multiclass, make_multilabel
 
 SCALES = [1e-6, 1e-4, 1e-3, 1e-2, 0.1, 3.0, 1e3, 1e6, 1e12, 1e20]

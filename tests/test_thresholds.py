@@ -1,9 +1,12 @@
 """Exact threshold search: brute-force agreement, achieved precision,
 monotonicity in the target, unreachable targets and float32 saturation."""
 
+import itertools
+
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import special, stats
 
 import calibrate
@@ -156,7 +159,7 @@ def test_search_per_class_is_search_on_each_class():
     # a smaller alpha (simultaneous) is never looser
     loose = search_per_class(cls, s, c, k, 0.8, 0.95)
     strict = search_per_class(cls, s, c, k, 0.8, 0.95, alpha=0.05 / k)
-    for a, b in zip(loose, strict):
+    for a, b in zip(loose, strict, strict=True):
         assert _inf(b.value) >= _inf(a.value)
 
 
@@ -229,7 +232,7 @@ def test_higher_target_never_loosens(data, confidence):
     s, c = data
     targets = np.linspace(0.05, 0.99, 25)
     vals = [_inf(search(s, c, t, confidence=confidence).value) for t in targets]
-    assert all(a <= b for a, b in zip(vals, vals[1:]))
+    assert all(a <= b for a, b in itertools.pairwise(vals))
 
 
 @PROPERTY
@@ -238,7 +241,7 @@ def test_higher_target_never_loosens_ties(data):
     s, c = data
     for conf in (None, 0.9):
         vals = [_inf(search(s, c, t, confidence=conf).value) for t in np.linspace(0.1, 0.95, 18)]
-        assert all(a <= b for a, b in zip(vals, vals[1:]))
+        assert all(a <= b for a, b in itertools.pairwise(vals))
 
 
 @PROPERTY
@@ -246,7 +249,7 @@ def test_higher_target_never_loosens_ties(data):
 def test_higher_confidence_never_loosens(data, target):
     s, c = data
     vals = [_inf(search(s, c, target, confidence=q).value) for q in (0.5, 0.8, 0.9, 0.95, 0.99)]
-    assert all(a <= b for a, b in zip(vals, vals[1:]))
+    assert all(a <= b for a, b in itertools.pairwise(vals))
     # and a certified threshold is never looser than the plain estimate
     assert _inf(search(s, c, target).value) <= vals[0]
 

@@ -27,12 +27,11 @@ import numpy as np
 
 from ..errors import invalid
 from ..rows import RowSource
-from .base import (Backend, FusedPass, Progress, RowStats, SigmoidStats, SoftmaxPass,
-                   SoftmaxStats)
+from .base import Backend, FusedPass, Progress, RowStats, SigmoidStats, SoftmaxPass, SoftmaxStats
 from .local import LocalBackend
 
-__all__ = ["Backend", "FusedPass", "LocalBackend", "Progress", "RowStats", "SigmoidStats", "SoftmaxPass",
-           "SoftmaxStats", "as_backend", "as_array", "as_labels", "DEVICE_TYPES"]
+__all__ = ["Backend", "FusedPass", "LocalBackend", "Progress", "RowStats", "SigmoidStats",
+           "SoftmaxPass", "SoftmaxStats", "as_backend", "as_array", "as_labels", "DEVICE_TYPES"]
 
 #: Tensors on these device types stay there (torch kernels); other tensors are
 #: read as numpy arrays (CPU tensors without a copy; MPS has no float64 sums).
@@ -83,8 +82,9 @@ def _as_numpy(x: Any, name: str) -> np.ndarray:
         try:
             a = np.asarray(x)
         except (ValueError, TypeError) as exc:
+            detail = str(exc).splitlines()[0]
             raise invalid(name, "an array of equal-length rows",
-                          f"rows of different lengths or types ({str(exc).splitlines()[0]})")
+                          f"rows of different lengths or types ({detail})") from None
     else:
         raise invalid(name, "an array", type(x).__name__)
     if a.dtype.kind in "USO":

@@ -214,7 +214,7 @@ class Backend:
         parts = self.map(kernel, *aligned, args=args, label=label)
         total = [np.asarray(p, dtype=np.float64).copy() for p in parts[0]]
         for part in parts[1:]:
-            for acc, p in zip(total, part):
+            for acc, p in zip(total, part, strict=True):
                 acc += p
         return total
 

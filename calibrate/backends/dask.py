@@ -40,7 +40,7 @@ class DaskBackend(Backend):
         for a in arrays:
             a = da.from_array(np.asarray(a), chunks=(rows,) + tuple(-1 for _ in a.shape[1:]))
             out.append(a.to_delayed().reshape(len(rows), -1)[:, 0])
-        return list(zip(*out))
+        return list(zip(*out, strict=True))
 
     def map(self, kernel: Callable, *aligned: np.ndarray, args: tuple = (),
             label: str | None = None) -> list:

@@ -23,8 +23,7 @@ import torch
 
 from .. import kernels
 from . import torch_kernels as tk
-from .base import (Backend, FusedPass, Progress, RowStats, SigmoidStats, SoftmaxPass,
-                   SoftmaxStats)
+from .base import Backend, FusedPass, Progress, RowStats, SigmoidStats, SoftmaxPass, SoftmaxStats
 from .local import chunk_rows, fold_chunks, row_slices, run_chunks, sample_rows
 
 #: Elements per chunk on the device: about 64 MiB of float32 per temporary.

@@ -9,8 +9,6 @@ decision scores and sums accumulate in float64.
 This module imports torch; nothing imports it unless it was handed a tensor.
 """
 
-from typing import List, Tuple
-
 import torch
 from torch import Tensor
 
@@ -75,7 +73,7 @@ def binary_logits(x: Tensor, kind: int) -> Tensor:
     return sigmoid_logits(x.reshape(-1), kind)
 
 
-def top_log_prob(z: Tensor, beta: Tensor) -> Tuple[Tensor, Tensor]:
+def top_log_prob(z: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
     """Argmax class (first maximum: lowest index) and its log-probability under
     softmax(beta z): -log1p(sum_{c != k} exp(beta (z_c - z_k))), summed in float64.
     ``beta`` is a 0-d tensor in ``z``'s dtype."""
@@ -87,7 +85,7 @@ def top_log_prob(z: Tensor, beta: Tensor) -> Tuple[Tensor, Tensor]:
 
 
 def softmax_stats(z: Tensor, y: Tensor, beta: float, nll_at_one: bool,
-                  unit: float = 1.0) -> List[Tensor]:
+                  unit: float = 1.0) -> list[Tensor]:
     """Sums over the rows of ``z`` of NLL, NLL', NLL'', NLL'(0) and the NLL at
     beta = ``unit`` (T = 1; zero unless ``nll_at_one``), as
     :func:`calibrate.kernels.softmax_stats` on logits already divided by ``unit``."""
@@ -132,7 +130,7 @@ def sigmoid_scores(z: Tensor, temperature: Tensor) -> Tensor:
 
 # -- the calibration families (calibrate.families), for ThresholdHead -------------
 
-def mix_top(z: Tensor, beta: Tensor, weight: Tensor) -> Tuple[Tensor, Tensor]:
+def mix_top(z: Tensor, beta: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
     """Argmax and log p_k of (1 - w) softmax(beta z) + w / C, in log space:
     logaddexp(log1p(-w) + log s_k, log(w / C)) (w = 0: log s_k exactly)."""
     k, logp = top_log_prob(z, beta)
@@ -151,7 +149,7 @@ def scaled_log_softmax(z: Tensor, a: Tensor, b: Tensor) -> Tensor:
     return torch.log_softmax(z, dim=1) * a.to(z.dtype) + b.to(z.dtype)
 
 
-def ovr_top(t: Tensor) -> Tuple[Tensor, Tensor]:
+def ovr_top(t: Tensor) -> tuple[Tensor, Tensor]:
     """One-vs-rest Platt: argmax of t (that of p_k = s_k / sum s, s = sigmoid(t))
     and log p_k = -log1p(sum_{l != k} exp(log s_l - log s_k)), summed in float64."""
     k = torch.argmax(t, dim=1, keepdim=True)

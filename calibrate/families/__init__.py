@@ -121,8 +121,8 @@ def nll_rows(fitted, z, y):
     if fitted.task == "multiclass":
         lp = fitted.log_probabilities(np.asarray(z))
         return -lp[np.arange(lp.shape[0]), np.asarray(y)].astype(np.float64)
-    l = fitted.log_odds(z)
-    return sigmoid_nll(l, np.asarray(y).reshape(l.shape))
+    t = fitted.log_odds(z)
+    return sigmoid_nll(t, np.asarray(y).reshape(t.shape))
 
 
 def confidence_pairs(fitted, z, y):

@@ -307,7 +307,8 @@ def auto(z, y, task, groups=None, methods=None, n_folds=N_FOLDS, seed=0, rule="l
     the split-half test finds per-class signal.  Returns an :class:`AutoResult`,
     with the uncalibrated model's figures on the same rows (``baseline``).
     """
-    from . import check_method, fit, methods as task_methods
+    from . import check_method, fit
+    from . import methods as task_methods
     names = task_methods(task) if methods is None else tuple(methods)
     for m in names:
         if m == "auto":

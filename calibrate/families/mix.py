@@ -35,9 +35,9 @@ import numpy as np
 from .. import kernels
 from .. import temperature as _temperature
 from . import _common
-from .temperature import start as _start
 from ._newton import newton, two_params
 from ._passes import float_dtype, scratch, total
+from .temperature import start as _start
 
 #: Starting weight of the uniform component.
 W0 = 1e-3

@@ -30,9 +30,9 @@ from scipy import special
 from .. import kernels
 from .. import temperature as _temperature
 from . import _common
-from .temperature import start as _start
 from ._newton import newton, two_params
 from ._passes import scratch, total
+from .temperature import start as _start
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ rises), and stops after a step below 1e-7 relative.  Two refinements:
   step costs one full pass plus cheap products on the sample.
 """
 
+import functools
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -44,8 +45,8 @@ import numpy as np
 
 from .. import kernels
 from . import _common
-from .temperature import start as _start
 from ._passes import scratch, take, total
+from .temperature import start as _start
 
 #: Default L2 penalty lam (per mean-NLL unit).
 PENALTY = 1e-3
@@ -233,7 +234,8 @@ def fit(z, y, temperature=None, penalty=PENALTY, init=None, hessian_rows=HESSIAN
     for _ in range(_MAX_NEWTON):
         g_norm = np.sqrt(np.sum(g * g))
         rel = g_norm / max(g0, 1e-300)
-        s = _cg(lambda v: prob.hessp(theta[0], theta[1], v), g, blocks, min(0.1, np.sqrt(rel)))
+        s = _cg(functools.partial(prob.hessp, theta[0], theta[1]), g, blocks,
+                min(0.1, np.sqrt(rel)))
         size = np.max(np.abs(s) / (np.abs(theta) + 1.0))
         if not np.isfinite(size):
             break          # non-finite logits or curvature: no step to take
