@@ -1,5 +1,7 @@
 """The one exception users see, and the one wording every validation error uses."""
 
+from __future__ import annotations
+
 
 class CalibrateError(ValueError):
     """Bad data, a bad file or a bad option.
@@ -14,7 +16,7 @@ class CalibrateError(ValueError):
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
-def unsafe_char(ch):
+def unsafe_char(ch: str) -> bool:
     """A character that must not reach a terminal or a CSV cell as it is: a
     control character (``\\n``, ``\\r``, ESC...), a lone surrogate, a line or
     paragraph separator, or a bidirectional control."""
@@ -23,7 +25,7 @@ def unsafe_char(ch):
     return unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") or ch in BIDI_CONTROLS
 
 
-def quote(text):
+def quote(text: object) -> str:
     """A user's string (a path, a name) for a message: in single quotes, with
     every :func:`unsafe_char` escaped, so the message stays one honest line."""
     import os
@@ -36,12 +38,12 @@ def quote(text):
     return "'" + "".join(ascii(ch)[1:-1] if unsafe_char(ch) else ch for ch in text) + "'"
 
 
-def invalid(where, expected, found):
+def invalid(where: str, expected: str, found: str) -> CalibrateError:
     """Build the error for ``where`` (a file, an array or an option name)."""
     return CalibrateError(f"{where}: expected {expected}, found {found}")
 
 
-def check_unit_interval(where, value, allow_none=False):
+def check_unit_interval(where: str, value: object, allow_none: bool = False) -> float | None:
     """``value`` as a float strictly between 0 and 1 (a probability option or
     field), accepting any real number type but not bools; None if allowed."""
     import math

@@ -14,18 +14,34 @@ checked against the bytes that back it, so nothing allocates more than the
 file can hold (``.npz`` members: at most deflate's 1032:1 ratio).
 """
 
+from __future__ import annotations
+
 import json
 import math
 import os
 import re
 import warnings
 import zipfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import CalibrateError, invalid, quote
-from .outputs import atomic_write, check_output_suffix as _check_suffix, check_writable  # noqa: F401
-from .rows import NpyRows, ShardedRows, expand, open_regular, read_npy_header
+from .outputs import StrPath, atomic_write, check_writable  # noqa: F401
+from .outputs import check_output_suffix as _check_suffix
+from .rows import NpyRows, RowSource, ShardedRows, expand, open_regular, read_npy_header
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only: torch loads with a .pt file
+    import torch
+
+#: One path or glob, or a list of them (shards).
+PathSpec = StrPath | Sequence[StrPath]
+#: An array read from a file: in memory, or a row source read on demand (.npy).
+FileArray = np.ndarray | RowSource
+#: A function that writes an output to a binary stream.
+Writer = Callable[[IO[bytes]], None]
 
 SCORE_KEYS = ("logits", "scores", "probs", "probabilities", "log_probs")
 LABEL_KEYS = ("labels", "targets", "y")
@@ -40,15 +56,15 @@ SPARSE_DENSE_MAX = 1 << 24
 CLASSES_MAX_BYTES = 64 << 20
 
 
-def _suffix(path):
+def _suffix(path: StrPath) -> str:
     return os.path.splitext(os.fspath(path))[1].lower()
 
 
-def _where(path, role):
+def _where(path: StrPath, role: str) -> str:
     return f"{role} file {quote(path)}"
 
 
-def read_capped(path, where, cap):
+def read_capped(path: StrPath, where: str, cap: int) -> bytes:
     """The bytes of a regular file of at most ``cap`` bytes."""
     with open_regular(path, where) as fh:
         size = os.fstat(fh.fileno()).st_size
@@ -59,19 +75,19 @@ def read_capped(path, where, cap):
     return data
 
 
-class _Lazy(dict):
+class _Lazy(dict[str, Any]):
     """Names of the arrays in a file; each array read (and checked) on access,
     so a file's other members cost nothing."""
 
-    def __init__(self, names, read):
+    def __init__(self, names: Iterable[str], read: Callable[[str], np.ndarray]) -> None:
         super().__init__((n, None) for n in names)
         self._read = read
 
-    def __getitem__(self, name):
+    def __getitem__(self, name: str) -> np.ndarray:
         return self._read(name)
 
 
-def load_arrays(path, role="scores"):
+def load_arrays(path: StrPath, role: str = "scores") -> Mapping[str, FileArray]:
     """All arrays in a file, as a mapping ``name -> ndarray`` (one array: ``{"": a}``).
 
     .npz and .pt dicts read (and check) an array only when it is looked up.
@@ -95,11 +111,12 @@ _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, Valu
                NotImplementedError, RuntimeError, OverflowError, MemoryError)
 
 
-def _zip_reason(exc):
-    return f"an unreadable zip archive ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+def _zip_reason(exc: BaseException) -> str:
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"an unreadable zip archive ({detail})"
 
 
-def _load_npz(path, where):
+def _load_npz(path: StrPath, where: str) -> _Lazy:
     """The members of an .npz, read one by one on access (never unpickled)."""
     with open_regular(path, where) as fh:
         try:
@@ -111,9 +128,9 @@ def _load_npz(path, where):
     dup = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
     if dup is not None:
         raise invalid(where, "one array per name", f"{quote(dup)} twice")
-    member = dict(zip(keys, names))
+    member = dict(zip(keys, names, strict=True))
 
-    def read(key):
+    def read(key: str) -> np.ndarray:
         with open_regular(path, where) as fh:
             try:
                 with zipfile.ZipFile(fh) as zf:
@@ -126,7 +143,7 @@ def _load_npz(path, where):
     return _Lazy(keys, read)
 
 
-def _npz_member(zf, info, where):
+def _npz_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> np.ndarray:
     """One .npz member as an array, its header checked against the size the zip
     declares, and that size against what the compressed bytes can hold."""
     if info.flag_bits & 0x1:
@@ -143,7 +160,7 @@ def _npz_member(zf, info, where):
     with zf.open(info) as fh:
         shape, dtype, fortran, _ = read_npy_header(fh, where, declared)
         out = np.empty(shape, dtype, order="F" if fortran else "C")
-        view = memoryview(out.reshape(-1, order="A").view(np.uint8)) if out.size else b""
+        view = out.reshape(-1, order="A").view(np.uint8).data if out.size else memoryview(b"")
         done = 0
         while done < len(view):
             chunk = fh.read(min(len(view) - done, 1 << 24))
@@ -159,12 +176,12 @@ def _npz_member(zf, info, where):
 
 
 # -- .pt ----------------------------------------------------------------------
-def _load_torch(path, where):
+def _load_torch(path: StrPath, where: str) -> Mapping[str, np.ndarray]:
     try:
         import torch
     except ImportError:
-        raise invalid(where, "torch installed to read .pt files (pip install 'calibrate-thresholds[torch]')",
-                      "no torch") from None
+        raise invalid(where, "torch installed to read .pt files "
+                      "(pip install 'calibrate-thresholds[torch]')", "no torch") from None
     with open_regular(path, where) as fh, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch's notices (beta layouts) are not the user's
         try:
@@ -183,7 +200,7 @@ def _load_torch(path, where):
     raise invalid(where, "a tensor or a dict of tensors", type(obj).__name__)
 
 
-def _tensor_to_numpy(t, where):
+def _tensor_to_numpy(t: torch.Tensor, where: str) -> np.ndarray:
     """A loaded tensor as a numpy array, or one line saying why it cannot be.
 
     Lossless conversions only: float16, bfloat16 and float8 widen to float32
@@ -230,7 +247,7 @@ def _tensor_to_numpy(t, where):
     return a
 
 
-def _torch_reason(exc):
+def _torch_reason(exc: BaseException) -> str:
     """The informative line of torch's refusal (the unsupported global), if any."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     for ln in lines:
@@ -246,7 +263,7 @@ _BAD_FIELD = re.compile(r"could not convert string (.*) to float64 at row (\d+),
 _RAGGED = re.compile(r"number of columns changed from (\d+) to (\d+) at row (\d+)")
 
 
-def _csv_reason(msg, first):
+def _csv_reason(msg: str, first: int) -> str:
     """numpy's loadtxt error, with the line of the file (it counts data rows:
     from 0 for a bad field, from 1 for a row of another length)."""
     m = _BAD_FIELD.search(msg)
@@ -260,7 +277,7 @@ def _csv_reason(msg, first):
     return msg.splitlines()[0].rstrip(".")[:200]
 
 
-def _load_csv(path, where):
+def _load_csv(path: StrPath, where: str) -> np.ndarray:
     """Numbers separated by commas, one row a line, and an optional header line.
 
     A UTF-8 byte-order mark is skipped; the first line is a header only when
@@ -303,7 +320,7 @@ def _load_csv(path, where):
     return a[:, 0] if a.shape[1] == 1 else a
 
 
-def _is_number(field):
+def _is_number(field: str) -> bool:
     try:
         np.float64(field.strip()) if field.strip() else float("x")
         return True
@@ -311,7 +328,7 @@ def _is_number(field):
         return False
 
 
-def _is_header(line, where):
+def _is_header(line: str, where: str) -> bool:
     fields = line.split(",")
     numeric = [_is_number(f) for f in fields]
     if all(numeric):
@@ -323,7 +340,8 @@ def _is_header(line, where):
 
 
 # -- scores and labels ----------------------------------------------------------
-def load_scores(path, with_labels=True):
+def load_scores(path: StrPath,
+                with_labels: bool = True) -> tuple[FileArray, FileArray | None]:
     """Scores from a file, and labels too when the file holds them (.npz/.pt
     dict) and ``with_labels`` (False: a labels member is not even read)."""
     arrays = load_arrays(path, "scores")
@@ -337,11 +355,13 @@ def load_scores(path, with_labels=True):
     return arrays[key], lab
 
 
-def _is_many(spec):
-    return isinstance(spec, (list, tuple)) or any(ch in os.fspath(spec) for ch in "*?[")
+def _is_many(spec: PathSpec) -> bool:
+    return isinstance(spec, (list, tuple)) or any(ch in os.fspath(cast(StrPath, spec))
+                                                  for ch in "*?[")
 
 
-def read_scores(spec, with_labels=True):
+def read_scores(spec: PathSpec,
+                with_labels: bool = True) -> tuple[FileArray, FileArray | None]:
     """Scores (and labels, if the file holds them) from a path, a glob or a list.
 
     Several files are shards: ``.npy`` files whose rows are read end to end in
@@ -349,8 +369,8 @@ def read_scores(spec, with_labels=True):
     concatenated in memory.
     """
     if not _is_many(spec):
-        return load_scores(spec, with_labels)
-    paths = expand(spec if isinstance(spec, (list, tuple)) else [spec])
+        return load_scores(cast(StrPath, spec), with_labels)
+    paths = expand(spec if isinstance(spec, (list, tuple)) else [cast(StrPath, spec)])
     if len(paths) == 1:
         return load_scores(paths[0], with_labels)
     bad = [p for p in paths if _suffix(p) != ".npy"]
@@ -361,20 +381,21 @@ def read_scores(spec, with_labels=True):
     return ShardedRows(parts, f"scores shards ({len(parts)} files)"), None
 
 
-def read_labels(spec):
+def read_labels(spec: PathSpec) -> FileArray:
     """Labels from a path, a glob or a list (shards concatenated: labels are small)."""
     if not _is_many(spec):
-        return load_labels(spec)
-    paths = expand(spec if isinstance(spec, (list, tuple)) else [spec])
+        return load_labels(cast(StrPath, spec))
+    paths = expand(spec if isinstance(spec, (list, tuple)) else [cast(StrPath, spec)])
     parts = [np.asarray(load_labels(p)) for p in paths]
-    for p, a in zip(paths[1:], parts[1:]):
+    for p, a in zip(paths[1:], parts[1:], strict=True):
         if a.shape[1:] != parts[0].shape[1:]:
-            raise invalid(_where(p, "labels"), f"labels of shape (*{''.join(f', {n}' for n in parts[0].shape[1:])})"
-                          " like the first shard", f"shape {a.shape}")
+            dims = "".join(f", {n}" for n in parts[0].shape[1:])
+            raise invalid(_where(p, "labels"), f"labels of shape (*{dims}) like the first shard",
+                          f"shape {a.shape}")
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-def load_labels(path):
+def load_labels(path: StrPath) -> FileArray:
     """Labels from a file (.npz/.pt dicts: the array named ``labels``)."""
     arrays = load_arrays(path, "labels")
     if "" in arrays:
@@ -386,7 +407,7 @@ def load_labels(path):
     return arrays[key]
 
 
-def load_class_names(path):
+def load_class_names(path: StrPath) -> list[str]:
     """One class name per non-empty line (surrounding spaces stripped), checked
     as the threshold file checks them: distinct, no control characters."""
     from .schema import check_class_names
@@ -396,24 +417,25 @@ def load_class_names(path):
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise invalid(where, "a UTF-8 text file, one name a line",
-                      f"a byte {raw[exc.start]:#04x} at offset {exc.start} that is not UTF-8") from None
+        raise invalid(where, "a UTF-8 text file, one name a line", f"a byte "
+                      f"{raw[exc.start]:#04x} at offset {exc.start} that is not UTF-8") from None
     names = [ln.strip() for ln in text.split("\n") if ln.strip()]
     return check_class_names(names, where)
 
 
-def check_output_suffix(path, allowed=OUTPUT_SUFFIXES, role="output"):
+def check_output_suffix(path: StrPath, allowed: Iterable[str] = OUTPUT_SUFFIXES,
+                        role: str = "output") -> str:
     """Refuse an output path whose extension names no format we write."""
     return _check_suffix(path, allowed, role)
 
 
-def _npy_header(fh, shape, dtype):
+def _npy_header(fh: IO[bytes], shape: Sequence[int], dtype: npt.DTypeLike | None) -> None:
     np.lib.format.write_array_header_1_0(fh, {
         "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
         "fortran_order": False, "shape": tuple(shape)})
 
 
-def _counted(blocks, n_rows):
+def _counted(blocks: Iterable[np.ndarray], n_rows: int) -> Iterator[np.ndarray]:
     """``blocks`` as they come, refusing to end on another row count than the
     header declared (a .npy whose header lied would be a silent wrong answer)."""
     seen = 0
@@ -424,16 +446,20 @@ def _counted(blocks, n_rows):
         raise CalibrateError(f"output: expected {n_rows} rows, found {seen} (internal error)")
 
 
-def prediction_writer(suffix, blocks, classes, abstain=-1, shape=None, dtype=None):
+def prediction_writer(suffix: str, blocks: np.ndarray | Iterable[np.ndarray],
+                      classes: Sequence[str], abstain: int = -1,
+                      shape: Sequence[int] | None = None,
+                      dtype: npt.DTypeLike | None = None) -> Writer:
     """A function writing decision ``blocks`` (arrays of consecutive rows) to a
     binary stream in the format of ``suffix``, one block at a time."""
     if isinstance(blocks, np.ndarray):
         shape, dtype, blocks = blocks.shape, blocks.dtype, [blocks]
+    assert shape is not None, "blocks of rows come with their total shape"
     multilabel = len(shape) == 2
     blocks = _counted(blocks, shape[0])
 
     if suffix == ".npy":
-        def write(fh):
+        def write(fh: IO[bytes]) -> None:
             _npy_header(fh, shape, dtype)
             for b in blocks:
                 fh.write(np.ascontiguousarray(b, dtype=dtype).tobytes())
@@ -441,7 +467,7 @@ def prediction_writer(suffix, blocks, classes, abstain=-1, shape=None, dtype=Non
 
     names = [_csv_field(c) for c in classes] if suffix == ".csv" else list(classes)
 
-    def lines(d):
+    def lines(d: np.ndarray) -> Iterator[str]:
         for r in d:
             if suffix == ".csv":
                 if multilabel:
@@ -454,16 +480,18 @@ def prediction_writer(suffix, blocks, classes, abstain=-1, shape=None, dtype=Non
                 v = int(r)
                 yield json.dumps({"prediction": v, "label": names[v] if v != abstain else None})
 
-    def write(fh):
+    def write_text(fh: IO[bytes]) -> None:
         if suffix == ".csv":
             head = ",".join(names) if multilabel else "prediction,label"
             fh.write((head + "\n").encode("utf-8"))
         for b in blocks:
             fh.write("".join(line + "\n" for line in lines(b)).encode("utf-8"))
-    return write
+    return write_text
 
 
-def array_writer(suffix, array, shape=None, dtype=None):
+def array_writer(suffix: str, array: Any,
+                 shape: Sequence[int] | None = None,
+                 dtype: npt.DTypeLike | None = None) -> Writer:
     """A function writing a float array (or row blocks of the total ``shape``
     and ``dtype``) to a binary stream as .npy or .csv, one block at a time."""
     if isinstance(array, np.ndarray) or shape is None:
@@ -471,7 +499,7 @@ def array_writer(suffix, array, shape=None, dtype=None):
         shape, dtype, array = a.shape, a.dtype, [a]
     blocks = _counted(array, shape[0])
 
-    def write(fh):
+    def write(fh: IO[bytes]) -> None:
         if suffix == ".npy":
             _npy_header(fh, shape, dtype)
         for b in blocks:
@@ -483,7 +511,10 @@ def array_writer(suffix, array, shape=None, dtype=None):
     return write
 
 
-def write_predictions(path, decisions, classes, abstain=-1, shape=None, dtype=None):
+def write_predictions(path: StrPath, decisions: np.ndarray | Iterable[np.ndarray],
+                      classes: Sequence[str], abstain: int = -1,
+                      shape: Sequence[int] | None = None,
+                      dtype: npt.DTypeLike | None = None) -> None:
     """Write decisions by extension: .npy (the array), .csv or .jsonl.
 
     ``decisions`` is an array, or an iterable of row blocks with the total
@@ -495,12 +526,16 @@ def write_predictions(path, decisions, classes, abstain=-1, shape=None, dtype=No
     atomic_write(path, prediction_writer(suffix, decisions, classes, abstain, shape, dtype))
 
 
-def write_predictions_to(fh, suffix, decisions, classes, abstain=-1, shape=None, dtype=None):
+def write_predictions_to(fh: IO[bytes], suffix: str,
+                         decisions: np.ndarray | Iterable[np.ndarray], classes: Sequence[str],
+                         abstain: int = -1, shape: Sequence[int] | None = None,
+                         dtype: npt.DTypeLike | None = None) -> None:
     """:func:`write_predictions` into an open binary stream (e.g. stdout)."""
     prediction_writer(suffix, decisions, classes, abstain, shape, dtype)(fh)
 
 
-def write_array(path, array, shape=None, dtype=None):
+def write_array(path: StrPath, array: Any,
+                shape: Sequence[int] | None = None, dtype: npt.DTypeLike | None = None) -> None:
     """Write a float array by extension (.npy or .csv).
 
     ``array`` is an array, or an iterable of row blocks with the total
@@ -515,7 +550,7 @@ def write_array(path, array, shape=None, dtype=None):
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _csv_field(name):
+def _csv_field(name: object) -> str:
     """A class name as a CSV cell: quoted when it holds a comma, a quote or a
     line break, and prefixed with ``'`` when a spreadsheet would run it."""
     s = str(name)

@@ -21,14 +21,24 @@ Decisions where the contract is silent:
 - A folder, FIFO, device or socket is never replaced, nor a read-only file.
 """
 
+from __future__ import annotations
+
 import contextlib
 import errno
 import glob as _glob
 import os
 import stat
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from types import FrameType, TracebackType
+from typing import IO, Any, Literal
 
 from .errors import CalibrateError, invalid, quote
+
+#: A file name: a string or a path object.
+StrPath = str | os.PathLike[str]
+#: What an output gets: its bytes, or a function that writes them to a binary file.
+Data = bytes | Callable[[IO[bytes]], object]
 
 TEMP_PREFIX = ".calibrate-"
 
@@ -48,16 +58,16 @@ class Terminated(BaseException):
     the program is, so that every exit runs the same clean-up (a BaseException,
     like KeyboardInterrupt: ``except Exception`` does not swallow it)."""
 
-    def __init__(self, signum, done=None):
+    def __init__(self, signum: int, done: str | None = None) -> None:
         super().__init__(signum)
         self.signum, self.done = signum, done
 
 
 # -- signals ------------------------------------------------------------------
-_held = {"depth": 0, "pending": None, "done": None}
+_held: dict[str, Any] = {"depth": 0, "pending": None, "done": None}
 
 
-def on_signal(signum, frame=None):
+def on_signal(signum: int, frame: FrameType | None = None) -> None:
     """Signal handler for SIGINT, SIGTERM and SIGHUP (installed by the command
     line): raise :class:`Terminated` where the program is, or at the end of
     :func:`signals_held` (a rename sequence, or a temporary file just made)."""
@@ -68,7 +78,7 @@ def on_signal(signum, frame=None):
 
 
 @contextlib.contextmanager
-def signals_held(done=None):
+def signals_held(done: str | None = None) -> Iterator[None]:
     """Defer :func:`on_signal` until the block ends (a mask would not do: Python
     runs handlers in the main thread whichever thread the signal reaches).
     ``done``: what the block achieved, told with a signal raised at its end."""
@@ -85,17 +95,17 @@ def signals_held(done=None):
 
 
 # -- checks -------------------------------------------------------------------
-def one_of(items):
+def one_of(items: Iterable[str]) -> str:
     """``'.a'``, ``'.a or .b'``, ``'.a, .b or .c'``."""
     items = list(items)
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
 
 
-def suffix_of(path):
+def suffix_of(path: StrPath) -> str:
     return os.path.splitext(os.fspath(path))[1].lower()
 
 
-def check_output_suffix(path, allowed, role="output"):
+def check_output_suffix(path: StrPath, allowed: Iterable[str], role: str = "output") -> str:
     """Refuse an output path whose extension names no format we write."""
     suffix = suffix_of(path)
     if suffix not in allowed:
@@ -104,25 +114,25 @@ def check_output_suffix(path, allowed, role="output"):
     return suffix
 
 
-def os_reason(exc):
+def os_reason(exc: OSError) -> str:
     """An OSError in words: ``'No space left on device' (ENOSPC)``."""
     code = errno.errorcode.get(exc.errno, "") if exc.errno else ""
     text = exc.strerror or type(exc).__name__
     return f"'{text}'" + (f" ({code})" if code else "")
 
 
-def write_error(where, exc):
+def write_error(where: str, exc: OSError) -> CalibrateError:
     return invalid(where, "the file written", f"an OS error, {os_reason(exc)}; nothing replaced")
 
 
-def _pathconf(folder, name, default):
+def _pathconf(folder: str, name: str, default: int) -> int:
     try:
         return os.pathconf(folder, name)
     except (OSError, ValueError):
         return default
 
 
-def _umask():
+def _umask() -> int:
     """The process umask, read without setting it where the OS allows (setting
     it, even briefly, races with threads creating files)."""
     try:
@@ -137,7 +147,7 @@ def _umask():
     return mask
 
 
-def check_target(path, role="output"):
+def check_target(path: StrPath, role: str = "output") -> tuple[str, os.stat_result | None]:
     """Check one output path before any work; return ``(target, replaced)``:
     the file the bytes go to (a link resolved) and its ``os.stat`` result if it
     exists (None otherwise)."""
@@ -184,7 +194,7 @@ def check_target(path, role="output"):
     return target, replaced
 
 
-def _check_name_length(path, where):
+def _check_name_length(path: str, where: str) -> None:
     """The name (in bytes) within the file system's limit: checked up front, as
     the final rename would fail only after all the work."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -194,7 +204,7 @@ def _check_name_length(path, where):
         raise invalid(where, f"a file name of at most {name_max} bytes", f"{len(name)} bytes")
 
 
-def file_kind(mode):
+def file_kind(mode: int) -> str:
     """What a non-regular file is, in words."""
     for test, word in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
@@ -204,7 +214,7 @@ def file_kind(mode):
     return "not a regular file"
 
 
-def _same_file(a, b):
+def _same_file(a: StrPath, b: StrPath) -> bool:
     """Same path once links are resolved, or the same inode (hard links)."""
     if os.path.realpath(a) == os.path.realpath(b):
         return True
@@ -218,14 +228,15 @@ def _same_file(a, b):
 class Output:
     """One declared output: where it goes and how it is named in messages."""
 
-    def __init__(self, path, option, role, target, replaced):
+    def __init__(self, path: StrPath, option: str, role: str, target: str,
+                 replaced: os.stat_result | None) -> None:
         self.path, self.option, self.role = os.fspath(path), option, role
         self.target, self.replaced = target, replaced
         self.suffix = suffix_of(path)
-        self.tmp = None
+        self.tmp: str | None = None
 
     @property
-    def where(self):
+    def where(self) -> str:
         return f"{self.role} {quote(self.path)}"
 
 
@@ -237,24 +248,26 @@ class Outputs:
     signal) removes every temporary file.
     """
 
-    def __init__(self, inputs=()):
-        self.inputs = []
+    def __init__(self, inputs: Iterable[tuple[str, StrPath | None]] = ()) -> None:
+        self.inputs: list[tuple[str, str]] = []
         for role, spec in inputs:
             if spec is None:
                 continue
             spec = os.fspath(spec)
             found = sorted(_glob.glob(spec)) if any(ch in spec for ch in "*?[") else [spec]
             self.inputs += [(role, p) for p in found]
-        self.outputs = []
+        self.outputs: list[Output] = []
 
-    def __enter__(self):
+    def __enter__(self) -> Outputs:
         return self
 
-    def __exit__(self, kind, exc, tb):
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> Literal[False]:
         self.abort()
         return False
 
-    def declare(self, path, option, suffixes, role="output"):
+    def declare(self, path: StrPath, option: str, suffixes: Iterable[str],
+                role: str = "output") -> Output:
         """Check an output before any work (see :func:`check_target`) and
         against every input and earlier output: the same file is a usage
         error (:class:`OutputClash`)."""
@@ -272,7 +285,7 @@ class Outputs:
         self.outputs.append(out)
         return out
 
-    def write(self, out, data):
+    def write(self, out: Output, data: Data) -> None:
         """Write ``data`` (bytes, or a function of a binary file) to ``out``'s
         temporary file.  An OS error becomes a one-line error naming ``out``."""
         folder = os.path.dirname(os.path.abspath(out.target))
@@ -292,20 +305,21 @@ class Outputs:
         except OSError as exc:
             raise write_error(out.where, exc) from None
 
-    def commit(self):
+    def commit(self) -> None:
         """Rename every written output over its target, all or none."""
         with signals_held(done="every output was written"):
-            backups, done = [], []
-            pending = [out for out in self.outputs if out.tmp is not None]
+            backups: list[str] = []
+            done: list[tuple[Output, str | None]] = []
+            pending = [(out, out.tmp) for out in self.outputs if out.tmp is not None]
             try:
-                for out in pending:
+                for out, tmp in pending:
                     # A lone rename is atomic by itself: nothing to put back.
                     keep = out.replaced is not None and len(pending) > 1
                     backup = _backup(out.target) if keep else None
                     if backup:
                         backups.append(backup)
                     try:
-                        os.replace(out.tmp, out.target)
+                        os.replace(tmp, out.target)
                     except OSError as exc:
                         _roll_back(done)
                         raise write_error(out.where, exc) from None
@@ -316,7 +330,7 @@ class Outputs:
                     with contextlib.suppress(OSError):
                         os.unlink(b)
 
-    def abort(self):
+    def abort(self) -> None:
         """Remove every temporary file not yet renamed."""
         for out in self.outputs:
             if out.tmp is not None:
@@ -325,7 +339,7 @@ class Outputs:
                 out.tmp = None
 
 
-def _backup(target):
+def _backup(target: str) -> str | None:
     """A hard link to ``target`` beside it, to put it back if a later rename
     fails; None where the file system has no hard links (best effort)."""
     folder, name = os.path.split(os.path.abspath(target))
@@ -341,7 +355,7 @@ def _backup(target):
     return None
 
 
-def _roll_back(done):
+def _roll_back(done: list[tuple[Output, str | None]]) -> None:
     for out, backup in reversed(done):
         with contextlib.suppress(OSError):
             if backup:
@@ -350,7 +364,7 @@ def _roll_back(done):
                 os.unlink(out.target)
 
 
-def atomic_write(path, data, role="output"):
+def atomic_write(path: StrPath, data: Data, role: str = "output") -> None:
     """Write one file atomically: bytes, or a function of a binary file."""
     with Outputs() as tx:
         out = Output(path, role, role, *check_target(path, role))
@@ -359,13 +373,13 @@ def atomic_write(path, data, role="output"):
         tx.commit()
 
 
-def check_writable(path, role="output"):
+def check_writable(path: StrPath, role: str = "output") -> str:
     """The folder an output goes to, after :func:`check_target`'s checks."""
     target, _ = check_target(path, role)
     return os.path.dirname(os.path.abspath(target))
 
 
-def write_stream(fh, data, name="stdout"):
+def write_stream(fh: IO[bytes], data: Data, name: str = "stdout") -> None:
     """Write bytes (or call ``data(fh)``) to an open stream and flush it; an OS
     error (a full device, a closed pipe) becomes a :class:`StreamError`."""
     try:
@@ -375,6 +389,6 @@ def write_stream(fh, data, name="stdout"):
         raise stream_error(name, exc) from None
 
 
-def stream_error(name, exc):
+def stream_error(name: str, exc: OSError) -> StreamError:
     return StreamError(f"{name}: expected the output written, found an OS error, "
                        f"{os_reason(exc)}")

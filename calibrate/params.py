@@ -14,7 +14,7 @@ import math
 import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from .errors import invalid
 
@@ -57,8 +57,9 @@ class Integer:
     hi: int | None = None
 
     def accepts(self, v: Any) -> bool:
+        # (numbers.Integral declares no comparisons: compared as the int it is)
         return (isinstance(v, numbers.Integral) and not isinstance(v, bool)
-                and v >= self.lo and (self.hi is None or v <= self.hi))
+                and cast(int, v) >= self.lo and (self.hi is None or cast(int, v) <= self.hi))
 
     def describe(self) -> str:
         if self.hi is None:

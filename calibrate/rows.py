@@ -14,35 +14,40 @@ reads everything, for the small arrays (labels, one-column scores) where that
 is fine.
 """
 
+from __future__ import annotations
+
 import contextlib
 import glob as _glob
 import os
 import stat
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import IO, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import invalid
-from .outputs import file_kind
+from .outputs import StrPath, file_kind
 
 
 class RowSource:
     """Base class: row slicing, and ``np.asarray`` for small sources."""
 
-    shape = ()
-    dtype = np.dtype(np.float64)
+    shape: tuple[int, ...] = ()
+    dtype: np.dtype[Any] = np.dtype(np.float64)
 
     @property
-    def ndim(self):
+    def ndim(self) -> int:
         return len(self.shape)
 
     @property
-    def size(self):
+    def size(self) -> int:
         return int(np.prod(self.shape))
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.shape[0]
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: slice | tuple[Any, ...]) -> np.ndarray:
         if isinstance(key, tuple):
             rows, rest = key[0], key[1:]
             return self[rows][(slice(None),) + rest]
@@ -53,10 +58,11 @@ class RowSource:
             raise TypeError("row sources take contiguous row slices")
         return self.read(start, max(start, stop))
 
-    def read(self, start, stop):  # pragma: no cover - abstract
+    def read(self, start: int, stop: int) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def __array__(self, dtype=None, copy=None):
+    def __array__(self, dtype: npt.DTypeLike | None = None,
+                  copy: bool | None = None) -> np.ndarray:
         a = self.read(0, self.shape[0])
         return a if dtype is None else a.astype(dtype, copy=False)
 
@@ -71,7 +77,8 @@ NPY_MAX_HEADER = 10_000
 EMPTY_ROW_MAX = 1 << 24
 
 
-def read_npy_header(fh, where, stream_bytes):
+def read_npy_header(fh: IO[bytes], where: str,
+                    stream_bytes: int) -> tuple[tuple[int, ...], np.dtype[Any], bool, int]:
     """Parse a ``.npy`` header from the binary stream ``fh`` without trusting it.
 
     Returns ``(shape, dtype, fortran_order, header_bytes)``.  Refuses format
@@ -117,14 +124,14 @@ def read_npy_header(fh, where, stream_bytes):
     return shape, dtype, fortran, header_bytes
 
 
-def _header_dict(fh, where):
+def _header_dict(fh: IO[bytes], where: str) -> tuple[dict[str, Any], int]:
     """The header dict of a ``.npy`` stream and the header's length in bytes:
     magic, a version numpy defines, a length within numpy's limit, and a plain
     dict literal of exactly descr, fortran_order and shape (nothing evaluated)."""
     import ast
     import struct
 
-    def bad(found):
+    def bad(found: str) -> Exception:
         return invalid(where, "a .npy array", found)
 
     magic = fh.read(8)
@@ -155,14 +162,14 @@ def _header_dict(fh, where):
     return d, header_bytes
 
 
-def _short(value, limit=60):
+def _short(value: object, limit: int = 60) -> str:
     """``repr(value)``, cut to ``limit`` characters for a one-line message."""
     r = repr(value)
     return r if len(r) <= limit else r[:limit - 3] + "..."
 
 
 @contextlib.contextmanager
-def open_regular(path, where):
+def open_regular(path: StrPath, where: str) -> Iterator[IO[bytes]]:
     """A binary file object for ``path``, refused unless it is a regular file.
 
     Opened without blocking (a FIFO would wait for a writer) and checked on the
@@ -179,7 +186,8 @@ def open_regular(path, where):
             mode = stat.S_IFREG
         if not stat.S_ISREG(mode):
             raise invalid(where, "a regular file", file_kind(mode)) from None
-        raise invalid(where, "a readable file", getattr(exc, "strerror", None) or str(exc)) from None
+        raise invalid(where, "a readable file",
+                      getattr(exc, "strerror", None) or str(exc)) from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):  # checked before fdopen, which refuses folders itself
         os.close(fd)
@@ -195,11 +203,12 @@ class NpyRows(RowSource):
     no read ever asks for more than the file holds.
     """
 
-    def __init__(self, path, where=None):
+    def __init__(self, path: StrPath, where: str | None = None) -> None:
         self.path = os.fspath(path)
         where = where or f"file '{self.path}'"
         with open_regular(self.path, where) as fh:
-            shape, dtype, fortran, offset = read_npy_header(fh, where, os.fstat(fh.fileno()).st_size)
+            size = os.fstat(fh.fileno()).st_size
+            shape, dtype, fortran, offset = read_npy_header(fh, where, size)
         if len(shape) == 0:
             raise invalid(where, "an array of rows", "a single number (a 0-d array)")
         if fortran and len(shape) > 1:
@@ -211,9 +220,9 @@ class NpyRows(RowSource):
             row *= n
         self.row_bytes = row * dtype.itemsize
 
-    def read(self, start, stop):
+    def read(self, start: int, stop: int) -> np.ndarray:
         out = np.empty((stop - start,) + self.shape[1:], self.dtype)
-        view = memoryview(out.reshape(-1).view(np.uint8))
+        view = out.reshape(-1).view(np.uint8).data
         pos, done = self.offset + start * self.row_bytes, 0
         # Opened per read: thousands of shards must not hold thousands of
         # descriptors (one open costs microseconds against a 4 MB read).
@@ -233,7 +242,7 @@ class NpyRows(RowSource):
             raise invalid(where, "readable rows", exc.strerror or str(exc)) from None
         return out
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[NpyRows], tuple[str]]:
         # Picklable by path, so a worker process re-opens the file itself.
         return (NpyRows, (self.path,))
 
@@ -241,20 +250,21 @@ class NpyRows(RowSource):
 class ShardedRows(RowSource):
     """Several row sources end to end, as one (rows in the given order)."""
 
-    def __init__(self, parts, where="shards"):
+    def __init__(self, parts: Sequence[Any], where: str = "shards") -> None:
         if not parts:
             raise invalid(where, "at least one file", "none")
         first = parts[0]
         for p in parts[1:]:
             if p.shape[1:] != first.shape[1:] or p.dtype != first.dtype:
-                raise invalid(where, f"shards of shape (*, {', '.join(map(str, first.shape[1:]))}) "
-                              f"and dtype {first.dtype}", f"{p.shape} {p.dtype} in {getattr(p, 'path', p)}")
+                dims = ", ".join(map(str, first.shape[1:]))
+                raise invalid(where, f"shards of shape (*, {dims}) and dtype {first.dtype}",
+                              f"{p.shape} {p.dtype} in {getattr(p, 'path', p)}")
         self.parts = list(parts)
         self.starts = np.cumsum([0] + [len(p) for p in parts])
         self.shape = (int(self.starts[-1]),) + first.shape[1:]
         self.dtype = first.dtype
 
-    def read(self, start, stop):
+    def read(self, start: int, stop: int) -> np.ndarray:
         out = []
         i = int(np.searchsorted(self.starts, start, side="right")) - 1
         while start < stop and i < len(self.parts):
@@ -272,16 +282,17 @@ class ShardedRows(RowSource):
 class MappedRows(RowSource):
     """``fn`` applied to each chunk of ``source`` as it is read (row-wise)."""
 
-    def __init__(self, source, fn, shape=None, dtype=None):
+    def __init__(self, source: Any, fn: Callable[[np.ndarray], np.ndarray],
+                 shape: Sequence[int] | None = None, dtype: npt.DTypeLike | None = None) -> None:
         self.source, self.fn = source, fn
         self.shape = tuple(shape if shape is not None else source.shape)
         self.dtype = np.dtype(dtype if dtype is not None else source.dtype)
 
-    def read(self, start, stop):
+    def read(self, start: int, stop: int) -> np.ndarray:
         return self.fn(np.asarray(self.source[start:stop]))
 
 
-def expand(paths):
+def expand(paths: Iterable[StrPath]) -> list[str]:
     """Sorted file list from paths and glob patterns (``*``, ``?``, ``[``)."""
     out = []
     for p in paths:
