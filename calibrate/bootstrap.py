@@ -1,6 +1,11 @@
 """Percentile bootstrap intervals for calibration metrics (Efron & Tibshirani 1993)."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+
 import numpy as np
+import numpy.typing as npt
 
 from .metrics import (
     ECE_KEYS,
@@ -16,7 +21,8 @@ from .metrics import (
 from .smooth_ece import smooth_ece
 
 
-def bootstrap_ci(metric, *arrays, n_resamples=1000, confidence=0.95, seed=0):
+def bootstrap_ci(metric: Callable[..., float], *arrays: npt.ArrayLike, n_resamples: int = 1000,
+                 confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of ``metric(*arrays)`` (Efron & Tibshirani 1993).
 
     Rows (the first axis of every array) are drawn with replacement
@@ -43,8 +49,9 @@ def bootstrap_ci(metric, *arrays, n_resamples=1000, confidence=0.95, seed=0):
     return float(lo), float(hi)
 
 
-def bootstrap_metrics(probabilities, labels, task=None, n_resamples=1000,
-                      confidence=0.95, seed=0, n_bins=N_BINS):
+def bootstrap_metrics(probabilities: npt.ArrayLike, labels: npt.ArrayLike, task: str | None = None,
+                      n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0,
+                      n_bins: int = N_BINS) -> dict[str, tuple[float, float]]:
     """:func:`bootstrap_ci` for each ECE-like metric of :func:`all_metrics`
     (the same resampled rows for all of them): ``{key: (low, high)}``."""
     p, y, task = _prepare(probabilities, labels, task)
@@ -54,14 +61,15 @@ def bootstrap_metrics(probabilities, labels, task=None, n_resamples=1000,
     vals = {k: np.empty(n_resamples) for k in keys}
     # each metric of a resample: of its (confidence, outcome) pairs, or of its
     # probabilities and labels
-    v = {"ece_15_equal_width": lambda conf, o, pi, yi: ece(conf, o, n_bins),
-         "ece_15_equal_mass": lambda conf, o, pi, yi: ece_equal_mass(conf, o, n_bins),
-         "mce_15_equal_width": lambda conf, o, pi, yi: mce(conf, o, n_bins),
-         "classwise_ece_15_equal_width":
-             lambda conf, o, pi, yi: classwise_ece(pi, yi, task, n_bins),
-         "top_label_ece_15_equal_width":
-             lambda conf, o, pi, yi: top_label_ece(pi, yi, task, n_bins),
-         "smooth_ece": lambda conf, o, pi, yi: smooth_ece(conf, o)}
+    v: dict[str, Callable[..., float]] = {
+        "ece_15_equal_width": lambda conf, o, pi, yi: ece(conf, o, n_bins),
+        "ece_15_equal_mass": lambda conf, o, pi, yi: ece_equal_mass(conf, o, n_bins),
+        "mce_15_equal_width": lambda conf, o, pi, yi: mce(conf, o, n_bins),
+        "classwise_ece_15_equal_width":
+            lambda conf, o, pi, yi: classwise_ece(pi, yi, task, n_bins),
+        "top_label_ece_15_equal_width":
+            lambda conf, o, pi, yi: top_label_ece(pi, yi, task, n_bins),
+        "smooth_ece": lambda conf, o, pi, yi: smooth_ece(conf, o)}
     for i in range(n_resamples):
         idx = rng.integers(0, n, n)
         pi, yi = p[idx], y[idx]
@@ -69,4 +77,5 @@ def bootstrap_metrics(probabilities, labels, task=None, n_resamples=1000,
         for k in keys:
             vals[k][i] = v[k](conf, o, pi, yi)
     a = (1.0 - confidence) / 2
-    return {k: tuple(float(x) for x in np.quantile(vals[k], [a, 1.0 - a])) for k in keys}
+    qs = {k: np.quantile(vals[k], [a, 1.0 - a]) for k in keys}
+    return {k: (float(q[0]), float(q[1])) for k, q in qs.items()}

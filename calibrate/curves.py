@@ -3,12 +3,16 @@ as a threshold on the scores loosens.  Each point is a candidate of the
 threshold search (:func:`calibrate.thresholds.candidates`): the same distinct
 scores, with ties accepted together, as the decision rules do."""
 
+from __future__ import annotations
+
 import numpy as np
+import numpy.typing as npt
 
 from .thresholds import candidates
 
 
-def precision_curve(scores, correct, n_positive=None):
+def precision_curve(scores: npt.ArrayLike, correct: npt.ArrayLike,
+                    n_positive: int | None = None) -> dict[str, np.ndarray]:
     """Precision and recall of ``score >= t`` at every distinct score t.
 
     ``correct[i]`` says whether row i's prediction would be right.  Returns a
@@ -30,7 +34,8 @@ def precision_curve(scores, correct, n_positive=None):
             "precision": k / n, "recall": recall}
 
 
-def risk_coverage(scores, correct, n_total=None):
+def risk_coverage(scores: npt.ArrayLike, correct: npt.ArrayLike,
+                  n_total: int | None = None) -> dict[str, np.ndarray]:
     """Selective risk against coverage as the threshold on ``scores`` loosens
     (Geifman & El-Yaniv, NeurIPS 2017).
 
@@ -45,7 +50,7 @@ def risk_coverage(scores, correct, n_total=None):
             "coverage": pc["predicted"] / total, "risk": 1.0 - pc["precision"]}
 
 
-def thin(n_points, max_points):
+def thin(n_points: int, max_points: int) -> npt.NDArray[np.int64]:
     """Indices of at most ``max_points`` of ``n_points`` curve points, evenly
     spread, always keeping the first and the last (for drawing long curves)."""
     if n_points <= max_points:

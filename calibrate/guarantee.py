@@ -35,9 +35,12 @@ labels are looked at:
   violations and 88% of the best possible recall with this start.
 """
 
+from __future__ import annotations
+
 import math
 
 import numpy as np
+import numpy.typing as npt
 from scipy import special
 
 #: Predictions at the first threshold tested without calibrated probabilities.
@@ -49,7 +52,7 @@ START_LEVEL = 0.05
 START_GRID = 2048
 
 
-def lower_bound(n_correct, n, confidence):
+def lower_bound(n_correct: npt.ArrayLike, n: npt.ArrayLike, confidence: float) -> np.ndarray:
     """One-sided Clopper-Pearson lower bound on a binomial proportion.
 
     Returns ``Beta.ppf(1 - confidence; k, n - k + 1)`` elementwise (0 where k = 0).
@@ -63,7 +66,7 @@ def lower_bound(n_correct, n, confidence):
     return np.where(k > 0, lb, 0.0)
 
 
-def p_values(n_correct, n, target):
+def p_values(n_correct: npt.ArrayLike, n: npt.ArrayLike, target: float) -> np.ndarray:
     """Exact p-values of ``H: precision < target``: P(Binomial(n, target) >= k)."""
     k = np.asarray(n_correct, dtype=np.float64)
     n = np.asarray(n, dtype=np.float64)
@@ -74,12 +77,13 @@ def p_values(n_correct, n, target):
     return np.where(k > 0, p, 1.0)
 
 
-def min_certifiable(target, alpha):
+def min_certifiable(target: float, alpha: float) -> int:
     """Fewest predictions that can certify ``target`` at level alpha (all correct)."""
     return max(1, math.ceil(math.log(alpha) / math.log(target))) if target > 0 else 1
 
 
-def start_index(n_predicted, expected_correct=None, start_predictions=START_PREDICTIONS):
+def start_index(n_predicted: npt.ArrayLike, expected_correct: npt.ArrayLike | None = None,
+                start_predictions: int = START_PREDICTIONS) -> int:
     """Where the sequence starts (see the module docstring).
 
     ``n_predicted`` is increasing (strict to loose).  With
@@ -113,7 +117,8 @@ def start_index(n_predicted, expected_correct=None, start_predictions=START_PRED
     return int(idx[np.argmax(expected_lower_bound(e[idx], n_predicted[idx]))])
 
 
-def expected_lower_bound(expected_correct, n_predicted):
+def expected_lower_bound(expected_correct: npt.ArrayLike,
+                         n_predicted: npt.ArrayLike) -> np.ndarray:
     """The Clopper-Pearson lower bound at level ``START_LEVEL`` at the expected
     number of correct predictions (-1 where undefined): what
     :func:`start_index` maximises."""
@@ -122,7 +127,8 @@ def expected_lower_bound(expected_correct, n_predicted):
     return np.nan_to_num(lb, nan=-1.0)
 
 
-def _lower_bound_continuous(k, n, alpha, steps=4):
+def _lower_bound_continuous(k: np.ndarray, n: np.ndarray, alpha: float,
+                            steps: int = 4) -> np.ndarray:
     """Clopper-Pearson lower bound at level ``alpha`` for real-valued k.
 
     Solves I_p(k, n - k + 1) = alpha by Newton's method from the Wilson score
@@ -145,7 +151,7 @@ def _lower_bound_continuous(k, n, alpha, steps=4):
     return p
 
 
-def fixed_sequence(pvalues, alpha, start):
+def fixed_sequence(pvalues: np.ndarray, alpha: float, start: int) -> int | None:
     """Index of the loosest hypothesis rejected by fixed-sequence testing.
 
     Tests ``pvalues[start], pvalues[start + 1], ...`` in order at level
@@ -159,7 +165,8 @@ def fixed_sequence(pvalues, alpha, start):
     return start + first_fail - 1
 
 
-def fixed_sequence_counts(n_correct, n, target, alpha, start, block=4096):
+def fixed_sequence_counts(n_correct: np.ndarray, n: np.ndarray, target: float, alpha: float,
+                          start: int, block: int = 4096) -> int | None:
     """:func:`fixed_sequence` on the p-values of ``(n_correct, n)``, computed
     block by block from ``start`` and only until the first failure: on a
     million candidates the sequence usually stops long before the end."""

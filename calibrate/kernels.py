@@ -16,10 +16,12 @@ so exp never overflows.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import special
 
 #: Probabilities may miss [0, 1] and a row sum of 1 by this much: float32
@@ -29,7 +31,7 @@ SUM_TOL = 1e-3
 _local = threading.local()
 
 
-def scratch(shape, dtype, slot=0):
+def scratch(shape: int | tuple[int, ...], dtype: npt.DTypeLike, slot: int = 0) -> np.ndarray:
     """A per-thread reusable buffer of ``shape``.
 
     Fresh multi-megabyte allocations cost page faults on every chunk; each
@@ -48,7 +50,7 @@ def scratch(shape, dtype, slot=0):
     return buf[:size].reshape(shape)
 
 
-def float_dtype(dtype):
+def float_dtype(dtype: npt.DTypeLike) -> np.dtype[Any]:
     """The dtype computations run in: float32 and float64 stay; narrower floats
     (float16) widen to float32 exactly; integers and bools compute in float64."""
     dtype = np.dtype(dtype)
@@ -57,7 +59,7 @@ def float_dtype(dtype):
     return np.dtype(np.float64)
 
 
-def row_sums(a, exact=False):
+def row_sums(a: np.ndarray, exact: bool = False) -> npt.NDArray[np.float64]:
     """Row sums as float64 with numpy's pairwise summation: each row's result
     depends on that row alone (a BLAS matrix-vector product does not: its
     blocking varies with the row count).  ``exact`` accumulates in float64
@@ -68,7 +70,7 @@ def row_sums(a, exact=False):
     return a.sum(axis=1).astype(np.float64)
 
 
-def in_unit_range(lo, hi):
+def in_unit_range(lo: float, hi: float) -> bool:
     """Whether values from ``lo`` to ``hi`` can be probabilities."""
     return lo >= -SUM_TOL and hi <= 1 + SUM_TOL
 
@@ -87,7 +89,7 @@ class BlockStats:
     lse_err: float
 
 
-def row_stats(b):
+def row_stats(b: npt.ArrayLike) -> BlockStats:
     """Finiteness, min and max, and the worst |row sum - 1| and |logsumexp| of a
     block of scores (rows of a 2-D block; a 1-D block is one column).  Row sums
     are only computed when the values could be probabilities, logsumexps only
@@ -130,7 +132,7 @@ class LabelStats:
         return self
 
 
-def label_stats(acc, y):
+def label_stats(acc: LabelStats, y: npt.ArrayLike) -> None:
     """Add a block of labels into ``acc`` (a :class:`LabelStats`)."""
     y = np.asarray(y)
     if y.size == 0:
@@ -150,7 +152,7 @@ def label_stats(acc, y):
 ROUNDING_DECIMALS = (1, 2, 3, 4, 5, 6)
 
 
-def decimals(b):
+def decimals(b: npt.ArrayLike) -> int | None:
     """The fewest decimal places (of :data:`ROUNDING_DECIMALS`) that every value of
     the block is rounded to, or None: e.g. 2 for probabilities printed as 0.37."""
     x = np.asarray(b, dtype=np.float64)
@@ -161,14 +163,14 @@ def decimals(b):
     return None
 
 
-def row_totals(b):
+def row_totals(b: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """The sum of each row, float64."""
     return np.asarray(b).sum(axis=1, dtype=np.float64)
 
 
 # -- logits from probabilities and log-probabilities ------------------------------
 
-def softmax_logits(x, input_kind):
+def softmax_logits(x: np.ndarray, input_kind: str) -> np.ndarray:
     """Softmax-task scores of ``input_kind`` -> logits (same float dtype).
 
     Log-probabilities are logits up to a per-row constant, which softmax
@@ -185,7 +187,7 @@ def softmax_logits(x, input_kind):
     return np.log(np.clip(x, tiny, 1))
 
 
-def sigmoid_logits(x, input_kind):
+def sigmoid_logits(x: np.ndarray, input_kind: str) -> np.ndarray:
     """Sigmoid-task scores of ``input_kind`` -> logits, elementwise:
     ``log p - log1p(-p)`` with p clipped to (tiny, 1 - eps)."""
     dt = float_dtype(x.dtype)
@@ -200,7 +202,7 @@ def sigmoid_logits(x, input_kind):
     return (np.log(p) - np.log1p(-p)).astype(dt, copy=False)
 
 
-def binary_logits(x, input_kind):
+def binary_logits(x: npt.ArrayLike, input_kind: str) -> np.ndarray:
     """Binary-task scores -> one logit per row: two softmax columns give the
     log-odds z1 - z0 (``softmax([z0, z1])_1 = sigmoid(z1 - z0)``); one column
     is a sigmoid score."""
@@ -211,7 +213,7 @@ def binary_logits(x, input_kind):
     return sigmoid_logits(x.reshape(-1), input_kind)
 
 
-def logits(x, task, input_kind):
+def logits(x: np.ndarray, task: str, input_kind: str) -> np.ndarray:
     """Logits of a block for ``task``: (n, C) softmax or sigmoid logits, (n,) binary."""
     if task == "binary":
         return binary_logits(x, input_kind)
@@ -220,7 +222,7 @@ def logits(x, task, input_kind):
     return softmax_logits(x, input_kind)
 
 
-def lost_true_class(zc, yc, task):
+def lost_true_class(zc: npt.ArrayLike, yc: npt.ArrayLike, task: str) -> tuple[np.ndarray]:
     """Which rows (multilabel: (row, label) pairs) of logits recovered from
     probabilities give the true class a probability the input could not
     hold: 0, or below the float type's smallest normal number, where the
@@ -242,7 +244,8 @@ def lost_true_class(zc, yc, task):
 
 # -- temperature statistics ------------------------------------------------------
 
-def softmax_stats(zc, yc, beta, with_g0=True, nll_at_one=False, unit=1.0):
+def softmax_stats(zc: npt.ArrayLike, yc: npt.ArrayLike, beta: float, with_g0: bool = True,
+                  nll_at_one: bool = False, unit: float = 1.0) -> npt.NDArray[np.float64]:
     """Per-row NLL, NLL', NLL'' at ``beta`` (and NLL'(0), and the NLL at beta = 1
     with ``nll_at_one``) of softmax(beta z) against labels ``yc``::
 
@@ -257,7 +260,7 @@ def softmax_stats(zc, yc, beta, with_g0=True, nll_at_one=False, unit=1.0):
     return softmax_pass(zc, yc, beta, unit, with_g0, nll_at_one).stats
 
 
-def _in_units(z, unit):
+def _in_units(z: np.ndarray, unit: npt.ArrayLike) -> np.ndarray:
     """``z / unit`` for a power of two ``unit`` (or one per column): exact."""
     if np.all(np.asarray(unit) == 1.0):
         return z
@@ -265,7 +268,8 @@ def _in_units(z, unit):
     return z * (inv.astype(z.dtype) if z.dtype.kind == "f" else inv)
 
 
-def sigmoid_stats(zc, yc, beta, unit=1.0, nll_at_one=False):
+def sigmoid_stats(zc: npt.ArrayLike, yc: npt.ArrayLike, beta: npt.ArrayLike,
+                  unit: npt.ArrayLike = 1.0, nll_at_one: bool = False) -> npt.NDArray[np.float64]:
     """Column sums of NLL, NLL', NLL'' at ``beta`` (one per column) and of NLL'(0)
     for sigmoid(beta z) against 0/1 labels::
 
@@ -296,7 +300,7 @@ def sigmoid_stats(zc, yc, beta, unit=1.0, nll_at_one=False):
     return np.stack(rows)
 
 
-def _softplus_and_sigmoid(a, o):
+def _softplus_and_sigmoid(a: np.ndarray, o: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """softplus(-a) where ``o`` else softplus(a) (the binary cross entropy of logit
     a), and sigmoid(a), from one exponential."""
     t = np.exp(-np.abs(a))
@@ -307,7 +311,7 @@ def _softplus_and_sigmoid(a, o):
 
 # -- decision scores and probabilities ---------------------------------------------
 
-def top_log_prob(e, kc):
+def top_log_prob(e: np.ndarray, kc: np.ndarray) -> npt.NDArray[np.float64]:
     """log p_k of the argmax class from ``e`` = exp((z - z_k) / T) (overwritten):
     ``-log1p(sum_{c != k} e_c)``.  Summing only the other classes keeps tiny
     tails visible (p = 1 - 1e-30 stays distinct from p = 1 - 1e-20); the sum is
@@ -316,7 +320,8 @@ def top_log_prob(e, kc):
     return -np.log1p(row_sums(e, exact=True))
 
 
-def top_scores(zc, temperature):
+def top_scores(zc: npt.ArrayLike,
+               temperature: float) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
     """Argmax class (ties: lowest index) and its calibrated log-probability:
     int64 (n,) and float64 (n,)."""
     zc = np.asarray(zc)
@@ -330,13 +335,13 @@ def top_scores(zc, temperature):
     return kc.astype(np.int64), top_log_prob(e, kc)
 
 
-def sigmoid_scores(zc, temperature):
+def sigmoid_scores(zc: npt.ArrayLike, temperature: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """Calibrated logits z / T as float64 ((n,) binary, (n, C) multilabel)."""
     t = np.asarray(temperature, dtype=np.float64)
     return np.asarray(zc).astype(np.float64) / t
 
 
-def softmax_proba(zc, temperature):
+def softmax_proba(zc: npt.ArrayLike, temperature: float) -> np.ndarray:
     """softmax(z / T) row by row; float32 logits give float32 probabilities."""
     zc = np.asarray(zc)
     if zc.dtype.kind != "f":
@@ -344,7 +349,7 @@ def softmax_proba(zc, temperature):
     return special.softmax(zc * (1.0 / float(temperature)), axis=1)
 
 
-def sigmoid_proba(zc, temperature):
+def sigmoid_proba(zc: npt.ArrayLike, temperature: npt.ArrayLike) -> np.ndarray:
     """sigmoid(z / T); float32 logits give float32 probabilities."""
     z = np.asarray(zc)
     t = np.asarray(temperature, dtype=np.float64)
@@ -352,14 +357,14 @@ def sigmoid_proba(zc, temperature):
     return special.expit(z / t.astype(dt)).astype(dt, copy=False)
 
 
-def is_family(calibration):
+def is_family(calibration: Any) -> bool:
     """Whether ``calibration`` is a fitted calibration family
     (:mod:`calibrate.families`) rather than a temperature (a number, or one per
     label)."""
     return hasattr(calibration, "method")
 
 
-def calibrated_top(zc, calibration):
+def calibrated_top(zc: npt.ArrayLike, calibration: Any) -> tuple[np.ndarray, np.ndarray]:
     """Argmax of the calibrated probabilities and its log-probability
     (:func:`top_scores` for a temperature, the family's ``top`` otherwise)."""
     if is_family(calibration):
@@ -367,7 +372,7 @@ def calibrated_top(zc, calibration):
     return top_scores(zc, calibration)
 
 
-def calibrated_scores(zc, calibration):
+def calibrated_scores(zc: npt.ArrayLike, calibration: Any) -> np.ndarray:
     """Sigmoid tasks' decision scores: z / T for a temperature, the family's
     ``scores`` otherwise (strictly increasing in each label's logit)."""
     if is_family(calibration):
@@ -375,7 +380,7 @@ def calibrated_scores(zc, calibration):
     return sigmoid_scores(zc, calibration)
 
 
-def decisions(zc, task, calibration, tau):
+def decisions(zc: npt.ArrayLike, task: str, calibration: Any, tau: np.ndarray) -> np.ndarray:
     """Decisions for a block of logits: multiclass int64 class ids (-1 = abstain),
     binary int64 0/1, multilabel bool (n, C); ``calibration`` a temperature or
     a fitted family, ``tau`` as :func:`threshold_array` (per scored column)."""
@@ -386,7 +391,7 @@ def decisions(zc, task, calibration, tau):
     return dec.astype(np.int64) if task == "binary" else dec
 
 
-def proba(zc, task, calibration):
+def proba(zc: npt.ArrayLike, task: str, calibration: Any) -> np.ndarray:
     """Calibrated probabilities of a block: softmax or sigmoid of z / T, or the
     family's."""
     if is_family(calibration):
@@ -396,17 +401,17 @@ def proba(zc, task, calibration):
     return sigmoid_proba(zc, calibration)
 
 
-def threshold_array(values):
+def threshold_array(values: Iterable[float | None]) -> npt.NDArray[np.float64]:
     """Thresholds as floats, with None (never predict) as +inf."""
     return np.array([np.inf if v is None else v for v in values], dtype=np.float64)
 
 
-def decide_multiclass(k, logp, tau):
+def decide_multiclass(k: np.ndarray, logp: np.ndarray, tau: np.ndarray) -> np.ndarray:
     """k where log p_k clears class k's threshold (an array, +inf = never), else -1."""
     return np.where(logp >= tau[k], k, -1)
 
 
-def decide_sigmoid(scores, tau):
+def decide_sigmoid(scores: np.ndarray, tau: np.ndarray) -> np.ndarray:
     """Boolean decisions for calibrated logits against per-column thresholds."""
     return scores >= tau
 
@@ -436,7 +441,8 @@ class MetricParts:
     logp: np.ndarray | None
 
 
-def _metric_parts(e, kc, yc, n_bins, scores):
+def _metric_parts(e: np.ndarray, kc: np.ndarray, yc: np.ndarray, n_bins: int,
+                  scores: bool) -> MetricParts:
     """:class:`MetricParts` from ``e`` = exp((z - z_k) / T), whose argmax entries
     (exactly 1) are then set to 0 for the decision score: the rest of each row,
     summed in float64, keeps log p_k distinct from 0 where float32 would round
@@ -458,7 +464,8 @@ def _metric_parts(e, kc, yc, n_bins, scores):
     return MetricParts(kc.astype(np.int64), inv, py, sq, col.astype(np.float64), hc, high, logp)
 
 
-def family_metrics(zc, yc, fitted, n_bins, scores=True):
+def family_metrics(zc: npt.ArrayLike, yc: npt.ArrayLike, fitted: Any, n_bins: int,
+                   scores: bool = True) -> MetricParts:
     """:class:`MetricParts` of a block of multiclass logits under a fitted
     family (:mod:`calibrate.families`): from its log-probabilities, with the
     decision scores of its ``top`` (the argmax's entries of e = exp(log p -
@@ -472,13 +479,14 @@ def family_metrics(zc, yc, fitted, n_bins, scores=True):
     return replace(parts, logp=np.asarray(logp, dtype=np.float64) if scores else None)
 
 
-def rowdot(a, b):
+def rowdot(a: np.ndarray, b: np.ndarray) -> npt.NDArray[np.float64]:
     """sum_j a_ij b_ij of each row, as float64 (a batched dot product: each row's
     sum depends on that row alone, and it is faster than einsum)."""
     return np.matmul(a[:, None, :], b[:, :, None])[:, 0, 0].astype(np.float64)
 
 
-def softmax_metrics(zc, yc, temperature, n_bins, scores=True):
+def softmax_metrics(zc: npt.ArrayLike, yc: npt.ArrayLike, temperature: float, n_bins: int,
+                    scores: bool = True) -> MetricParts:
     """The :class:`MetricParts` of a block of multiclass logits at ``temperature``
     (with the decision scores ``logp`` when ``scores``)."""
     zc, yc = np.asarray(zc), np.asarray(yc)
@@ -501,8 +509,9 @@ class PassParts:
     at_beta: MetricParts | None
 
 
-def softmax_pass(zc, yc, beta, unit=1.0, with_g0=True, nll_at_one=False, metrics_at_one=False,
-                 metrics_at_beta=False, n_bins=15):
+def softmax_pass(zc: npt.ArrayLike, yc: npt.ArrayLike, beta: float, unit: float = 1.0,
+                 with_g0: bool = True, nll_at_one: bool = False, metrics_at_one: bool = False,
+                 metrics_at_beta: bool = False, n_bins: int = 15) -> PassParts:
     """:func:`softmax_stats` at ``beta`` and, from the same exponentials, the
     summary metrics' parts at T = 1 and at T = unit / beta: one read of the block
     serves the temperature and the summary.

@@ -7,7 +7,12 @@ threshold pictures in :mod:`calibrate.curves`, and the summary's metrics
 computed from logits in one pass over the rows in :mod:`calibrate.summary`.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from .backends import as_array, as_backend
 from .smooth_ece import smooth_ece, smooth_ece_at, smooth_reliability  # noqa: F401
@@ -24,7 +29,7 @@ NAMES = {
 }
 
 
-def nll(logits, labels, task, temperature=1.0):
+def nll(logits: Any, labels: Any, task: str, temperature: Any = 1.0) -> float:
     """Mean NLL of ``labels`` under logits scaled by 1/``temperature``.
 
     multiclass: mean_i [logsumexp(z_i / T) - z_iy / T];
@@ -40,7 +45,7 @@ def nll(logits, labels, task, temperature=1.0):
     return float(np.mean(z.sigmoid_stats(y, beta).nll))
 
 
-def ece(probabilities, outcomes, n_bins=15):
+def ece(probabilities: npt.ArrayLike, outcomes: npt.ArrayLike, n_bins: int = 15) -> float:
     """Expected calibration error with equal-width bins (Guo et al. 2017).
 
     ``ECE = sum_b |B_b| / n * |mean_{i in B_b} outcome_i - mean_{i in B_b} p_i|``
@@ -116,7 +121,7 @@ PAIRS = {
 }
 
 
-def describe(key, task):
+def describe(key: str, task: str) -> str:
     """The exact definition of summary metric ``key`` for ``task``."""
     text = NAMES[key]
     if key in ECE_KEYS and key not in ("classwise_ece_15_equal_width",
@@ -125,7 +130,7 @@ def describe(key, task):
     return text
 
 
-def finite(x):
+def finite(x: float | None) -> float | None:
     """``x`` as a float, or None when it is missing or not finite (JSON has no NaN)."""
     if x is None:
         return None
@@ -133,7 +138,7 @@ def finite(x):
     return x if np.isfinite(x) else None
 
 
-def infer_task(probabilities, labels):
+def infer_task(probabilities: npt.ArrayLike, labels: npt.ArrayLike) -> str:
     """multilabel for (N, C) labels, binary for (N,) probabilities, else multiclass."""
     y = np.asarray(labels)
     p = np.asarray(probabilities)
@@ -144,7 +149,8 @@ def infer_task(probabilities, labels):
     return "multiclass"
 
 
-def _prepare(probabilities, labels, task):
+def _prepare(probabilities: npt.ArrayLike, labels: npt.ArrayLike,
+             task: str | None) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], str]:
     task = task or infer_task(probabilities, labels)
     p = np.asarray(probabilities, dtype=np.float64)
     y = np.asarray(labels)
@@ -155,7 +161,8 @@ def _prepare(probabilities, labels, task):
     return p, y.astype(np.int64), task
 
 
-def calibration_pairs(probabilities, labels, task=None):
+def calibration_pairs(probabilities: npt.ArrayLike, labels: npt.ArrayLike,
+                      task: str | None = None) -> tuple[np.ndarray, npt.NDArray[np.float64]]:
     """The (confidence, outcome) pairs a task's ECE is computed on.
 
     multiclass: ``(max_k p_k, argmax_k p_k == y)`` (ties: lowest index);
@@ -172,12 +179,12 @@ def calibration_pairs(probabilities, labels, task=None):
 # ---------------------------------------------------------------------------
 # Binned estimators on (confidence, outcome) pairs
 
-def bin_width(p, n_bins):
+def bin_width(p: np.ndarray, n_bins: int) -> npt.NDArray[np.int64]:
     """Equal-width bin of each p: b = ceil(p n_bins) - 1, bins (lo, hi], p = 0 in bin 0."""
     return np.clip(np.ceil(p * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
 
 
-def bin_mass(p, n_bins):
+def bin_mass(p: np.ndarray, n_bins: int) -> npt.NDArray[np.int64]:
     """Equal-mass bin of each p: rank r of n goes to floor(r n_bins / n); every
     member of a group of tied values takes the bin of the group's first rank, so
     the bins do not depend on the order of the rows."""
@@ -190,7 +197,8 @@ def bin_mass(p, n_bins):
     return b
 
 
-def reliability_bins(probabilities, outcomes, n_bins=N_BINS, strategy="width"):
+def reliability_bins(probabilities: npt.ArrayLike, outcomes: npt.ArrayLike, n_bins: int = N_BINS,
+                     strategy: str = "width") -> dict[str, np.ndarray]:
     """Per-bin counts and means: what a reliability diagram draws.
 
     ``strategy`` is ``"width"`` (bins ((b-1)/n_bins, b/n_bins], p = 0 in the
@@ -222,14 +230,15 @@ def reliability_bins(probabilities, outcomes, n_bins=N_BINS, strategy="width"):
             "gap": acc - conf, "lo": lo, "hi": hi}
 
 
-def _binned_ece(p, o, b, n_bins):
+def _binned_ece(p: np.ndarray, o: np.ndarray, b: np.ndarray, n_bins: int) -> float:
     if p.size == 0:
         return float("nan")
     gap = np.bincount(b, weights=o - p, minlength=n_bins)
     return float(np.abs(gap).sum() / p.size)
 
 
-def ece_equal_mass(probabilities, outcomes, n_bins=N_BINS):
+def ece_equal_mass(probabilities: npt.ArrayLike, outcomes: npt.ArrayLike,
+                   n_bins: int = N_BINS) -> float:
     """ECE with equal-mass (adaptive) bins (Nixon et al., "Measuring Calibration
     in Deep Learning", CVPR-W 2019; Roelofs et al., AISTATS 2022).
 
@@ -245,7 +254,7 @@ def ece_equal_mass(probabilities, outcomes, n_bins=N_BINS):
     return _binned_ece(p, o, bin_mass(p, n_bins), n_bins)
 
 
-def mce(probabilities, outcomes, n_bins=N_BINS):
+def mce(probabilities: npt.ArrayLike, outcomes: npt.ArrayLike, n_bins: int = N_BINS) -> float:
     """Maximum calibration error (Naeini, Cooper & Hauskrecht, AAAI 2015; Guo
     et al. 2017): ``max_b |mean_{B_b} outcome - mean_{B_b} p|`` over the
     non-empty equal-width bins (lo, hi] of :func:`ece`."""
@@ -260,7 +269,8 @@ def mce(probabilities, outcomes, n_bins=N_BINS):
 # ---------------------------------------------------------------------------
 # Task-aware metrics on probabilities
 
-def log_loss(probabilities, labels, task=None):
+def log_loss(probabilities: npt.ArrayLike, labels: npt.ArrayLike,
+             task: str | None = None) -> float:
     """Mean negative log-likelihood (nats) of probabilities.
 
     multiclass: ``-mean_i log p_{i, y_i}``; binary: ``-mean_i [y log p + (1 - y)
@@ -277,7 +287,7 @@ def log_loss(probabilities, labels, task=None):
     return float(-np.mean(np.log(np.maximum(q, tiny))))
 
 
-def brier(probabilities, labels, task=None):
+def brier(probabilities: npt.ArrayLike, labels: npt.ArrayLike, task: str | None = None) -> float:
     """Brier score (Brier, Monthly Weather Review 1950).
 
     multiclass: ``mean_i sum_k (p_ik - 1[y_i = k])^2`` (range [0, 2], the
@@ -293,7 +303,8 @@ def brier(probabilities, labels, task=None):
     return float(np.mean((p - y) ** 2))
 
 
-def classwise_ece(probabilities, labels, task=None, n_bins=N_BINS):
+def classwise_ece(probabilities: npt.ArrayLike, labels: npt.ArrayLike, task: str | None = None,
+                  n_bins: int = N_BINS) -> float:
     """Classwise ECE (Kull et al., "Beyond temperature scaling: Obtaining
     well-calibrated multi-class probabilities with Dirichlet calibration",
     NeurIPS 2019).
@@ -318,7 +329,8 @@ def classwise_ece(probabilities, labels, task=None, n_bins=N_BINS):
     return float(np.abs(gap).sum() / (n * c))
 
 
-def top_label_ece(probabilities, labels, task=None, n_bins=N_BINS):
+def top_label_ece(probabilities: npt.ArrayLike, labels: npt.ArrayLike, task: str | None = None,
+                  n_bins: int = N_BINS) -> float:
     """Top-label ECE (Gupta & Ramdas, "Top-label calibration and multiclass-to-
     binary reductions", ICLR 2022).
 
@@ -341,12 +353,13 @@ def top_label_ece(probabilities, labels, task=None, n_bins=N_BINS):
     return float(np.abs(gap).sum() / len(y))
 
 
-def all_metrics(probabilities, labels, task=None, n_bins=N_BINS):
+def all_metrics(probabilities: npt.ArrayLike, labels: npt.ArrayLike, task: str | None = None,
+                n_bins: int = N_BINS) -> dict[str, float]:
     """Every summary metric of probabilities against labels, keyed as in
     :data:`NAMES` (no ``top_label`` for multilabel)."""
     p, y, task = _prepare(probabilities, labels, task)
     conf, o = calibration_pairs(p, y, task)
-    out = {
+    out: dict[str, Any] = {
         "nll": log_loss(p, y, task),
         "brier": brier(p, y, task),
         "ece_15_equal_width": ece(conf, o, n_bins),

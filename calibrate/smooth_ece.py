@@ -7,7 +7,12 @@ Gaussian reflected at 0 and 1, trapezoid rule), so its cost is one pass over
 the (confidence, outcome) pairs plus a few FFTs.
 """
 
+from __future__ import annotations
+
+from typing import Any, Literal, overload
+
 import numpy as np
+import numpy.typing as npt
 
 _SMOOTH_PTS_PER_SIGMA = 40     # grid points per kernel width
 _SMOOTH_MIN_GRID = 512         # grid intervals at least
@@ -18,7 +23,7 @@ _SMOOTH_SIGMA_MIN = 1e-3       # below this the data are calibrated to the grid'
 FINEST_GRID = 1 << 16
 
 
-def binned(p, r, m):
+def binned(p: np.ndarray, r: np.ndarray, m: int) -> np.ndarray:
     """Linear binning of weights r at positions p in [0, 1] onto the grid j / m,
     j = 0..m: each point's weight split between its two neighbouring nodes.
     Sums of blocks' binnings are the binning of all of them."""
@@ -32,7 +37,7 @@ def binned(p, r, m):
     return out
 
 
-def _coarser(w):
+def _coarser(w: np.ndarray) -> np.ndarray:
     """The binning on the grid of half as many intervals, from this one's
     (full weighting: a coarse node takes its fine node and half of each fine
     neighbour, exactly what binning the points on the coarse grid gives)."""
@@ -42,7 +47,7 @@ def _coarser(w):
     return out
 
 
-def _reflected_grid(p, r, m):
+def _reflected_grid(p: np.ndarray, r: np.ndarray, m: int) -> np.ndarray:
     """Linear binning of weights r at positions p onto the grid j / m, j = 0..m,
     as the even periodic extension of period 2 (length 2m): the reflected
     kernel of a point is the wrapped Gaussian over its images +-p + 2z, and the
@@ -50,14 +55,14 @@ def _reflected_grid(p, r, m):
     return _extended(binned(p, r, m), m)
 
 
-def _extended(w, m):
+def _extended(w: np.ndarray, m: int) -> np.ndarray:
     ext = np.concatenate([w, w[-2:0:-1]])
     ext[0] *= 2
     ext[m] *= 2
     return ext
 
 
-def _wrapped_gaussian_dft(m, sigma):
+def _wrapped_gaussian_dft(m: int, sigma: float) -> npt.NDArray[np.float64]:
     """The real DFT (``rfft``) of the Gaussian density of width sigma wrapped on
     the circle of length 2, sampled at the 2m grid offsets j / m.
 
@@ -73,16 +78,19 @@ def _wrapped_gaussian_dft(m, sigma):
 class _Smoother:
     """Binned residuals per grid size, so that the bandwidth search bins once per grid."""
 
-    def __init__(self, p, o=None):
+    p: Any              # the confidences (None when built from binned residuals)
+    _fine: np.ndarray   # the residuals binned on the finest grid (from_binned only)
+
+    def __init__(self, p: npt.ArrayLike, o: npt.ArrayLike | None = None) -> None:
         """Weights (o_i - p_i) / n, or 1 / n without outcomes (the density)."""
         self.p = np.asarray(p, dtype=np.float64).ravel()
         n = max(self.p.size, 1)
         self.r = (np.full(self.p.size, 1.0 / n) if o is None
                   else (np.asarray(o, dtype=np.float64).ravel() - self.p) / n)
-        self._grids = {}
+        self._grids: dict[int, np.ndarray] = {}
 
     @classmethod
-    def from_binned(cls, w):
+    def from_binned(cls, w: npt.ArrayLike) -> _Smoother:
         """A smoother from residuals already binned on the :data:`FINEST_GRID`
         (:func:`binned` of (o - p) / n, summed over blocks of rows)."""
         sm = cls(np.empty(0))
@@ -90,7 +98,7 @@ class _Smoother:
         sm.p = None
         return sm
 
-    def grid(self, sigma):
+    def grid(self, sigma: float) -> tuple[int, np.ndarray]:
         need = max(_SMOOTH_MIN_GRID, int(np.ceil(_SMOOTH_PTS_PER_SIGMA / sigma)))
         m = 1 << int(np.ceil(np.log2(need)))
         if m not in self._grids:
@@ -105,19 +113,19 @@ class _Smoother:
             self._grids[m] = np.fft.rfft(ext)
         return m, self._grids[m]
 
-    def curve(self, sigma):
+    def curve(self, sigma: float) -> tuple[npt.NDArray[np.float64], np.ndarray]:
         """t = j / m and g(t) = mean_i K_sigma(t, p_i) (o_i - p_i), j = 0..m."""
         m, f = self.grid(sigma)
         g = np.fft.irfft(f * _wrapped_gaussian_dft(m, sigma), 2 * m)[:m + 1]
         return np.arange(m + 1) / m, g
 
-    def value(self, sigma):
+    def value(self, sigma: float) -> float:
         t, g = self.curve(sigma)
         a = np.abs(g)
         return float((a.sum() - 0.5 * (a[0] + a[-1])) / (len(t) - 1))  # trapezoid on [0, 1]
 
 
-def smooth_ece_at(probabilities, outcomes, sigma):
+def smooth_ece_at(probabilities: npt.ArrayLike, outcomes: npt.ArrayLike, sigma: float) -> float:
     """``smECE_sigma = integral_0^1 |mean_i K_sigma(t, p_i) (o_i - p_i)| dt``.
 
     ``K_sigma(t, p) = sum_{z in Z} phi_sigma(t - p - 2z) + phi_sigma(t + p - 2z)``
@@ -130,7 +138,14 @@ def smooth_ece_at(probabilities, outcomes, sigma):
     return _Smoother(probabilities, outcomes).value(float(sigma))
 
 
-def smooth_ece(probabilities, outcomes, return_sigma=False):
+@overload
+def smooth_ece(probabilities: npt.ArrayLike, outcomes: npt.ArrayLike,
+               return_sigma: Literal[False] = False) -> float: ...
+@overload
+def smooth_ece(probabilities: npt.ArrayLike, outcomes: npt.ArrayLike,
+               return_sigma: Literal[True]) -> tuple[float, float]: ...
+def smooth_ece(probabilities: npt.ArrayLike, outcomes: npt.ArrayLike,
+               return_sigma: bool = False) -> float | tuple[float, float]:
     """Smooth ECE (Blasiok & Nakkiran, ICLR 2024): :func:`smooth_ece_at` at the
     bandwidth sigma* where ``smECE_sigma* = sigma*``.
 
@@ -147,14 +162,15 @@ def smooth_ece(probabilities, outcomes, return_sigma=False):
     return _fixed_point(sm, return_sigma)
 
 
-def smooth_ece_binned(w, return_sigma=False):
+def smooth_ece_binned(w: npt.ArrayLike,
+                      return_sigma: bool = False) -> float | tuple[float, float]:
     """:func:`smooth_ece` from the residuals (o - p) / n binned on the
     :data:`FINEST_GRID` (:func:`binned`, summed over blocks of rows): the same
     value up to float rounding, without holding the pairs."""
     return _fixed_point(_Smoother.from_binned(w), return_sigma)
 
 
-def _fixed_point(sm, return_sigma):
+def _fixed_point(sm: _Smoother, return_sigma: bool) -> float | tuple[float, float]:
     """smECE at the bandwidth where it equals the bandwidth (see :func:`smooth_ece`)."""
     lo, hi = _SMOOTH_SIGMA_MIN, 1.0
     if sm.value(lo) <= lo:
@@ -173,7 +189,8 @@ def _fixed_point(sm, return_sigma):
     return (v, float(sigma)) if return_sigma else v
 
 
-def smooth_reliability(probabilities, outcomes, sigma=None):
+def smooth_reliability(probabilities: npt.ArrayLike, outcomes: npt.ArrayLike,
+                       sigma: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The smoothed reliability curve of :func:`smooth_ece`: ``(t, r(t) + t,
     d(t))`` with r the kernel-smoothed residual and d the kernel density,
     at sigma* unless given."""
