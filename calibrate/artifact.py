@@ -16,15 +16,25 @@ softmax, the calibrated logit for sigmoid, the model's logit for isotonic),
 which is what is applied.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from . import kernels, params, schema
 from . import scores as _scores
-from .backends import as_backend
+from .backends import Backend, Progress, as_backend
 from .errors import invalid
+from .families import Family
+from .outputs import StrPath
 from .schema import ABSTAIN, SCHEMA_VERSION, space_of, to_probability  # noqa: F401
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from .summary import FitSummary
 
 RULES = params.RULES
 #: Scores per block when applying: 16 Mi values (64 MB of float32).
@@ -43,16 +53,17 @@ class Calibrator:
     class for multilabel) and None for the others.
     """
     task: str
-    classes: list
+    classes: list[str]
     input_kind: str
-    temperature: object
+    temperature: float | npt.NDArray[np.float64] | list[float] | None
     rule: str
-    decision_thresholds: dict
-    target: dict
-    summary: dict = field(default_factory=dict, repr=False)
-    calibrator: object = field(default=None, repr=False)
+    decision_thresholds: dict[str, Any]
+    target: dict[str, Any]
+    summary: dict[str, Any] = field(default_factory=dict, repr=False)
+    # (None: built from ``temperature`` in __post_init__)
+    calibrator: Family = field(default=cast(Family, None), repr=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         from . import families
         if self.calibrator is None:
             t = np.atleast_1d(np.asarray(self.temperature, dtype=np.float64))
@@ -60,17 +71,17 @@ class Calibrator:
                 self.task, tuple(float(v) for v in t)))
 
     @property
-    def method(self):
+    def method(self) -> str:
         """The calibration family's name ("temperature", "platt", ...)."""
         return self.calibrator.method
 
     # -- applying ---------------------------------------------------------
     @property
-    def space(self):
+    def space(self) -> str:
         return space_of(self.task, self.method)
 
     @property
-    def thresholds(self):
+    def thresholds(self) -> dict[str, Any]:
         """Thresholds as probabilities (None = never predicted): the
         calibrated probability each stands for."""
         d = self.decision_thresholds
@@ -79,11 +90,12 @@ class Calibrator:
                 "global": to_probability(d["global"], self.task)}
 
     @property
-    def n_scored(self):
+    def n_scored(self) -> int:
         """Score columns the rule compares: 1 for binary, else C."""
         return 1 if self.task == "binary" else len(self.classes)
 
-    def prepare(self, scores, input_kind=None, name="scores", progress=None):
+    def prepare(self, scores: Any, input_kind: str | None = None, name: str = "scores",
+                progress: Progress | None = None) -> _scores.PreparedScores:
         """Validate new ``scores`` against the file and recover their logits:
         a :class:`~calibrate.scores.PreparedScores` without labels.
 
@@ -101,11 +113,11 @@ class Calibrator:
         return _scores.PreparedScores(s.logits(self.task, kind), None, self.task, kind,
                                       want, name)
 
-    def logits(self, scores, input_kind=None, name="scores"):
+    def logits(self, scores: Any, input_kind: str | None = None, name: str = "scores") -> Backend:
         """The logits of new ``scores`` as a backend (see :meth:`prepare`)."""
         return self.prepare(scores, input_kind, name).logits
 
-    def rule_thresholds(self, rule=None):
+    def rule_thresholds(self, rule: str | None = None) -> npt.NDArray[np.float64]:
         """The decision thresholds ``rule`` (default: the file's) applies, one per
         scored class, as floats (+inf: never predicted)."""
         params.validate({"rule": rule}, params.APPLY)
@@ -117,7 +129,8 @@ class Calibrator:
         # per-class one (isotonic: where each label's map reaches the level)
         return self.calibrator.column_thresholds(d["global"], self.n_scored)
 
-    def predict(self, scores, rule=None, input_kind=None, *, name="scores"):
+    def predict(self, scores: Any, rule: str | None = None, input_kind: str | None = None, *,
+                name: str = "scores") -> np.ndarray:
         """Decisions for ``scores``.
 
         multiclass: int64 class ids, -1 = abstain; binary: int64 0/1;
@@ -125,60 +138,64 @@ class Calibrator:
         """
         return _joined(self.iter_predict(scores, rule, input_kind, name=name))
 
-    def iter_predict(self, scores, rule=None, input_kind=None, *, name="scores",
-                     block_elements=BLOCK_ELEMENTS, progress=None):
+    def iter_predict(self, scores: Any, rule: str | None = None, input_kind: str | None = None,
+                     *, name: str = "scores", block_elements: int = BLOCK_ELEMENTS,
+                     progress: Progress | None = None) -> Iterator[np.ndarray]:
         """:meth:`predict`, one block of rows at a time (memory stays flat)."""
         tau = self.rule_thresholds(rule)
         z = self.logits(scores, input_kind, name) if progress is None else \
             self.prepare(scores, input_kind, name, progress).logits
         return z.iter_decisions(self.task, self.calibrator, tau, block_elements)
 
-    def iter_predict_proba(self, scores, input_kind=None, *, name="scores",
-                           block_elements=BLOCK_ELEMENTS, progress=None):
+    def iter_predict_proba(self, scores: Any, input_kind: str | None = None, *,
+                           name: str = "scores", block_elements: int = BLOCK_ELEMENTS,
+                           progress: Progress | None = None) -> Iterator[np.ndarray]:
         """:meth:`predict_proba`, one block of rows at a time."""
         z = self.prepare(scores, input_kind, name, progress).logits
         return z.iter_proba(self.task, self.calibrator, block_elements)
 
-    def decisions_shape(self, n_rows):
+    def decisions_shape(self, n_rows: int) -> tuple[tuple[int, ...], np.dtype[Any]]:
         """Shape and dtype of ``predict``'s result for ``n_rows`` rows."""
         if self.task == "multilabel":
             return (n_rows, len(self.classes)), np.dtype(bool)
         return (n_rows,), np.dtype(np.int64)
 
-    def proba_shape(self, n_rows, score_dtype):
+    def proba_shape(self, n_rows: int,
+                    score_dtype: npt.DTypeLike) -> tuple[tuple[int, ...], np.dtype[Any]]:
         """Shape and dtype of ``predict_proba``'s result for ``n_rows`` rows."""
         shape = (n_rows,) if self.task == "binary" else (n_rows, len(self.classes))
         return shape, kernels.float_dtype(score_dtype)
 
-    def predict_proba(self, scores, input_kind=None, *, name="scores"):
+    def predict_proba(self, scores: Any, input_kind: str | None = None, *,
+                      name: str = "scores") -> np.ndarray:
         """Calibrated probabilities: softmax(z/T) (N, C), or sigmoid(z/T)
         ((N,) for binary: the positive class; (N, C) for multilabel), or the
         family's."""
         return _joined(self.iter_predict_proba(scores, input_kind, name=name))
 
     @property
-    def fit_summary(self):
+    def fit_summary(self) -> FitSummary:
         """The held-out summary as a :class:`~calibrate.summary.FitSummary`."""
         from .summary import FitSummary
         return FitSummary.from_dict(self.summary if isinstance(self.summary, dict) else {})
 
     # -- the file (calibrate.schema: reading, checking, writing) ---------
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """The threshold file's fields (see :func:`calibrate.schema.to_dict`)."""
         return schema.to_dict(self)
 
-    def save(self, path):
+    def save(self, path: StrPath) -> None:
         """Write the threshold file atomically (temporary file, then rename)."""
         schema.save(self, path)
 
     @classmethod
-    def from_dict(cls, d, source="threshold file"):
+    def from_dict(cls, d: Any, source: str = "threshold file") -> Calibrator:
         """Rebuild a Calibrator from a parsed file, refusing anything malformed
         (see :func:`calibrate.schema.from_dict`)."""
         return schema.from_dict(d, source)
 
 
-def _joined(blocks):
+def _joined(blocks: Iterable[np.ndarray]) -> np.ndarray:
     parts = list(blocks)
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
@@ -195,11 +212,11 @@ class DecisionCounts:
     second: int
 
     @property
-    def labels(self):
+    def labels(self) -> tuple[str, str]:
         return {"multilabel": ("labels predicted", "rows with none"),
                 "binary": ("positive", "negative")}.get(self.task, ("predicted", "abstained"))
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         a, b = self.labels
         return {"task": self.task, "rows": self.rows, a: self.first, b: self.second}
 
@@ -207,10 +224,10 @@ class DecisionCounts:
 class DecisionTally:
     """Counts decisions as blocks stream past (``watch`` passes them on)."""
 
-    def __init__(self, task):
+    def __init__(self, task: str) -> None:
         self.task, self.rows, self.first, self.second = task, 0, 0, 0
 
-    def watch(self, blocks):
+    def watch(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         for d in blocks:
             self.rows += d.shape[0]
             if self.task == "multilabel":
@@ -224,11 +241,11 @@ class DecisionTally:
                 self.second += int((d < 0).sum())
             yield d
 
-    def counts(self):
+    def counts(self) -> DecisionCounts:
         return DecisionCounts(self.task, self.rows, self.first, self.second)
 
 
-def load(path):
+def load(path: StrPath) -> Calibrator:
     """Read a threshold file written by :meth:`Calibrator.save`, checking every
     field (see :func:`calibrate.schema.load`)."""
     return schema.load(path)

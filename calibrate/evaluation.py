@@ -47,7 +47,7 @@ NOISE_LEVEL = 0.95
 STATUSES = ("held", "missed", "violated", "no-predictions", "no-threshold")
 
 
-def upper_bound(n_correct, n, confidence=NOISE_LEVEL):
+def upper_bound(n_correct: int, n: int, confidence: float = NOISE_LEVEL) -> float:
     """One-sided Clopper-Pearson upper bound on a binomial proportion:
     ``1 - lower_bound(n - k, n)``, 1 when every prediction is right."""
     return float(1.0 - lower_bound(n - n_correct, n, confidence))
@@ -221,7 +221,7 @@ def evaluate(cal: Calibrator, scores: Any, labels: Any, input_kind: str | None =
     counts = {s: 0 for s in STATUSES}
     for r in per_rows:
         counts[r.status] += 1
-    T = cal.temperature
+    T: Any = cal.temperature   # a float, one per label, or None (another family)
     return EvaluationReport(
         n=n_rows, task=cal.task, rule=cal.rule, target=dict(cal.target),
         temperature=T if T is None or np.ndim(T) == 0 else [float(v) for v in T],

@@ -28,6 +28,7 @@ import numpy as np
 from . import families, kernels
 from .errors import CalibrateError
 from .families._passes import take
+from .temperature import WorseThanChance
 
 #: Scores (rows x scored columns) up to which a fit with a given method also
 #: cross-validates every family of the task (its hint and the check against
@@ -71,7 +72,7 @@ def findings(prepared: Any, names: list, method: str, fitted: Any, cv: Any,
 def cv_notes(method: str, fitted: Any, cv: Any) -> list:
     """The hint (a clearly better family than the given one) and the warning
     (the chosen family worse than no calibration), from the cross-validation."""
-    notes = []
+    notes: list[str] = []
     chosen, best, base = cv.score(fitted.method), cv.score(cv.choice), cv.baseline
     if chosen is None or chosen.cv_nll is None:
         return notes
@@ -101,7 +102,7 @@ def lost_probability(prepared: Any, fitted: Any, names: list) -> dict | None:
     the scores are logits)."""
     lost = lost_rows(prepared)
     count = 0 if lost is None else int(lost.sum())
-    if count == 0:
+    if lost is None or count == 0:
         return None
     z, task = prepared.logits, prepared.task
     out = {"count": count, "of": int(lost.size),
@@ -120,7 +121,7 @@ def lost_rows(prepared: Any) -> np.ndarray | None:
                                   args=(prepared.task,), label="checking probabilities")[0]
 
 
-def refusal(exc: Exception, prepared: Any) -> Exception:
+def refusal(exc: WorseThanChance, prepared: Any) -> WorseThanChance:
     """The temperature fit's refusal ("worse than chance"), saying so when rows
     whose true class has probability 0 may be the cause."""
     lost = lost_rows(prepared)
@@ -132,7 +133,7 @@ def refusal(exc: Exception, prepared: Any) -> Exception:
                      "absorbs them", exc.index)
 
 
-def _effect(prepared: Any, fitted: Any, names: list, lost_rows: np.ndarray) -> dict | None:
+def _effect(prepared: Any, fitted: Any, names: list, lost_rows: Any) -> dict | None:
     """The fitted family refitted without the lost rows (on the
     cross-validation subset of rows on large data), and the other rows' NLL
     under both fits."""

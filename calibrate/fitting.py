@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -144,6 +144,7 @@ def fit_prepared(prepared: PreparedScores, names: list[str], precision: float,
                                 dict(precision=precision, confidence=confidence, alpha=alpha,
                                      alpha_global=alpha_global), log_loss=False)
         per, glob = sp.per_class, sp.global_rule
+        assert per is not None   # thresholds were searched
         m_before, m_after = summary.MetricsAt(sp.before), summary.MetricsAt(sp.after)
         support, n_units = sp.support, sp.n_units
     else:
@@ -235,7 +236,7 @@ class _named:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> Literal[False]:
         if isinstance(exc, CalibrateError) and self.name != "scores" and \
                 str(exc).startswith("scores: "):
             raise CalibrateError(f"{self.name}: {str(exc)[len('scores: '):]}") from None

@@ -29,16 +29,26 @@ written by version 1 loads and applies identically: only the checks are
 stricter.
 """
 
+from __future__ import annotations
+
 import itertools
 import json
 import math
 import re
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import numpy as np
 
 from .errors import check_unit_interval, invalid, quote, unsafe_char
 from .io import read_capped
+from .outputs import StrPath
 from .params import INPUT_KINDS, RULES, TASKS
+
+if TYPE_CHECKING:  # pragma: no cover - artifact imports this module
+    from .artifact import Calibrator
+    from .families import Family
 
 SCHEMA_VERSION = 1
 #: The versions this module reads: 1 (a temperature), 2 (a ``calibrator``).
@@ -59,7 +69,7 @@ ROW_FRACTIONS = ("threshold", "precision", "recall", "coverage", "lower_bound")
 ROW_COUNTS = ("support", "predicted")
 
 
-def space_of(task, method="temperature"):
+def space_of(task: str, method: str = "temperature") -> str:
     """The space decision thresholds compare in: the calibrated
     log-probability (multiclass), the calibrated logit (sigmoid tasks), or
     the model's own logit (isotonic, whose map only ranks within a label)."""
@@ -68,7 +78,7 @@ def space_of(task, method="temperature"):
     return "model-logit" if method == "isotonic" else "logit"
 
 
-def to_probability(value, task):
+def to_probability(value: float | None, task: str) -> float | None:
     """A stored threshold in its comparison space, as a probability."""
     if value is None:
         return None
@@ -78,14 +88,14 @@ def to_probability(value, task):
 
 
 # -- reading ----------------------------------------------------------------
-def load(path):
+def load(path: StrPath) -> Calibrator:
     """Read, parse and check a threshold file: a :class:`~calibrate.Calibrator`."""
     where = f"threshold file {quote(path)}"
     raw = read_capped(path, where, MAX_BYTES)
     return from_dict(parse(raw, where), where)
 
 
-def parse(raw, where="threshold file"):
+def parse(raw: bytes | str, where: str = "threshold file") -> Any:
     """JSON bytes (UTF-8, a byte-order mark allowed) as Python objects, refusing
     deep nesting, duplicate keys, non-finite numbers and unsafe strings."""
     try:
@@ -111,7 +121,7 @@ _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
 
-def nesting_depth(text):
+def nesting_depth(text: str) -> int:
     """How deep ``[`` and ``{`` nest in JSON text (strings skipped), in C-speed
     passes: Python's JSON parser recurses, so depth is checked first."""
     brackets = _NOT_BRACKET.sub("", _STRING.sub("", text)).encode("ascii")
@@ -129,7 +139,7 @@ class _DuplicateKey(ValueError):
     pass
 
 
-def _unique_keys(pairs):
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     d = {}
     for k, v in pairs:
         if k in d:
@@ -138,11 +148,11 @@ def _unique_keys(pairs):
     return d
 
 
-def _no_constant(name):
+def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _depth(node):
+def _depth(node: Any) -> int:
     """How deep lists and objects nest in parsed JSON (iterative: any depth)."""
     peak, stack = 0, [(node, 0)]
     while stack:
@@ -155,7 +165,7 @@ def _depth(node):
     return peak
 
 
-def _check_leaves(node, where, path="", depth=0):
+def _check_leaves(node: Any, where: str, path: str = "", depth: int = 0) -> None:
     """Every string safe to print and every number finite, anywhere in the file
     (depth already bounded by :func:`_depth`)."""
     if isinstance(node, dict):
@@ -175,7 +185,7 @@ def _check_leaves(node, where, path="", depth=0):
         raise invalid(f"{where}: {path}", "an integer of at most 2**63", "a larger one")
 
 
-def _check_text(s, where, path, key=False):
+def _check_text(s: str, where: str, path: str, key: bool = False) -> None:
     bad = next((ch for ch in s if unsafe_char(ch)), None)
     if bad is not None:
         what = "a key" if key else "a string"
@@ -184,7 +194,7 @@ def _check_text(s, where, path, key=False):
 
 
 # -- checking ---------------------------------------------------------------
-def _number(v):
+def _number(v: object) -> bool:
     """A JSON number (not a bool) that is finite as a float."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return False
@@ -194,13 +204,13 @@ def _number(v):
         return False
 
 
-def _type_name(v):
+def _type_name(v: object) -> str:
     return {bool: "a boolean", type(None): "null", str: "a string", list: "a list",
             dict: "an object"}.get(type(v), "a number" if isinstance(v, (int, float)) else
                                    type(v).__name__)
 
 
-def _show(v, limit=60):
+def _show(v: object, limit: int = 60) -> str:
     """A value for a message: as JSON (``true``, ``null``), cut to ``limit``."""
     if isinstance(v, str):
         r = quote(v)
@@ -212,14 +222,14 @@ def _show(v, limit=60):
     return r if len(r) <= limit else r[:limit - 3] + "..."
 
 
-def _choice(d, key, options, where):
+def _choice(d: dict[str, Any], key: str, options: Sequence[str], where: str) -> str:
     v = d[key]
     if not isinstance(v, str) or v not in options:
         raise invalid(where, f"{key} " + " | ".join(options), _show(v))
     return v
 
 
-def check_class_names(names, where="classes"):
+def check_class_names(names: Sequence[Any], where: str = "classes") -> list[str]:
     """Class names: distinct, non-empty strings, none holding a control
     character, a lone surrogate, a line separator or a bidirectional control."""
     for i, n in enumerate(names):
@@ -231,7 +241,7 @@ def check_class_names(names, where="classes"):
         if bad is not None:
             raise invalid(f"{where}[{i}]", "a class name without control characters, lone "
                           "surrogates or bidirectional controls", f"{quote(n[:60])}")
-    seen = {}
+    seen: dict[str, int] = {}
     for i, n in enumerate(names):
         if n in seen:
             raise invalid(f"{where}[{i}]", "distinct class names",
@@ -240,7 +250,7 @@ def check_class_names(names, where="classes"):
     return list(names)
 
 
-def from_dict(d, source="threshold file"):
+def from_dict(d: Any, source: str = "threshold file") -> Calibrator:
     """A :class:`~calibrate.Calibrator` from a parsed file, every field checked."""
     from .artifact import Calibrator
 
@@ -289,7 +299,8 @@ def from_dict(d, source="threshold file"):
         raise invalid(f"{source}: abstain_label", f"{ABSTAIN}", _show(d["abstain_label"]))
     cal = Calibrator(task=task, classes=list(classes), input_kind=input_kind,
                      temperature=temperature, rule=rule, decision_thresholds=dt,
-                     target=target, summary=d.get("summary", {}), calibrator=fam)
+                     target=target, summary=d.get("summary", {}),
+                     calibrator=cast("Family", fam))   # None: built from the temperature
     if d.get("thresholds") is not None:
         _check_shown_thresholds(source, d["thresholds"], dt, task, cal.calibrator)
     _check_summary(cal.summary, n_scored, source)
@@ -297,7 +308,7 @@ def from_dict(d, source="threshold file"):
     return cal
 
 
-def _check_temperature(t, task, n_scored, source):
+def _check_temperature(t: Any, task: str, n_scored: int, source: str) -> float | np.ndarray:
     where = f"{source}: temperature"
     if task == "multilabel":
         if not isinstance(t, list) or len(t) != n_scored:
@@ -310,7 +321,8 @@ def _check_temperature(t, task, n_scored, source):
     return np.array(t, dtype=np.float64) if isinstance(t, list) else float(t)
 
 
-def _check_decision_thresholds(dt, task, n_scored, source, method="temperature"):
+def _check_decision_thresholds(dt: Any, task: str, n_scored: int, source: str,
+                               method: str = "temperature") -> dict[str, Any]:
     where = f"{source}: decision_thresholds"
     if (not isinstance(dt, dict) or set(dt) != {"space", "per_class", "global"}
             or not isinstance(dt["per_class"], list)):
@@ -329,23 +341,24 @@ def _check_decision_thresholds(dt, task, n_scored, source, method="temperature")
             raise invalid(f"{where}.{name}", "finite numbers or null as decision thresholds"
                           + (" (log-probabilities, <= 0)" if top == 0 else ""), _show(v))
 
-    def as_float(v):
+    def as_float(v: Any) -> float | None:
         return None if v is None else float(v)
     return {"per_class": [as_float(v) for v in dt["per_class"]], "global": as_float(dt["global"])}
 
 
-def families():
+def families() -> ModuleType:
     """:mod:`calibrate.families`, imported when a file needs it."""
     import importlib
     return importlib.import_module(".families", __package__)
 
 
-def _finite(v):
+def _finite(v: Any) -> bool | np.bool_:
     return _number(v) and abs(float(v)) <= np.finfo(np.float64).max
 
 
 #: Each number's range in a version-2 ``calibrator``: (test, words).
-_POSITIVE = (lambda v: float(v) >= np.finfo(np.float64).tiny, "a positive finite number")
+Range = tuple[Callable[[Any], bool | np.bool_], str]
+_POSITIVE: Range = (lambda v: float(v) >= np.finfo(np.float64).tiny, "a positive finite number")
 _ANY = (lambda v: True, "a finite number")
 _NON_NEGATIVE = (lambda v: float(v) >= 0, "a finite number >= 0")
 _UNIT = (lambda v: 0 <= float(v) <= 1, "a number in [0, 1]")
@@ -356,7 +369,7 @@ _OPEN_UNIT = (lambda v: 0 < float(v) < 1, "a number strictly between 0 and 1")
 #: list of one number per scored class (S); "curves" a list of S non-empty
 #: lists (isotonic: ``knots`` strictly increasing, ``values`` as long as their
 #: knots and non-decreasing).  The maps these define are in docs/math.md.
-CALIBRATOR = {
+CALIBRATOR: dict[str, dict[str, tuple[str, Range]]] = {
     "temperature": {"temperature": ("scored", _POSITIVE)},
     "mix": {"temperature": ("one", _POSITIVE), "weight": ("one", _UNIT)},
     "vector": {"a": ("scored", _ANY), "b": ("scored", _ANY)},
@@ -367,7 +380,7 @@ CALIBRATOR = {
 }
 
 
-def _check_calibrator(c, task, n_scored, source):
+def _check_calibrator(c: Any, task: str, n_scored: int, source: str) -> Family:
     """The family of a version-2 ``calibrator`` object, every field checked."""
     where = f"{source}: calibrator"
     if not isinstance(c, dict):
@@ -396,7 +409,7 @@ def _check_calibrator(c, task, n_scored, source):
     return fam.from_params(m, task, got)
 
 
-def _parameter(v, shape, rng, n_scored, where):
+def _parameter(v: Any, shape: str, rng: Range, n_scored: int | None, where: str) -> Any:
     """One parameter of a ``calibrator``, as a float or (nested) tuples of floats."""
     test, words = rng
     if shape == "one":
@@ -416,7 +429,7 @@ def _parameter(v, shape, rng, n_scored, where):
     return tuple(float(x) for x in v)
 
 
-def _check_isotonic(p, where):
+def _check_isotonic(p: dict[str, Any], where: str) -> None:
     """Per label: knots strictly increasing, values non-decreasing and as
     many, lo <= hi."""
     for k, (knots, values) in enumerate(zip(p["knots"], p["values"], strict=True)):
@@ -436,7 +449,7 @@ def _check_isotonic(p, where):
                           _show(p["lo"][k]))
 
 
-def _check_target(target, source):
+def _check_target(target: Any, source: str) -> dict[str, Any]:
     where = f"{source}: target"
     if not isinstance(target, dict) or "precision" not in target or set(target) - {
             "precision", "confidence", "simultaneous"}:
@@ -449,7 +462,8 @@ def _check_target(target, source):
     return dict(target)
 
 
-def _check_shown_thresholds(source, shown, dt, task, fam):
+def _check_shown_thresholds(source: str, shown: Any, dt: dict[str, Any], task: str,
+                            fam: Family) -> None:
     """Refuse a file whose human ``thresholds`` were edited: ``apply`` uses
     ``decision_thresholds``, and a silent mismatch would ignore the edit.
     (``fam``, the calibration, says what probability a threshold stands for.)"""
@@ -473,7 +487,7 @@ def _check_shown_thresholds(source, shown, dt, task, fam):
                           f"{space_of(task, fam.method)} space)", _show(p))
 
 
-def _check_summary(summary, n_scored, source):
+def _check_summary(summary: Any, n_scored: int, source: str) -> None:
     """The summary is free-form JSON, except the rows ``evaluate`` and the
     plots read: ``per_class`` (one per scored class) and ``global``."""
     where = f"{source}: summary"
@@ -489,7 +503,7 @@ def _check_summary(summary, n_scored, source):
         _check_row(summary["global"], f"{where}.global")
 
 
-def _check_row(row, where):
+def _check_row(row: Any, where: str) -> None:
     if not isinstance(row, dict):
         raise invalid(where, "an object", _type_name(row))
     for k in ROW_FRACTIONS:
@@ -506,13 +520,13 @@ def _check_row(row, where):
 
 
 # -- writing ----------------------------------------------------------------
-def to_dict(cal):
+def to_dict(cal: Calibrator) -> dict[str, Any]:
     """The file's fields for ``cal`` (checked: a file we write always loads):
     version 1 for a temperature, version 2 with a ``calibrator`` otherwise."""
     check_class_names(list(cal.classes), "classes")
     method = cal.calibrator.method
     if method == "temperature":
-        t = cal.temperature
+        t: Any = cal.temperature   # a float, or one per label
         version, calibration = SCHEMA_VERSION, {
             "temperature": [float(v) for v in t] if np.ndim(t) else float(t)}
     else:
@@ -536,12 +550,12 @@ def to_dict(cal):
     }
 
 
-def dumps(cal):
+def dumps(cal: Calibrator) -> str:
     """The threshold file's text (floats in shortest round-trip repr)."""
     return json.dumps(to_dict(cal), indent=2, allow_nan=False) + "\n"
 
 
-def save(cal, path):
+def save(cal: Calibrator, path: StrPath) -> None:
     """Write the threshold file atomically (temporary file, then rename)."""
     from .outputs import atomic_write
 

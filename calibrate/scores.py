@@ -51,7 +51,7 @@ class PreparedScores:
     of scored classes (1 for binary: the positive class).
     """
     logits: Backend
-    labels: np.ndarray | None
+    labels: Any        # an array, or multilabel labels read in blocks (a row source)
     task: str
     input_kind: str
     n_classes: int

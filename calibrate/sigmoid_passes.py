@@ -115,7 +115,9 @@ class Pass:
     tree: refinement.PassPart
 
     def __iadd__(self, other: Pass) -> Pass:
-        if self.before is not None:
+        if self.before is not None:   # the first pass: every share has both sides' sums
+            assert self.after is not None and other.before is not None \
+                and other.after is not None
             self.before += other.before
             self.after += other.after
         self.tree += other.tree
@@ -160,7 +162,7 @@ def _count(spec: refinement.TreeSpec, part: refinement.PassPart, layout: Layout,
     """Count a block's pairs into the tree's wanted cells (probabilities computed
     here when not given: only for the pairs those cells hold)."""
     c = s.shape[1]
-    views = []
+    views: list[tuple[Any, np.ndarray, np.ndarray | None]] = []
     if layout.per_label:                           # column j in group j
         views.append((np.arange(c), s, pa))
     if not (layout.per_label and c == 1):
@@ -178,6 +180,7 @@ def _first_pass(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarr
                 n_pairs: int, log_loss: bool) -> None:
     z, s, o = _pair_values(zc, yc, temperature)
     pb, pa = special.expit(z), special.expit(s)
+    assert acc.before is not None and acc.after is not None   # made by the first pass's init
     acc.before.add(pb, o, binary, n_bins, n_pairs, log_loss)
     acc.after.add(pa, o, binary, n_bins, n_pairs, log_loss)
     _count(spec, acc.tree, layout, z, s, o, pa, pb)
@@ -285,13 +288,14 @@ def _decide(tree: refinement.Tree, layout: Layout, search: dict | None, found: d
     """Decide what can be; return the cells still needed."""
     leaves = tree.leaves()
     need = []
-    todo = []
+    todo: list[tuple[Any, Any]] = []   # (class id or "global", its level)
     if search is not None:
         todo += [(g, search["alpha"]) for g in range(layout.n_classes)]
         todo.append(("global", search["alpha_global"]))
     for key, alpha in todo:
         if key in found:
             continue
+        assert search is not None   # rules are searched only with a search
         g = layout.pooled_after if key == "global" else key
         r = _thr.search_items(refinement.items(tree, leaves[g]), search["precision"],
                               search["confidence"], alpha)

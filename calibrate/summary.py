@@ -145,7 +145,8 @@ class ClassRow:
 
     @classmethod
     def from_dict(cls, d: dict) -> ClassRow:
-        return cls(d.get("class"), *(d.get(k) for k in (
+        # (the file's values as they are: None where a field is missing)
+        return cls(d.get("class"), *(d.get(k) for k in (  # type: ignore[arg-type]
             "threshold", "precision", "recall", "support", "predicted", "coverage",
             "lower_bound", "status")))
 
@@ -227,7 +228,9 @@ class FitSummary:
         def obj(key: str) -> dict | None:
             return d.get(key) if isinstance(d.get(key), dict) else None
         notes = d.get("notes")
-        return cls(d.get("n"), d.get("task"), d.get("input_kind"), obj("temperature") or {},
+        # (the file's values as they are: None where a field is missing)
+        return cls(d.get("n"), d.get("task"), d.get("input_kind"),  # type: ignore[arg-type]
+                   obj("temperature") or {},
                    obj("nll") or {}, obj("ece") or {}, obj("metrics") or {},
                    tuple(rows), ClassRow.from_dict(g if isinstance(g, dict) else {}),
                    d.get("method") if isinstance(d.get("method"), str) else None,

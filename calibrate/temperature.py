@@ -183,7 +183,7 @@ def newton(evaluate: Callable, n_params: int, beta0: Any = 1.0, beta_max: Any = 
     capped = np.zeros(n_params, bool)
     sep = None
     f_at = np.full(n_params, np.nan)
-    f_one = None
+    f_one: Any = None   # the objective at beta = 1, from the first pass
     g_last = np.zeros(n_params)
     g_prev = np.full(n_params, np.inf)  # gradient at the previous pass
     passes = 0

@@ -254,8 +254,11 @@ def labels_on(y: Any, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     if hit is not None and hit[0]() is y:
         return hit[1]
     t = torch.from_numpy(np.ascontiguousarray(np.asarray(y))).to(device=device, dtype=dtype)
+
+    def forget(_r: object, k: tuple = key, cache: dict = _label_cache) -> None:
+        cache.pop(k, None)
     try:
-        ref = weakref.ref(y, lambda _r, k=key, cache=_label_cache: cache.pop(k, None))
+        ref = weakref.ref(y, forget)
     except TypeError:  # not weak-referenceable: no caching
         return t
     _label_cache[key] = (ref, t)

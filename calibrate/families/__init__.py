@@ -26,7 +26,10 @@ multiclass ``f.probabilities(z)``, ``f.log_probabilities(z)`` and
 import numpy as np
 
 from . import isotonic, mix, ovr_platt, platt, temperature, vector
-from ._common import sigmoid_nll
+from ._common import ChunkMethods, sigmoid_nll
+
+#: A fitted calibration family: the base class of every family's dataclass.
+Family = ChunkMethods
 
 #: Families per kind of task, simplest first (auto breaks exact ties this way).
 MULTICLASS = ("temperature", "mix", "ovr-platt", "vector")
@@ -138,7 +141,7 @@ def confidence_pairs(fitted, z, y):
 
 from .crossval import AutoResult, FamilyScore, auto, choose, cv_rows, fold_ids  # noqa: E402
 
-__all__ = ["AutoResult", "FamilyScore", "MULTICLASS", "SIGMOID", "auto", "check_method",
+__all__ = ["AutoResult", "Family", "FamilyScore", "MULTICLASS", "SIGMOID", "auto", "check_method",
            "choose", "confidence_pairs", "cv_rows", "describe", "fit", "fold_ids", "from_params",
            "identity",
            "isotonic", "methods", "mix", "nll_rows", "ovr_platt", "platt", "temperature",

@@ -1,31 +1,34 @@
 """Small pure helpers shared by the family modules."""
 
+from __future__ import annotations
+
 import sys
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import CalibrateError
 from ._passes import float_dtype, scratch
 
 
-def as_columns(z):
+def as_columns(z: npt.ArrayLike) -> np.ndarray:
     """Sigmoid-task scores as (N, C): binary (N,) becomes one column."""
     z = np.asarray(z)
     return z.reshape(-1, 1) if z.ndim == 1 else z
 
 
-def unflatten(out, z):
+def unflatten(out: np.ndarray, z: npt.ArrayLike) -> np.ndarray:
     """Undo :func:`as_columns` on a result for the scores ``z``."""
     return out.reshape(-1) if np.ndim(z) == 1 else out
 
 
-def sigmoid_nll(log_odds, y):
+def sigmoid_nll(log_odds: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Elementwise binary NLL -log sigmoid(+-l): softplus(l) - y l, stably."""
     return np.logaddexp(0.0, np.where(y == 1, -log_odds, log_odds))
 
 
-def log_softmax(zc, slot=0):
+def log_softmax(zc: np.ndarray, slot: int = 0) -> np.ndarray:
     """Row-wise log-softmax of a chunk in its float dtype (a scratch buffer in
     ``slot`` and ``slot + 1``): x = u - log sum exp u with u = z - max z."""
     dt = float_dtype(zc.dtype)
@@ -38,7 +41,7 @@ def log_softmax(zc, slot=0):
     return x
 
 
-def refuse_chance(which=None):
+def refuse_chance(which: object = None) -> CalibrateError:
     """The refusal for scores that do not favour their labels (as the
     temperature fit words it), naming the label when there are several."""
     if which is None:
@@ -50,12 +53,12 @@ def refuse_chance(which=None):
         f"{which} whose logits do not favour its positives; check the label columns")
 
 
-def tup(a):
+def tup(a: npt.ArrayLike) -> tuple[float, ...]:
     """A float array as a tuple of Python floats (frozen, JSON-exact)."""
     return tuple(float(v) for v in np.ravel(a))
 
 
-def col_sums(m):
+def col_sums(m: np.ndarray) -> npt.NDArray[np.float64]:
     """Column sums of a chunk as float64, by pairwise halving (add the bottom
     half of the rows to the top half until 16 rows remain): float32 rounding
     stays ~1e-8 relative, at the cost of one elementwise pass.  (numpy's
@@ -75,7 +78,7 @@ def col_sums(m):
     return m.sum(axis=0, dtype=np.float64)
 
 
-def plain(v):
+def plain(v: Any) -> Any:
     """A parameter as JSON-ready Python values (tuples become lists)."""
     if isinstance(v, tuple):
         return [plain(x) for x in v]
@@ -96,37 +99,41 @@ class ChunkMethods:
     """
     PARAMS: ClassVar[tuple] = ()
     SCORES_ARE_LOG_ODDS: ClassVar[bool] = True
+    #: The family's name (each family's class sets it) and the task it was fitted
+    #: for (a field of each family's dataclass).
+    method: ClassVar[str]
+    task: str
 
-    def _call(self, name, z):
+    def _call(self, name: str, z: npt.ArrayLike) -> Any:
         return getattr(sys.modules[type(self).__module__], name)(self, z)
 
-    def probabilities(self, z):
+    def probabilities(self, z: npt.ArrayLike) -> np.ndarray:
         return self._call("probabilities", z)
 
-    def log_probabilities(self, z):
+    def log_probabilities(self, z: npt.ArrayLike) -> np.ndarray:
         return self._call("log_probabilities", z)
 
-    def top(self, z):
+    def top(self, z: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         return self._call("top", z)
 
-    def log_odds(self, z):
+    def log_odds(self, z: npt.ArrayLike) -> np.ndarray:
         return self._call("log_odds", z)
 
-    def scores(self, z):
+    def scores(self, z: npt.ArrayLike) -> np.ndarray:
         return self._call("scores", z)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """The method and its parameters, as the threshold file holds them
         (floats exact: a file reads back to an equal map)."""
         return {"method": self.method} | {k: plain(getattr(self, k)) for k in self.PARAMS}
 
-    def threshold_probability(self, tau, column):
+    def threshold_probability(self, tau: float | None, column: int) -> float | None:
         """A per-class decision threshold as the calibrated probability it
         stands for (None: never predicted)."""
         from ..schema import to_probability
         return to_probability(tau, self.task)
 
-    def column_thresholds(self, tau, n_columns):
+    def column_thresholds(self, tau: float | None, n_columns: int) -> npt.NDArray[np.float64]:
         """The global rule's one threshold ``tau`` (in the global rule's
         space) as a threshold per scored column, in the per-class space."""
         return np.full(n_columns, np.inf if tau is None else float(tau))
