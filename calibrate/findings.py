@@ -145,6 +145,8 @@ def _effect(prepared: Any, fitted: Any, names: list, lost_rows: Any) -> dict | N
         return None
     zs, ys = take(z, rows), y[rows]
     m = fitted.method
+    with_them: Any   # fitted families of method m (their parameters read below)
+    without: Any
     try:
         with_them = fitted if rows.size == n else families.fit(m, zs, ys, task, classes=names)
         without = families.fit(m, zs[keep], ys[keep], task, classes=names)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, SupportsFloat
 
 import numpy as np
 import numpy.typing as npt
@@ -320,8 +320,8 @@ def top_log_prob(e: np.ndarray, kc: np.ndarray) -> npt.NDArray[np.float64]:
     return -np.log1p(row_sums(e, exact=True))
 
 
-def top_scores(zc: npt.ArrayLike,
-               temperature: float) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+def top_scores(zc: npt.ArrayLike, temperature: SupportsFloat
+               ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
     """Argmax class (ties: lowest index) and its calibrated log-probability:
     int64 (n,) and float64 (n,)."""
     zc = np.asarray(zc)
@@ -341,7 +341,7 @@ def sigmoid_scores(zc: npt.ArrayLike, temperature: npt.ArrayLike) -> npt.NDArray
     return np.asarray(zc).astype(np.float64) / t
 
 
-def softmax_proba(zc: npt.ArrayLike, temperature: float) -> np.ndarray:
+def softmax_proba(zc: npt.ArrayLike, temperature: SupportsFloat) -> np.ndarray:
     """softmax(z / T) row by row; float32 logits give float32 probabilities."""
     zc = np.asarray(zc)
     if zc.dtype.kind != "f":
@@ -485,7 +485,7 @@ def rowdot(a: np.ndarray, b: np.ndarray) -> npt.NDArray[np.float64]:
     return np.matmul(a[:, None, :], b[:, :, None])[:, 0, 0].astype(np.float64)
 
 
-def softmax_metrics(zc: npt.ArrayLike, yc: npt.ArrayLike, temperature: float, n_bins: int,
+def softmax_metrics(zc: npt.ArrayLike, yc: npt.ArrayLike, temperature: SupportsFloat, n_bins: int,
                     scores: bool = True) -> MetricParts:
     """The :class:`MetricParts` of a block of multiclass logits at ``temperature``
     (with the decision scores ``logp`` when ``scores``)."""

@@ -23,13 +23,15 @@ multiclass ``f.probabilities(z)``, ``f.log_probabilities(z)`` and
 ``f.scores(z)``, a decision score strictly increasing in each label's logit.
 """
 
+from __future__ import annotations
+
+from typing import Any, Literal, overload
+
 import numpy as np
+import numpy.typing as npt
 
 from . import isotonic, mix, ovr_platt, platt, temperature, vector
-from ._common import ChunkMethods, sigmoid_nll
-
-#: A fitted calibration family: the base class of every family's dataclass.
-Family = ChunkMethods
+from ._common import Family, sigmoid_nll
 
 #: Families per kind of task, simplest first (auto breaks exact ties this way).
 MULTICLASS = ("temperature", "mix", "ovr-platt", "vector")
@@ -42,12 +44,12 @@ _CLASSES = {"temperature": temperature.Temperature, "mix": mix.Mix, "vector": ve
             "isotonic": isotonic.Isotonic}
 
 
-def methods(task):
+def methods(task: str) -> tuple[str, ...]:
     """The family names that fit ``task``."""
     return MULTICLASS if task == "multiclass" else SIGMOID
 
 
-def check_method(method, task):
+def check_method(method: str, task: str) -> str:
     """``method`` if it fits ``task``, else a :class:`CalibrateError`."""
     from ..errors import invalid
     names = methods(task)
@@ -57,7 +59,15 @@ def check_method(method, task):
     return method
 
 
-def fit(method, z, y, task, temperature=None, init=None, classes=None, **options):
+@overload
+def fit(method: Literal["temperature"], z: Any, y: Any, task: str,
+        temperature: float | None = None, init: Any = None, classes: Any = None,
+        **options: Any) -> temperature.Temperature: ...
+@overload
+def fit(method: str, z: Any, y: Any, task: str, temperature: float | None = None,
+        init: Any = None, classes: Any = None, **options: Any) -> Family: ...
+def fit(method: str, z: Any, y: Any, task: str, temperature: float | None = None,
+        init: Any = None, classes: Any = None, **options: Any) -> Family:
     """Fit family ``method`` to logits ``z`` and labels ``y`` of ``task``.
 
     ``temperature``: an already fitted T (multiclass families that start
@@ -75,24 +85,24 @@ def fit(method, z, y, task, temperature=None, init=None, classes=None, **options
     return _MODULES[method].fit(z, y, temperature=temperature, init=init, **options)
 
 
-def from_params(method, task, params):
+def from_params(method: str, task: str, params: dict[str, Any]) -> Family:
     """A fitted family from its parameters (as :meth:`to_dict` gives them,
     already checked: see :mod:`calibrate.schema`); its fit diagnostics are None."""
     return _CLASSES[method](task=task, **params)
 
 
-def identity(task, n_scored=1):
+def identity(task: str, n_scored: int = 1) -> temperature.Temperature:
     """The uncalibrated model as a family: T = 1 (per label for multilabel)."""
     return temperature.Temperature(task, (1.0,) * (n_scored if task == "multilabel" else 1))
 
 
-def temperature_of(fitted):
+def temperature_of(fitted: Any) -> float | np.ndarray | None:
     """T of a temperature family as version 1 files hold it (a float, or an
     array per label), or None for another family."""
     return fitted.value if fitted.method == "temperature" else None
 
 
-def describe(fitted):
+def describe(fitted: Any) -> dict[str, Any]:
     """What a fitted family found, for the fit summary: its parameters in
     brief (per-class ones as their range), status, passes and convergence."""
     m = fitted.method
@@ -118,7 +128,7 @@ def describe(fitted):
     return d
 
 
-def nll_rows(fitted, z, y):
+def nll_rows(fitted: Family, z: npt.ArrayLike, y: npt.ArrayLike) -> np.ndarray:
     """Per-row NLL of labels ``y`` (float64): -log p_y (multiclass), or per
     (row, label) the binary NLL, shaped as ``z`` (sigmoid tasks)."""
     if fitted.task == "multiclass":
@@ -128,7 +138,8 @@ def nll_rows(fitted, z, y):
     return sigmoid_nll(t, np.asarray(y).reshape(t.shape))
 
 
-def confidence_pairs(fitted, z, y):
+def confidence_pairs(fitted: Family, z: npt.ArrayLike,
+                     y: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """The (confidence, outcome) pairs of the task's ECE, as in
     :func:`calibrate.metrics.calibration_pairs`: multiclass (max_k p_k,
     argmax correct), binary (p, y), multilabel every (p_ik, y_ik)."""

@@ -137,3 +137,7 @@ class ChunkMethods:
         """The global rule's one threshold ``tau`` (in the global rule's
         space) as a threshold per scored column, in the per-class space."""
         return np.full(n_columns, np.inf if tau is None else float(tau))
+
+
+#: A fitted calibration family: the base class of every family's dataclass.
+Family = ChunkMethods

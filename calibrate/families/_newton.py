@@ -18,18 +18,27 @@ handful of passes.  Safeguards, per problem:
   convergence leaves about its square.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
+
+#: What :func:`newton` returns: x, f, g, passes, converged, at_bound.
+NewtonOut = tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]
 
 _MAX_PASSES = 100
 _F_NOISE = 1e-12   # relative rise of the objective still read as no rise
 _MAX_HALVINGS = 10
 
 
-def _scale(x):
+def _scale(x: np.ndarray) -> np.ndarray:
     return np.abs(x) + 1.0
 
 
-def _step(g, h, free):
+def _step(g: np.ndarray, h: np.ndarray, free: np.ndarray) -> np.ndarray:
     """Newton step H^-1 g on the free coordinates (0 on the held ones), with
     |eigenvalues| floored, for stacked (m, d) gradients and (m, d, d) Hessians."""
     d = g.shape[1]
@@ -45,7 +54,7 @@ def _step(g, h, free):
     return np.where(free, np.einsum("mij,mj->mi", vec, coef), 0.0)
 
 
-def _into_box(x, step, lo, hi):
+def _into_box(x: np.ndarray, step: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """x - step, the step shortened to reach the box's edge when it would
     leave it (the direction stays Newton's, a descent direction; clipping
     coordinates would not), landing exactly on the bound it meets."""
@@ -57,8 +66,9 @@ def _into_box(x, step, lo, hi):
     return np.where(edge, np.where(step > 0, lo, hi), new)
 
 
-def newton(evaluate, x0, lower=None, upper=None, rtol=1e-10, final=1e-5,
-           max_passes=_MAX_PASSES):
+def newton(evaluate: Callable[[np.ndarray], Any], x0: npt.ArrayLike,
+           lower: npt.ArrayLike | None = None, upper: npt.ArrayLike | None = None,
+           rtol: float = 1e-10, final: float = 1e-5, max_passes: int = _MAX_PASSES) -> NewtonOut:
     """Minimise m independent objectives of d parameters by damped Newton.
 
     ``evaluate(X)`` takes (m, d) parameters and returns, from one pass, the
@@ -123,7 +133,9 @@ def newton(evaluate, x0, lower=None, upper=None, rtol=1e-10, final=1e-5,
     return x_acc, f_acc, g_acc, passes, converged, at_bound
 
 
-def two_params(f, ga, gb, haa, hab, hbb, pooled=False):
+def two_params(f: npt.ArrayLike, ga: npt.ArrayLike, gb: npt.ArrayLike, haa: npt.ArrayLike,
+               hab: npt.ArrayLike, hbb: npt.ArrayLike, *,
+               pooled: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The (f, g, H) that :func:`newton` takes, from per-problem arrays of the
     value, the two gradient and the three Hessian entries; ``pooled`` sums
     them into one problem (one pair of parameters shared by all)."""

@@ -36,14 +36,20 @@ are cross-validated only when a split-half score test
 can only fit noise, and they cost most.
 """
 
+from __future__ import annotations
+
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import metrics
 from ..errors import invalid
 from . import vector
+from ._common import Family
 from ._passes import take
 
 #: Scores (rows x columns) in the cross-validation subset at most.
@@ -78,8 +84,8 @@ class AutoResult:
     """What ``auto`` chose, the winner refitted on all rows (``fitted``),
     every family's :class:`FamilyScore`, and how the folds were made."""
     choice: str
-    fitted: object
-    scores: tuple
+    fitted: Family | None      # None when only comparing (refit=False)
+    scores: tuple[FamilyScore, ...]
     rule: str
     n_folds: int
     cv_rows: int
@@ -91,22 +97,22 @@ class AutoResult:
     baseline: FamilyScore | None = None
     #: Per cross-validation row, each scored family's out-of-fold NLL and the
     #: uncalibrated model's ("uncalibrated"); ``units`` the rows' group codes.
-    oof_nll: dict = field(default_factory=dict, repr=False)
+    oof_nll: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     units: np.ndarray | None = field(default=None, repr=False)
 
-    def score(self, method):
+    def score(self, method: str) -> FamilyScore | None:
         """The :class:`FamilyScore` of ``method`` (None if not compared)."""
         return next((s for s in self.scores if s.method == method), None)
 
-    def paired_se(self, a, b):
+    def paired_se(self, a: str, b: str) -> float:
         """Standard error of the mean out-of-fold NLL difference a - b (rows,
         or whole groups, as units)."""
         return paired_se(self.oof_nll[a] - self.oof_nll[b], self.units)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """The cross-validation as the fit summary reports it (no timings: a
         fit of the same data writes the same file)."""
-        def row(s):
+        def row(s: FamilyScore) -> dict[str, Any]:
             return {"method": s.method, "cv_nll": s.cv_nll, "cv_ece": s.cv_ece,
                     "se": s.se} | ({"skipped": s.note} if s.note else {})
         return {"choice": self.choice, "rule": self.rule, "folds": self.n_folds,
@@ -116,7 +122,7 @@ class AutoResult:
                     "cv_nll": self.baseline.cv_nll, "cv_ece": self.baseline.cv_ece}}
 
 
-def _group_codes(groups, n):
+def _group_codes(groups: npt.ArrayLike | None, n: int) -> np.ndarray | None:
     if groups is None:
         return None
     g = np.asarray(groups)
@@ -125,7 +131,8 @@ def _group_codes(groups, n):
     return np.unique(g, return_inverse=True)[1].reshape(-1)
 
 
-def cv_rows(n, n_cols, groups=None, seed=0, max_elements=CV_ELEMENTS):
+def cv_rows(n: int, n_cols: int, groups: npt.ArrayLike | None = None, seed: int = 0,
+            max_elements: int = CV_ELEMENTS) -> np.ndarray:
     """Sorted indices of the rows cross-validation runs on: all of them when
     n x n_cols <= max_elements, else a seeded random subset of about
     max_elements / n_cols rows (whole groups when ``groups`` are given)."""
@@ -142,7 +149,8 @@ def cv_rows(n, n_cols, groups=None, seed=0, max_elements=CV_ELEMENTS):
     return np.flatnonzero(np.isin(codes, keep))
 
 
-def fold_ids(n, n_folds=N_FOLDS, groups=None, seed=0):
+def fold_ids(n: int, n_folds: int = N_FOLDS, groups: npt.ArrayLike | None = None,
+             seed: int = 0) -> npt.NDArray[np.int64]:
     """Fold of each of ``n`` rows (int64 in [0, n_folds)), seeded.
 
     Without groups: a random permutation dealt round-robin (folds differ in
@@ -173,7 +181,7 @@ def fold_ids(n, n_folds=N_FOLDS, groups=None, seed=0):
     return group_fold[codes]
 
 
-def paired_se(d, units=None):
+def paired_se(d: npt.ArrayLike, units: np.ndarray | None = None) -> float:
     """Standard error of the mean of per-row differences ``d`` (float64),
     cluster-robust over ``units`` (int codes; None: every row its own):
     sqrt(U / (U - 1) sum_u (D_u - n_u mean)^2) / N with D_u the unit sums."""
@@ -190,21 +198,23 @@ def paired_se(d, units=None):
     return float(np.sqrt(u / (u - 1) * np.sum(resid * resid)) / n)
 
 
-def choose(nll, rule="lowest", units=None):
+def choose(nll: dict[str, np.ndarray], rule: str = "lowest",
+           units: np.ndarray | None = None) -> tuple[str, dict[str, float]]:
     """The winning family from out-of-fold per-row NLLs ``nll`` (a dict,
     simplest family first).  Returns ``(choice, se)``: se maps each family to
     the standard error of its paired difference to the lowest.  Differences
     below ``_TIE`` relative are ties, won by the simpler family."""
     mean = {m: float(np.mean(v)) for m, v in nll.items()}
-    best = min(nll, key=mean.get)
+    best = min(nll, key=mean.__getitem__)
     se = {m: paired_se(nll[m] - nll[best], units) for m in nll}
     slack = _TIE * abs(mean[best])
     for m in nll:
         if mean[m] - mean[best] <= slack + (se[m] if rule == "one-se" else 0.0):
             return m, se
+    raise AssertionError("unreachable: the lowest family ties with itself")
 
 
-def _warm(fitted):
+def _warm(fitted: Any) -> np.ndarray | None:
     """A fitted family's parameters as a warm start for its own ``fit``."""
     m = fitted.method
     if m == "mix":
@@ -216,7 +226,9 @@ def _warm(fitted):
     return None
 
 
-def _cross_validate(method, z, y, folds, task, temps, classes, options):
+def _cross_validate(method: str, z: np.ndarray, y: np.ndarray, folds: np.ndarray, task: str,
+                    temps: list[float] | None, classes: Any, options: dict[str, Any]
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Any]]:
     """Out-of-fold NLL (per row; multilabel: per row, mean over labels),
     ECE pairs and fold fits of one family.  Each fold's fit starts where the
     previous fold's ended (the training sets share 3/4 of their rows: a few
@@ -224,7 +236,8 @@ def _cross_validate(method, z, y, folds, task, temps, classes, options):
     from . import confidence_pairs, fit, nll_rows
     n = z.shape[0]
     nll = np.empty(n)
-    conf, outcome, fits = [], [], []
+    conf, outcome = [], []
+    fits: list[Any] = []   # the fold fits of family ``method``
     for k in range(int(folds.max()) + 1):
         train, test = folds != k, folds == k
         f = fit(method, z[train], y[train], task, classes=classes,
@@ -239,15 +252,20 @@ def _cross_validate(method, z, y, folds, task, temps, classes, options):
     return nll, np.concatenate(conf), np.concatenate(outcome), fits
 
 
-def _score_families(names, zc, yc, folds, task, seed, classes, options,
-                    screen_elements=None, keep=()):
+def _score_families(names: tuple[str, ...], zc: np.ndarray, yc: np.ndarray, folds: np.ndarray,
+                    task: str, seed: int, classes: Any, options: dict[str, Any],
+                    screen_elements: int | None = None, keep: tuple[str, ...] = ()
+                    ) -> tuple[dict[str, Any], dict[str, tuple[str, float]], float | None]:
     """Cross-validate each family: ``(results, notes, signal)``, results[m]
     = (out-of-fold NLL, confidences, outcomes, fold fits, seconds), notes[m]
     = (why it was not scored, seconds), signal = the split-half z or None.
     Per-class families (but those in ``keep``) are screened above
     ``screen_elements`` scores."""
     from . import fit
-    results, notes, temps, signal = {}, {}, None, None
+    results: dict[str, Any] = {}
+    notes: dict[str, tuple[str, float]] = {}
+    temps: list[float] | None = None
+    signal: float | None = None
     if screen_elements is None:
         screen_elements = SCREEN_ELEMENTS
     for m in names:
@@ -277,7 +295,7 @@ def _score_families(names, zc, yc, folds, task, seed, classes, options,
     return results, notes, signal
 
 
-def _baseline(zc, yc, task):
+def _baseline(zc: np.ndarray, yc: np.ndarray, task: str) -> tuple[FamilyScore, np.ndarray]:
     """The uncalibrated model (T = 1) on the cross-validation rows: its
     out-of-fold figures are its in-sample ones (nothing is fitted)."""
     from . import confidence_pairs, identity, nll_rows
@@ -289,9 +307,12 @@ def _baseline(zc, yc, task):
                        0.0), nll
 
 
-def auto(z, y, task, groups=None, methods=None, n_folds=N_FOLDS, seed=0, rule="lowest",
-         max_cv_elements=CV_ELEMENTS, classes=None, refit=True, fitted_temperature=None,
-         screen_elements=None, keep=(), **options):
+def auto(z: Any, y: npt.ArrayLike, task: str, groups: npt.ArrayLike | None = None,
+         methods: Sequence[str] | None = None, n_folds: int = N_FOLDS, seed: int = 0,
+         rule: str = "lowest", max_cv_elements: int = CV_ELEMENTS, classes: Any = None,
+         refit: bool = True, fitted_temperature: Any = None,
+         screen_elements: int | None = None, keep: tuple[str, ...] = (),
+         **options: Any) -> AutoResult:
     """Choose a family by K-fold cross-validated NLL and refit it on all rows.
 
     ``z``: logits ((N, C) multiclass or multilabel, (N,) binary; numpy, a
@@ -341,7 +362,7 @@ def auto(z, y, task, groups=None, methods=None, n_folds=N_FOLDS, seed=0, rule="l
                           grouped=groups is not None, signal_z=signal, refit_seconds=0.0,
                           baseline=baseline, oof_nll=oof, units=units)
     t0 = time.perf_counter()
-    starts = [_warm(f) for f in results[choice][3]]
+    starts: list[Any] = [_warm(f) for f in results[choice][3]]
     init = None if starts[0] is None else np.mean(starts, axis=0)
     if choice == "temperature" and fitted_temperature is not None:
         fitted = fitted_temperature

@@ -31,10 +31,14 @@ The columns are read whole (sorting needs them all): binary and multilabel
 scores are N x C small values.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 from scipy import optimize, special
 
 from . import _common
@@ -54,7 +58,7 @@ class Isotonic(_common.ChunkMethods):
     lo: tuple             # per label: the clip bounds 0.5 / n, 1 - 0.5 / n
     hi: tuple
 
-    def threshold_probability(self, tau, column):
+    def threshold_probability(self, tau: float | None, column: int) -> float | None:
         """A per-class threshold (a logit of the model) as the calibrated
         probability there; 0 for "accept all", None for "never"."""
         from ..thresholds import ACCEPT_ALL
@@ -64,7 +68,7 @@ class Isotonic(_common.ChunkMethods):
             return 0.0
         return float(_p64(self, np.array([[float(tau)]]), [column])[0, 0])
 
-    def column_thresholds(self, tau, n_columns):
+    def column_thresholds(self, tau: float | None, n_columns: int) -> npt.NDArray[np.float64]:
         """The global level ``tau`` (a calibrated log-odds) as one model-logit
         threshold per label: see the module."""
         if tau is None:
@@ -73,7 +77,7 @@ class Isotonic(_common.ChunkMethods):
                          for k in range(n_columns)])
 
 
-def blocks(z, y):
+def blocks(z: npt.ArrayLike, y: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The isotonic fit of 0/1 labels ``y`` on one column of logits ``z``.
 
     Returns ``(distinct, fitted, starts)``: the distinct logits (sorted), the
@@ -88,7 +92,7 @@ def blocks(z, y):
     return distinct, res.x, np.asarray(res.blocks)
 
 
-def _fit_column(z, y):
+def _fit_column(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     distinct, fitted, starts = blocks(z, y)
     counts = np.bincount(np.searchsorted(distinct, np.asarray(z, dtype=np.float64)),
                          minlength=distinct.size).astype(np.float64)
@@ -98,7 +102,7 @@ def _fit_column(z, y):
     return centres, fitted[starts[:-1]]
 
 
-def fit(z, y, task="binary"):
+def fit(z: Any, y: npt.ArrayLike, task: str = "binary") -> Isotonic:
     """Fit isotonic maps to logits z ((N,) or (N, C)) and 0/1 labels y."""
     zz = _common.as_columns(whole(z))
     yy = np.asarray(y).reshape(zz.shape)
@@ -113,7 +117,7 @@ def fit(z, y, task="binary"):
                     lo=(lo,) * zz.shape[1], hi=(1.0 - lo,) * zz.shape[1])
 
 
-def _p64(fit, z, columns=None):
+def _p64(fit: Isotonic, z: npt.ArrayLike, columns: Sequence[int] | None = None) -> np.ndarray:
     """The map of each label (or of the labels ``columns``) at the columns of z."""
     zz = _common.as_columns(z).astype(np.float64)
     out = np.empty(zz.shape)
@@ -123,7 +127,7 @@ def _p64(fit, z, columns=None):
     return out
 
 
-def level_crossing(fit, k, level):
+def level_crossing(fit: Isotonic, k: int, level: float) -> float:
     """The least logit at which label k's map reaches ``level`` (a
     probability): -inf (as the lowest float: every pair accepted) when the
     map is at or above it everywhere, +inf when it never reaches it, else
@@ -140,18 +144,18 @@ def level_crossing(fit, k, level):
     return float(min(x1, x0 + (level - v0) / (v1 - v0) * (x1 - x0)))
 
 
-def probabilities(fit, z):
+def probabilities(fit: Isotonic, z: npt.ArrayLike) -> np.ndarray:
     """The clipped piecewise-linear map, in the float dtype of ``z``."""
     dt = _common.float_dtype(np.asarray(z).dtype)
     return _common.unflatten(_p64(fit, z), z).astype(dt)
 
 
-def log_odds(fit, z):
+def log_odds(fit: Isotonic, z: npt.ArrayLike) -> np.ndarray:
     """logit of the calibrated probability (float64; finite by the clip)."""
     return _common.unflatten(special.logit(_p64(fit, z)), z)
 
 
-def scores(fit, z):
+def scores(fit: Isotonic, z: npt.ArrayLike) -> np.ndarray:
     """Decision score: the model's own logit (float64), which the map
     preserves the order of."""
     return np.asarray(z, dtype=np.float64)

@@ -27,10 +27,14 @@ the temperature fit.  softmax(z / T) is monotone in z, and so is p: the
 argmax is that of z.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import kernels
 from .. import temperature as _temperature
@@ -57,7 +61,8 @@ class Mix(_common.ChunkMethods):
     converged: bool | None = None
 
 
-def _row_terms(zc, yc, beta):
+def _row_terms(zc: np.ndarray, yc: np.ndarray,
+               beta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row, float64: log s_y, d = u_y - E_s[u], v = Var_s[u] at beta."""
     r, c = zc.shape
     dt = float_dtype(zc.dtype)
@@ -74,7 +79,7 @@ def _row_terms(zc, yc, beta):
     return beta * uy - np.log(tot), uy - m1, np.maximum(m2 - m1 * m1, 0.0)
 
 
-def _kernel(zc, yc, beta, w):
+def _kernel(zc: np.ndarray, yc: np.ndarray, beta: float, w: float) -> tuple[Any, ...]:
     """Sums of the NLL, its gradient (2) and Hessian (3) at (beta, w)."""
     c = zc.shape[1]
     ls, d, v = _row_terms(zc, yc, beta)
@@ -90,16 +95,17 @@ def _kernel(zc, yc, beta, w):
             (r * d - ad * gw).sum(), (gw * gw).sum())
 
 
-def _evaluate(z, y):
+def _evaluate(z: Any, y: np.ndarray) -> Callable[[np.ndarray], Any]:
     n = z.shape[0]
 
-    def evaluate(x):
+    def evaluate(x: np.ndarray) -> Any:
         return two_params(*(v / n for v in total(_kernel, z, y, x[0, 0], x[0, 1],
                                                  label="mixture pass")))
     return evaluate
 
 
-def fit(z, y, temperature=None, init=None):
+def fit(z: Any, y: npt.ArrayLike, temperature: float | None = None,
+        init: tuple[float, float] | None = None) -> Mix:
     """Fit (T, w) to multiclass logits z (N, C) and labels y (N,).
 
     ``temperature``: the T of the start (1/T, ``W0``) (fitted here when
@@ -120,7 +126,7 @@ def fit(z, y, temperature=None, init=None):
                nll=float(f[0]), n_passes=passes + p, converged=bool(done[0]))
 
 
-def _log_mix(fit, ls, c):
+def _log_mix(fit: Mix, ls: np.ndarray, c: int) -> np.ndarray:
     """log((1 - w) exp(ls) + w / C) for log-softmax values ``ls``."""
     w = fit.weight
     if w <= 0:
@@ -129,7 +135,7 @@ def _log_mix(fit, ls, c):
         return np.logaddexp(np.log1p(-w) + ls, np.log(w / c))
 
 
-def log_probabilities(fit, z):
+def log_probabilities(fit: Mix, z: npt.ArrayLike) -> np.ndarray:
     """log p, in the float dtype of ``z``."""
     z = np.asarray(z)
     dt = float_dtype(z.dtype)
@@ -137,12 +143,12 @@ def log_probabilities(fit, z):
     return _log_mix(fit, ls, z.shape[1]).astype(dt)
 
 
-def probabilities(fit, z):
+def probabilities(fit: Mix, z: npt.ArrayLike) -> np.ndarray:
     """(1 - w) softmax(z / T) + w / C, in the float dtype of ``z``."""
     return np.exp(log_probabilities(fit, z))
 
 
-def top(fit, z):
+def top(fit: Mix, z: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """argmax z (that of p; ties to the lowest index) and log p there
     (float64, in log space)."""
     z = np.asarray(z)

@@ -21,10 +21,14 @@ renormalised p is not the objective: each class's fit is its own binary
 likelihood, as in scikit-learn.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 from scipy import special
 
 from .. import kernels
@@ -49,7 +53,7 @@ class OvrPlatt(_common.ChunkMethods):
     shared: tuple | None = None
 
 
-def _logits(zc, a, b):
+def _logits(zc: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x = _common.log_softmax(zc, 0)
     t = scratch(zc.shape, x.dtype, 2)
     np.multiply(x, a.astype(x.dtype), out=t)
@@ -57,7 +61,7 @@ def _logits(zc, a, b):
     return x, t
 
 
-def _kernel(zc, yc, a, b):
+def _kernel(zc: np.ndarray, yc: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[Any, ...]:
     """Per-class sums of the binary NLL, gradient (2) and Hessian (3)."""
     r, c = zc.shape
     x, t = _logits(zc, a, b)
@@ -91,13 +95,14 @@ def _kernel(zc, yc, a, b):
     return nll, ssx - np.bincount(yc, xy, c), ss - n_k, col(v), swx, sw
 
 
-def _evaluate(z, y, own, rest):
+def _evaluate(z: Any, y: np.ndarray, own: np.ndarray | None,
+              rest: np.ndarray) -> Callable[[np.ndarray], Any]:
     """The Newton oracle: per-class problems for the classes ``own`` (the
     others held at ``rest`` (a, b) in the pass), or, with ``own`` None, one
     problem whose objective is summed over all classes."""
     n, c = z.shape
 
-    def evaluate(p):
+    def evaluate(p: np.ndarray) -> Any:
         if own is None:
             a, b = np.full(c, p[0, 0]), np.full(c, p[0, 1])
         else:
@@ -109,7 +114,9 @@ def _evaluate(z, y, own, rest):
     return evaluate
 
 
-def fit(z, y, temperature=None, init=None, min_class_count=_temperature.MIN_CLASS_COUNT):
+def fit(z: Any, y: npt.ArrayLike, temperature: float | None = None,
+        init: npt.ArrayLike | None = None,
+        min_class_count: int = _temperature.MIN_CLASS_COUNT) -> OvrPlatt:
     """Fit one-vs-rest Platt scaling to logits z (N, C) and labels y (N,).
 
     ``temperature``: the T of the start (1/T, 0) (fitted here when None);
@@ -143,7 +150,7 @@ def fit(z, y, temperature=None, init=None, min_class_count=_temperature.MIN_CLAS
                     status=tuple(status), n_passes=passes, converged=conv, shared=shared)
 
 
-def _log_sigmoid(t):
+def _log_sigmoid(t: np.ndarray) -> np.ndarray:
     """log sigmoid(t) in place: -softplus(-t) = min(t, 0) - log1p(exp(-|t|))."""
     m = np.minimum(t, 0)
     np.abs(t, out=t)
@@ -154,7 +161,7 @@ def _log_sigmoid(t):
     return t
 
 
-def log_probabilities(fit, z):
+def log_probabilities(fit: OvrPlatt, z: npt.ArrayLike) -> np.ndarray:
     """log p_k = log s_k - log sum_l s_l, in the float dtype of ``z``."""
     _, t = _logits(np.asarray(z), np.asarray(fit.a), np.asarray(fit.b))
     ls = _log_sigmoid(t.copy())
@@ -163,12 +170,12 @@ def log_probabilities(fit, z):
     return ls - lse
 
 
-def probabilities(fit, z):
+def probabilities(fit: OvrPlatt, z: npt.ArrayLike) -> np.ndarray:
     """p_k = s_k / sum_l s_l, in the float dtype of ``z``."""
     return np.exp(log_probabilities(fit, z))
 
 
-def top(fit, z):
+def top(fit: OvrPlatt, z: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Argmax of p (= of t_k = a_k x_k + b_k, ties to the lowest index) and
     log p_k there, in log space (float64 sums)."""
     _, t = _logits(np.asarray(z), np.asarray(fit.a), np.asarray(fit.b))

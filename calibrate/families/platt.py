@@ -22,10 +22,14 @@ stop at a = 1 / T_MIN (status "capped").  Every map is strictly increasing in
 z, so the decision score a z + b ranks rows exactly as the model's logit.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 from scipy import special
 
 from .. import temperature as _temperature
@@ -49,7 +53,7 @@ class Platt(_common.ChunkMethods):
     shared: tuple | None = None   # the pooled (a, b), when fitted
 
 
-def _stats(zc, yc, a, b):
+def _stats(zc: np.ndarray, yc: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[Any, ...]:
     """Per-label sums of NLL, gradient (2) and Hessian (3) at (a, b)."""
     zc = zc.astype(np.float64)
     t = zc * a + b
@@ -60,18 +64,19 @@ def _stats(zc, yc, a, b):
             (w * zc * zc).sum(axis=0), (w * zc).sum(axis=0), w.sum(axis=0))
 
 
-def _evaluate(z, y, pooled=False):
+def _evaluate(z: np.ndarray, y: np.ndarray,
+              pooled: bool = False) -> Callable[[np.ndarray], Any]:
     """The Newton oracle for :func:`._newton.newton`: per-label problems, or
     one problem (``pooled``) whose objective is summed over labels."""
     n, c = z.shape
 
-    def evaluate(x):
+    def evaluate(x: np.ndarray) -> Any:
         a, b = (np.full(c, x[0, 0]), np.full(c, x[0, 1])) if pooled else (x[:, 0], x[:, 1])
         return two_params(*(v / n for v in total(_stats, z, y, a, b)), pooled=pooled)
     return evaluate
 
 
-def _check_direction(z, y, names):
+def _check_direction(z: np.ndarray, y: np.ndarray, names: Callable[[int], object]) -> None:
     """Refuse labels whose best a is <= 0: the gradient in a at (0, logit of
     the base rate) is mean (rate - y) z >= 0 (convexity makes that exact)."""
     rate = y.mean(axis=0)
@@ -81,8 +86,9 @@ def _check_direction(z, y, names):
         raise _common.refuse_chance(names(int(bad[0])) if z.shape[1] > 1 else None)
 
 
-def fit(z, y, task="binary", init=None, min_class_count=_temperature.MIN_CLASS_COUNT,
-        classes=None):
+def fit(z: Any, y: npt.ArrayLike, task: str = "binary", init: npt.ArrayLike | None = None,
+        min_class_count: int = _temperature.MIN_CLASS_COUNT,
+        classes: Sequence[str] | None = None) -> Platt:
     """Fit Platt scaling to logits z ((N,) binary or (N, C) multilabel) and
     0/1 labels y of the same shape.
 
@@ -122,18 +128,18 @@ def fit(z, y, task="binary", init=None, min_class_count=_temperature.MIN_CLASS_C
                  nll=_common.tup(nll), n_passes=passes, converged=conv, shared=shared)
 
 
-def log_odds(fit, z):
+def log_odds(fit: Platt, z: npt.ArrayLike) -> np.ndarray:
     """Calibrated log-odds a z + b (float64), the shape of ``z``."""
     zz = _common.as_columns(z).astype(np.float64)
     return _common.unflatten(zz * np.asarray(fit.a) + np.asarray(fit.b), z)
 
 
-def probabilities(fit, z):
+def probabilities(fit: Platt, z: npt.ArrayLike) -> np.ndarray:
     """sigmoid(a z + b) in the float dtype of ``z``."""
     dt = _common.float_dtype(np.asarray(z).dtype)
     return special.expit(log_odds(fit, z)).astype(dt)
 
 
-def scores(fit, z):
+def scores(fit: Platt, z: npt.ArrayLike) -> np.ndarray:
     """Decision score: a z + b, strictly increasing in z (a > 0) per label."""
     return log_odds(fit, z)

@@ -37,11 +37,15 @@ rises), and stops after a step below 1e-7 relative.  Two refinements:
   step costs one full pass plus cheap products on the sample.
 """
 
+from __future__ import annotations
+
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import kernels
 from . import _common
@@ -77,7 +81,8 @@ class Vector(_common.ChunkMethods):
     converged: bool | None = None
 
 
-def _logits(zc, a, b, slot=0):
+def _logits(zc: np.ndarray, a: np.ndarray, b: np.ndarray,
+            slot: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """t = a * log_softmax(z) + b in the chunk's dtype (scratch ``slot``)."""
     x = _common.log_softmax(zc, slot)
     t = scratch(zc.shape, x.dtype, slot + 2)
@@ -86,7 +91,7 @@ def _logits(zc, a, b, slot=0):
     return x, t
 
 
-def _softmax_inplace(t):
+def _softmax_inplace(t: np.ndarray) -> npt.NDArray[np.float64]:
     """Row softmax of ``t`` in place; returns logsumexp per row (float64)."""
     m = t.max(axis=1, keepdims=True)
     np.subtract(t, m, out=t)
@@ -96,7 +101,8 @@ def _softmax_inplace(t):
     return (m[:, 0].astype(np.float64) + np.log(s[:, 0].astype(np.float64)))
 
 
-def _grad_kernel(zc, yc, a, b):
+def _grad_kernel(zc: np.ndarray, yc: np.ndarray, a: np.ndarray,
+                 b: np.ndarray) -> tuple[Any, ...]:
     """Sums of the NLL, of p x, p, x_y (per class), the class counts, and of
     the diagonal Hessian blocks p(1-p) x^2, p(1-p) x, p(1-p)."""
     r, c = zc.shape
@@ -122,7 +128,8 @@ def _grad_kernel(zc, yc, a, b):
             col(v), swx, sw)
 
 
-def _hv_kernel(zc, yc, a, b, va, vb):
+def _hv_kernel(zc: np.ndarray, yc: np.ndarray, a: np.ndarray, b: np.ndarray, va: np.ndarray,
+               vb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sums of q x and q with q = p (d - E_p d), d = va x + vb: H v per row."""
     r, c = zc.shape
     x, t = _logits(zc, a, b)
@@ -143,7 +150,7 @@ def _hv_kernel(zc, yc, a, b, va, vb):
 class _Problem:
     """J, its gradient and Hessian-vector products at (a, b), by passes."""
 
-    def __init__(self, z, y, a0, lam, hessian_rows):
+    def __init__(self, z: Any, y: np.ndarray, a0: float, lam: float, hessian_rows: int) -> None:
         self.z, self.y, self.n = z, y, z.shape[0]
         self.c = z.shape[1]
         self.a0, self.lam = a0, lam
@@ -152,10 +159,10 @@ class _Problem:
             self.zh, self.yh = take(z, idx), take(y, idx)
         else:
             self.zh, self.yh = z, y
-        self.rho = None
+        self.rho: float | None = None
         self.passes = 0
 
-    def gradient(self, a, b):
+    def gradient(self, a: np.ndarray, b: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """J (with the rho term), its gradient (2, C) and diagonal blocks."""
         f, spx, sp, sxy, cnt, haa, hab, hbb = total(_grad_kernel, self.z, self.y, a, b,
                                                     label="vector scaling pass")
@@ -170,7 +177,8 @@ class _Problem:
         blocks = np.stack([haa / n + 2 * lam, hab / n, hbb / n + 2 * lam + 2 * self.rho])
         return float(f), np.stack([ga, gb]), blocks
 
-    def hessp(self, a, b, v):
+    def hessp(self, a: np.ndarray, b: np.ndarray, v: np.ndarray) -> np.ndarray:
+        assert self.rho is not None   # set by the first gradient pass
         qx, q = total(_hv_kernel, self.zh, self.yh, a, b, v[0], v[1],
                       label="vector scaling products")
         if self.zh is self.z:
@@ -180,14 +188,15 @@ class _Problem:
                          q / m + 2 * lam * v[1] + 2 * self.rho * v[1].sum()])
 
 
-def _precondition(blocks, r):
+def _precondition(blocks: np.ndarray, r: np.ndarray) -> np.ndarray:
     """Solve the per-class 2 x 2 systems blocks s = r (blocks: haa, hab, hbb)."""
     haa, hab, hbb = blocks
     det = haa * hbb - hab * hab
     return np.stack([(hbb * r[0] - hab * r[1]) / det, (haa * r[1] - hab * r[0]) / det])
 
 
-def _cg(hessp, g, blocks, tol):
+def _cg(hessp: Callable[[np.ndarray], np.ndarray], g: np.ndarray, blocks: np.ndarray,
+        tol: float) -> np.ndarray:
     """Preconditioned conjugate gradients for H s = -g, to ||r|| <= tol ||g||."""
     s = np.zeros_like(g)
     r = -g
@@ -212,7 +221,8 @@ def _cg(hessp, g, blocks, tol):
     return s
 
 
-def fit(z, y, temperature=None, penalty=PENALTY, init=None, hessian_rows=HESSIAN_ROWS):
+def fit(z: Any, y: npt.ArrayLike, temperature: float | None = None, penalty: float = PENALTY,
+        init: npt.ArrayLike | None = None, hessian_rows: int = HESSIAN_ROWS) -> Vector:
     """Fit vector scaling to multiclass logits z (N, C) and labels y (N,).
 
     ``temperature``: the T of the penalty's centre 1/T (fitted here when
@@ -263,7 +273,7 @@ def fit(z, y, temperature=None, penalty=PENALTY, init=None, hessian_rows=HESSIAN
                   n_passes=passes + prob.passes, converged=converged)
 
 
-def split_half_signal(z, y, temperature, seed=0):
+def split_half_signal(z: Any, y: npt.ArrayLike, temperature: float, seed: int = 0) -> float:
     """Evidence for per-class parameters, as a z-score, from one pass.
 
     The rows are split in two random halves A and B (seeded); g_A, g_B are
@@ -283,7 +293,9 @@ def split_half_signal(z, y, temperature, seed=0):
     n, c = z.shape
     a, b = np.full(c, 1.0 / float(temperature)), np.zeros(c)
     half = np.random.default_rng([seed, 3]).permutation(n) % 2 == 0
-    g, blocks, m = [], 0.0, []
+    g: list[np.ndarray] = []
+    blocks: Any = 0.0          # both halves' diagonal blocks, summed
+    m: list[int] = []
     for h in (np.flatnonzero(half), np.flatnonzero(~half)):
         _, spx, sp, sxy, cnt, haa, hab, hbb = total(_grad_kernel, take(z, h), y[h], a, b,
                                                     label="per-class signal test")
@@ -294,7 +306,7 @@ def split_half_signal(z, y, temperature, seed=0):
     return float(u * np.sqrt(m[0] * m[1] / max(2 * c - 2, 1)))
 
 
-def log_probabilities(fit, z):
+def log_probabilities(fit: Vector, z: npt.ArrayLike) -> np.ndarray:
     """log softmax(a * log_softmax(z) + b), in the float dtype of ``z``."""
     a, b = np.asarray(fit.a), np.asarray(fit.b)
     x, t = _logits(np.asarray(z), a, b, slot=4)
@@ -305,7 +317,7 @@ def log_probabilities(fit, z):
     return out
 
 
-def probabilities(fit, z):
+def probabilities(fit: Vector, z: npt.ArrayLike) -> np.ndarray:
     """softmax(a * log_softmax(z) + b), in the float dtype of ``z``."""
     a, b = np.asarray(fit.a), np.asarray(fit.b)
     _, t = _logits(np.asarray(z), a, b, slot=4)
@@ -313,7 +325,7 @@ def probabilities(fit, z):
     return t.copy()
 
 
-def top(fit, z):
+def top(fit: Vector, z: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Argmax of the calibrated probabilities (= of t = a x + b; ties to the
     lowest index) and its log-probability, in log space (float64)."""
     a, b = np.asarray(fit.a), np.asarray(fit.b)
