@@ -23,18 +23,34 @@ axes ``gid`` (``"reliability-before"``, ``"reliability-after"``,
 ``"reliability:<class>"``), so that tests and users can find what was drawn.
 """
 
+from __future__ import annotations
+
 import io as _io
 import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import special
 
 from . import curves, kernels, metrics, rules
 from . import scores as _scores
+from .artifact import Calibrator
 from .backends import as_array
 from .errors import invalid
 from .guarantee import lower_bound
-from .outputs import atomic_write, check_writable
+from .outputs import StrPath, atomic_write, check_writable
+
+if TYPE_CHECKING:  # pragma: no cover - matplotlib loads when a picture is drawn
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
+    from matplotlib.typing import LegendLocType
+
+#: (probability, correct, support) of one class's candidate rows.
+ClassPoints = tuple[np.ndarray, np.ndarray, int]
 
 FORMATS = (".png", ".pdf", ".svg")
 #: Report layout, in inches: figure width, and the height of each kind of row.
@@ -62,7 +78,7 @@ _RC = {"font.size": 9, "axes.titlesize": 9.5, "axes.labelsize": 9, "legend.fonts
        "axes.spines.right": False, "figure.dpi": DPI}
 
 
-def _matplotlib():
+def _matplotlib() -> ModuleType:
     try:
         import matplotlib
         from matplotlib.figure import Figure  # noqa: F401
@@ -72,7 +88,7 @@ def _matplotlib():
     return matplotlib
 
 
-def check_output(path):
+def check_output(path: StrPath) -> None:
     """Refuse a picture path early: unknown format, unwritable folder, no matplotlib."""
     suffix = os.path.splitext(os.fspath(path))[1].lower()
     if suffix not in FORMATS:
@@ -85,13 +101,14 @@ def check_output(path):
 # ---------------------------------------------------------------------------
 # Panels
 
-def _pct(v):
+def _pct(v: float) -> str:
     return f"{100 * v:.2f}%"
 
 
-def reliability_diagram(ax, confidence, outcome, n_bins=metrics.N_BINS, title=None,
-                        hist_ax=None, xlabel="confidence", ylabel="accuracy",
-                        ece_label="ECE"):
+def reliability_diagram(ax: Axes, confidence: npt.ArrayLike, outcome: npt.ArrayLike,
+                        n_bins: int = metrics.N_BINS, title: str | None = None,
+                        hist_ax: Axes | None = None, xlabel: str = "confidence",
+                        ylabel: str = "accuracy", ece_label: str = "ECE") -> dict[str, Any]:
     """Binned reliability diagram (Guo et al. 2017, Fig. 1) on ``ax``.
 
     Bars: the accuracy (mean outcome) of each equal-width bin (lo, hi];
@@ -147,8 +164,10 @@ def reliability_diagram(ax, confidence, outcome, n_bins=metrics.N_BINS, title=No
     return {"bins": bins, "ece": e, "smooth_ece": sm}
 
 
-def reliability_curves(ax, pairs, n_bins=metrics.N_BINS, title=None, labels=("before", "after"),
-                       colours=(ORANGE, BLUE)):
+def reliability_curves(ax: Axes, pairs: Sequence[tuple[npt.ArrayLike, npt.ArrayLike]],
+                       n_bins: int = metrics.N_BINS, title: str | None = None,
+                       labels: Sequence[str] = ("before", "after"),
+                       colours: Sequence[str] = (ORANGE, BLUE)) -> list[dict[str, np.ndarray]]:
     """Reliability curves of several (confidence, outcome) pairs on one ``ax``:
     the mean confidence and accuracy of each non-empty equal-width bin, joined.
     Used for the small multiples of binary and multilabel classes.  Returns
@@ -172,15 +191,18 @@ def reliability_curves(ax, pairs, n_bins=metrics.N_BINS, title=None, labels=("be
     return out
 
 
-def _at(curve, threshold):
+def _at(curve: Mapping[str, np.ndarray], threshold: float) -> int | None:
     """Index of the curve point a threshold selects (None: it accepts nothing)."""
     j = int(np.searchsorted(-curve["threshold"], -threshold, side="right")) - 1
     return j if j >= 0 else None
 
 
-def precision_threshold(ax, probability, correct, n_positive, threshold=None, target=None,
-                        lower_bound_confidence=None, title=None, max_points=MAX_POINTS,
-                        legend=True):
+def precision_threshold(ax: Axes, probability: npt.ArrayLike, correct: npt.ArrayLike,
+                        n_positive: int | None, threshold: float | None = None,
+                        target: float | None = None,
+                        lower_bound_confidence: float | None = None, title: str | None = None,
+                        max_points: int = MAX_POINTS, legend: bool = True
+                        ) -> dict[str, np.ndarray]:
     """Precision and recall of ``probability >= t`` against the threshold t.
 
     ``probability`` is each candidate row's calibrated probability for the
@@ -226,9 +248,13 @@ def precision_threshold(ax, probability, correct, n_positive, threshold=None, ta
     return curve
 
 
-def risk_coverage_plot(ax, scores, correct, threshold=None, target=None, n_total=None,
-                       reference=None, per_class=None, title=None, max_points=MAX_POINTS,
-                       xlabel="coverage"):
+def risk_coverage_plot(ax: Axes, scores: npt.ArrayLike, correct: npt.ArrayLike,
+                       threshold: float | None = None, target: float | None = None,
+                       n_total: int | None = None,
+                       reference: tuple[float, float] | None = None,
+                       per_class: tuple[float, float] | None = None, title: str | None = None,
+                       max_points: int = MAX_POINTS, xlabel: str = "coverage"
+                       ) -> dict[str, np.ndarray]:
     """Selective risk (1 - precision of the accepted) against coverage as one
     threshold on ``scores`` loosens (Geifman & El-Yaniv 2017).
 
@@ -268,7 +294,7 @@ def risk_coverage_plot(ax, scores, correct, threshold=None, target=None, n_total
     return rc
 
 
-def _interval(k, n, level=0.95):
+def _interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """Two-sided Clopper-Pearson interval of k / n."""
     a = (1 - level) / 2
     lo = float(lower_bound(k, n, 1 - a)) if n else np.nan
@@ -276,7 +302,8 @@ def _interval(k, n, level=0.95):
     return lo, hi
 
 
-def class_overview(ax, rows, target, held_out=True, title=None):
+def class_overview(ax: Axes, rows: Sequence[Mapping[str, Any]], target: float,
+                   held_out: bool = True, title: str | None = None) -> np.ndarray:
     """Every class's precision at its threshold, sorted, with the target.
 
     ``rows``: the per-class rows of a fit summary (``held_out=True``: dots at
@@ -335,14 +362,16 @@ def class_overview(ax, rows, target, held_out=True, title=None):
 # ---------------------------------------------------------------------------
 # The report
 
-def _data(cal, scores, labels, input_kind):
+def _data(cal: Calibrator, scores: Any, labels: Any,
+          input_kind: str | None) -> tuple[np.ndarray, np.ndarray]:
     z = cal.logits(scores, input_kind).to_numpy()
     y = _scores.check_labels(as_array(labels, "labels"), cal.task, z.shape[0],
                              len(cal.classes))
     return z, np.asarray(y)
 
 
-def _pairs(cal, z, y, calibration):
+def _pairs(cal: Calibrator, z: np.ndarray, y: np.ndarray, calibration: Any
+           ) -> tuple[tuple[np.ndarray, np.ndarray], list[ClassPoints]]:
     """ECE pairs and per-class (probability, correct, support) under
     ``calibration`` (a temperature, or the file's family)."""
     if cal.task == "multiclass":
@@ -363,7 +392,8 @@ def _pairs(cal, z, y, calibration):
     return (p.ravel(), y.ravel().astype(np.float64)), per
 
 
-def _selected(rows, max_panels, held_out):
+def _selected(rows: Sequence[Mapping[str, Any]], max_panels: int,
+              held_out: bool) -> tuple[list[int], str | None]:
     """Indices of the classes drawn in small multiples: all of them, or the
     ``max_panels`` that matter most (fit: classes with a threshold, lowest
     held-out recall first, then those without one; evaluate: violated, then
@@ -384,7 +414,8 @@ def _selected(rows, max_panels, held_out):
     return order[:max_panels], why
 
 
-def _rule_point(cal, z, y, calibration):
+def _rule_point(cal: Calibrator, z: np.ndarray, y: np.ndarray,
+                calibration: Any) -> tuple[float, float] | None:
     """(coverage, risk) of the per-class rule's decisions, pooled."""
     tau = cal.decision_thresholds["per_class"]
     if cal.task == "multiclass":
@@ -399,19 +430,22 @@ def _rule_point(cal, z, y, calibration):
     return float(acc.mean()), float(1.0 - right[acc].mean())
 
 
-def _section(sub, title, legend_from=None, legend_loc="outside upper right"):
+def _section(sub: SubFigure, title: str, legend_from: Axes | None = None,
+             legend_loc: LegendLocType = "outside upper right") -> None:
     """Title a section (a subfigure) and give it one legend, from ``legend_from``'s handles."""
     sub.suptitle(title, fontsize=10, x=0.01, ha="left", fontweight="bold")
     if legend_from is not None:
         h, lab = legend_from.get_legend_handles_labels()
-        if legend_from.get_legend() is not None:
-            legend_from.get_legend().remove()
+        legend = legend_from.get_legend()
+        if legend is not None:
+            legend.remove()
         sub.legend(h, lab, loc=legend_loc, ncol=len(h), frameon=False,
                    fontsize=8, handlelength=1.8)
 
 
-def report_figure(cal, scores, labels, input_kind=None, title=None, held_out=True,
-                  max_panels=MAX_PANELS, n_bins=metrics.N_BINS):
+def report_figure(cal: Calibrator, scores: Any, labels: Any, input_kind: str | None = None,
+                  title: str | None = None, held_out: bool = True,
+                  max_panels: int = MAX_PANELS, n_bins: int = metrics.N_BINS) -> Figure:
     """The calibration report of ``cal`` on labelled ``scores``, as a Figure.
 
     Top row: reliability diagrams before (T = 1) and after (the file's T)
@@ -433,139 +467,200 @@ def report_figure(cal, scores, labels, input_kind=None, title=None, held_out=Tru
     mpl = _matplotlib()
     from matplotlib.figure import Figure
 
+    r = _report_data(cal, scores, labels, input_kind, held_out, max_panels, n_bins)
+    sections = [("top", TOP_HEIGHT)]
+    if cal.task == "multilabel":
+        sections.append(("labels", MULTIPLE_HEIGHT * r.n_mult_rows + SECTION_TITLE))
+    if r.many:
+        sections.append(("overview", OVERVIEW_HEIGHT))
+    if cal.task != "binary":
+        sections.append(("precision", MULTIPLE_HEIGHT * r.n_mult_rows + SECTION_TITLE))
+    heights = [h for _, h in sections]
+    with mpl.rc_context(_RC):
+        fig = Figure(figsize=(WIDTH, sum(heights) + FIGURE_TITLE), dpi=DPI, layout="constrained")
+        fig.suptitle(_report_title(r, title), fontsize=11)
+        subs: Any = fig.subfigures(len(sections), 1, height_ratios=heights)
+        subs = [subs] if len(sections) == 1 else list(subs)
+        sub: dict[str, SubFigure] = dict(zip([k for k, _ in sections], subs, strict=True))
+        _top_section(sub["top"], r)
+        if "labels" in sub:
+            _labels_section(sub["labels"], r)
+        if r.many:
+            _overview_section(sub["overview"], r)
+        if "precision" in sub:
+            _precision_section(sub["precision"], r)
+    return fig
+
+
+@dataclass(frozen=True)
+class _Report:
+    """What the sections of :func:`report_figure` draw: the file, its logits and
+    labels, the ECE pairs before (T = 1) and after its calibration, each scored
+    class's points, names, thresholds and rows (the fit summary's, or
+    :func:`calibrate.evaluation.evaluate`'s), and the classes drawn in small
+    multiples (``shown``; ``why`` only those, None when all)."""
+    cal: Calibrator
+    z: np.ndarray
+    y: np.ndarray
+    before: tuple[np.ndarray, np.ndarray]
+    after: tuple[np.ndarray, np.ndarray]
+    per: list[ClassPoints]
+    names: list[str]
+    thresholds: list[float | None]
+    rows: list[Any]
+    shown: list[int]
+    why: str | None
+    target: float
+    held_out: bool
+    n_bins: int
+
+    @property
+    def many(self) -> bool:
+        """Whether only some classes get small multiples (and an overview shows all)."""
+        return self.why is not None
+
+    @property
+    def n_mult_rows(self) -> int:
+        return -(-len(self.shown) // MULTIPLE_COLUMNS)
+
+    @property
+    def calibration(self) -> str:
+        """The calibration in a few words: T (or its range), or the family."""
+        T: Any = self.cal.temperature
+        if T is None:
+            return self.cal.method
+        return f"T = {T:.3g}" if np.ndim(T) == 0 else f"T = {np.min(T):.3g} to {np.max(T):.3g}"
+
+    @property
+    def scaling(self) -> str:
+        return "temperature scaling" if self.cal.temperature is not None else "calibration"
+
+
+def _report_data(cal: Calibrator, scores: Any, labels: Any, input_kind: str | None,
+                 held_out: bool, max_panels: int, n_bins: int) -> _Report:
+    """The logits, labels, pairs and rows a report draws (see :class:`_Report`)."""
     z, y = _data(cal, scores, labels, input_kind)
-    T = cal.temperature
     before, _ = _pairs(cal, z, y, 1.0)
     after, per = _pairs(cal, z, y, cal.calibrator)
-    target = float(cal.target["precision"])
-    conf_level = cal.target.get("confidence")
-    n_scored = len(per)
     names = cal.classes[1:] if cal.task == "binary" else list(cal.classes)
     thresholds = cal.thresholds["per_class"]
+    rows: list[Any]
     if held_out:
         rows = list((cal.summary or {}).get("per_class") or [])
-        if len(rows) != n_scored:
+        if len(rows) != len(per):
             rows = [{"class": c, "threshold": t, "recall": None, "precision": None}
                     for c, t in zip(names, thresholds, strict=True)]
     else:
         from .evaluation import evaluate
         rows = evaluate(cal, scores, labels, input_kind=input_kind)["per_class"]
     shown, why = _selected(rows, max_panels, held_out)
-    many = why is not None
-    n_mult_rows = -(-len(shown) // MULTIPLE_COLUMNS)
-    sections = [("top", TOP_HEIGHT)]
-    if cal.task == "multilabel":
-        sections.append(("labels", MULTIPLE_HEIGHT * n_mult_rows + SECTION_TITLE))
-    if many:
-        sections.append(("overview", OVERVIEW_HEIGHT))
-    if cal.task != "binary":
-        sections.append(("precision", MULTIPLE_HEIGHT * n_mult_rows + SECTION_TITLE))
-    heights = [h for _, h in sections]
-    where = "held-out data" if held_out else "new data"
-    if T is None:
-        Ttxt = cal.method
+    return _Report(cal, z, y, before, after, per, names, thresholds, rows, shown, why,
+                   float(cal.target["precision"]), held_out, n_bins)
+
+
+def _report_title(r: _Report, title: str | None) -> str:
+    cal, conf_level = r.cal, r.cal.target.get("confidence")
+    where = "held-out data" if r.held_out else "new data"
+    return ((title + ": " if title else "")
+            + f"{cal.task}, {len(cal.classes)} classes, {len(r.y)} rows of {where}; "
+            f"{r.calibration}; target precision {r.target:g}"
+            + (f" at {100 * conf_level:g}% confidence" if conf_level else ""))
+
+
+def _top_section(sub: SubFigure, r: _Report) -> None:
+    """Reliability before / after, then risk-coverage (binary: precision)."""
+    cal, held_out = r.cal, r.held_out
+    top = sub.add_gridspec(2, 3, height_ratios=[4, 1], hspace=0.04, wspace=0.1)
+    what = {"multiclass": "top-label confidence", "binary": "P(positive class)",
+            "multilabel": "predicted probability, all (row, label) pairs"}[cal.task]
+    acc_label = "accuracy" if cal.task == "multiclass" else "fraction positive"
+    first = None
+    for col, (side, pr, lab) in enumerate((("before", r.before, "T = 1"),
+                                            ("after", r.after, r.calibration))):
+        ax = sub.add_subplot(top[0, col])
+        hx = sub.add_subplot(top[1, col], sharex=ax)
+        ax.set_gid(f"reliability-{side}")
+        hx.set_gid(f"share-{side}")
+        reliability_diagram(ax, pr[0], pr[1], r.n_bins, hist_ax=hx, xlabel=what,
+                            ylabel=acc_label,
+                            title=f"{'Before' if side == 'before' else 'After'} "
+                                  f"{r.scaling} ({lab})")
+        first = first or ax
+    ax = sub.add_subplot(top[:, 2])
+    if cal.task == "binary":
+        ax.set_gid(f"precision:{r.names[0]}")
+        p, c, sup = r.per[0]
+        precision_threshold(ax, p, c, sup, r.thresholds[0], r.target,
+                            _lb_conf(cal) if held_out else None,
+                            title=_panel_title(f"{r.names[0]} (positive)", r.rows[0], held_out))
     else:
-        Ttxt = f"T = {T:.3g}" if np.ndim(T) == 0 else f"T = {np.min(T):.3g} to {np.max(T):.3g}"
-    scaling = "temperature scaling" if T is not None else "calibration"
-    with mpl.rc_context(_RC):
-        fig = Figure(figsize=(WIDTH, sum(heights) + FIGURE_TITLE), dpi=DPI, layout="constrained")
-        fig.suptitle((title + ": " if title else "")
-                     + f"{cal.task}, {len(cal.classes)} classes, {len(y)} rows of {where}; "
-                     f"{Ttxt}; target precision {target:g}"
-                     + (f" at {100 * conf_level:g}% confidence" if conf_level else ""),
-                     fontsize=11)
-        subs = fig.subfigures(len(sections), 1, height_ratios=heights)
-        subs = [subs] if len(sections) == 1 else list(subs)
-        sub = dict(zip([k for k, _ in sections], subs, strict=True))
-
-        # -- top: reliability before / after, then risk-coverage (binary: precision) --
-        top = sub["top"].add_gridspec(2, 3, height_ratios=[4, 1], hspace=0.04, wspace=0.1)
-        what = {"multiclass": "top-label confidence", "binary": "P(positive class)",
-                "multilabel": "predicted probability, all (row, label) pairs"}[cal.task]
-        acc_label = "accuracy" if cal.task == "multiclass" else "fraction positive"
-        first = None
-        for col, (side, pr, lab) in enumerate((("before", before, "T = 1"),
-                                                ("after", after, Ttxt))):
-            ax = sub["top"].add_subplot(top[0, col])
-            hx = sub["top"].add_subplot(top[1, col], sharex=ax)
-            ax.set_gid(f"reliability-{side}")
-            hx.set_gid(f"share-{side}")
-            reliability_diagram(ax, pr[0], pr[1], n_bins, hist_ax=hx, xlabel=what,
-                                ylabel=acc_label,
-                                title=f"{'Before' if side == 'before' else 'After'} "
-                                      f"{scaling} ({lab})")
-            first = first or ax
-        ax = sub["top"].add_subplot(top[:, 2])
-        if cal.task == "binary":
-            ax.set_gid(f"precision:{names[0]}")
-            p, c, sup = per[0]
-            precision_threshold(ax, p, c, sup, thresholds[0], target,
-                                _lb_conf(cal) if held_out else None,
-                                title=_panel_title(f"{names[0]} (positive)", rows[0], held_out))
-        else:
-            ax.set_gid("risk-coverage")
-            gh = (cal.summary or {}).get("global") or {}
-            ref = None
-            if not held_out and gh.get("coverage") is not None and gh.get("precision") is not None:
-                ref = (gh["coverage"], 1 - gh["precision"])
-            unit = "rows" if cal.task == "multiclass" else "(row, label) pairs"
-            risk_coverage_plot(ax, after[0], after[1].astype(bool), cal.thresholds["global"],
-                               target, reference=ref,
-                               per_class=_rule_point(cal, z, y, cal.calibrator),
-                               xlabel=f"coverage (share of {unit} predicted)",
-                               title="Global rule: risk against coverage")
-        _section(sub["top"], "Calibration (reliability diagrams; grey: share of rows per bin)"
-                 if cal.task == "multiclass" else "Calibration", legend_from=first)
-
-        # -- multilabel: reliability per label -------------------------------------
-        if "labels" in sub:
-            grid = sub["labels"].add_gridspec(n_mult_rows, MULTIPLE_COLUMNS)
-            pb = special.expit(np.asarray(z, dtype=np.float64))
-            for i, c in enumerate(shown):
-                ax = sub["labels"].add_subplot(grid[i // MULTIPLE_COLUMNS, i % MULTIPLE_COLUMNS])
-                ax.set_gid(f"reliability:{names[c]}")
-                yc = y[:, c].astype(np.float64)
-                reliability_curves(ax, [(pb[:, c], yc), (per[c][0], yc)], n_bins,
-                                   title=names[c], labels=("before", "after"))
-                _label_outer(ax, i, len(shown))
-            _section(sub["labels"], f"Reliability per label, before and after {scaling}"
-                     + (f" ({len(shown)} of {n_scored} labels: {why})" if many else ""))
-
-        # -- overview of all classes ---------------------------------------------------
-        if many:
-            ax = sub["overview"].add_subplot()
-            ax.set_gid("overview")
-            class_overview(ax, rows, target, held_out, title="")
-            drawn = sum(r.get("precision") is not None and r.get("threshold") is not None
-                        for r in rows)
-            _section(sub["overview"], f"Precision at the chosen threshold, all {n_scored} classes"
-                     + (f" ({n_scored - drawn} without a threshold or a prediction not drawn)"
-                        if drawn < n_scored else ""), legend_from=ax,
-                     legend_loc="outside lower center")
-
-        # -- precision against threshold, per class --------------------------------------
-        if "precision" in sub:
-            grid = sub["precision"].add_gridspec(n_mult_rows, MULTIPLE_COLUMNS)
-            first = None
-            for i, c in enumerate(shown):
-                ax = sub["precision"].add_subplot(grid[divmod(i, MULTIPLE_COLUMNS)])
-                ax.set_gid(f"precision:{names[c]}")
-                p, corr, sup = per[c]
-                precision_threshold(ax, p, corr, sup, thresholds[c], target,
-                                    _lb_conf(cal) if held_out else None,
-                                    title=_panel_title(names[c], rows[c], held_out))
-                _label_outer(ax, i, len(shown))
-                first = first or ax
-            for ax in sub["precision"].axes[1:]:
-                if ax.get_legend() is not None:
-                    ax.get_legend().remove()
-            _section(sub["precision"], "Precision and recall against the threshold, per class"
-                     + (f" ({len(shown)} of {n_scored}: {why})" if many else ""),
-                     legend_from=first, legend_loc="outside lower center")
-    return fig
+        ax.set_gid("risk-coverage")
+        gh = (cal.summary or {}).get("global") or {}
+        ref = None
+        if not held_out and gh.get("coverage") is not None and gh.get("precision") is not None:
+            ref = (gh["coverage"], 1 - gh["precision"])
+        unit = "rows" if cal.task == "multiclass" else "(row, label) pairs"
+        risk_coverage_plot(ax, r.after[0], r.after[1].astype(bool), cal.thresholds["global"],
+                           r.target, reference=ref,
+                           per_class=_rule_point(cal, r.z, r.y, cal.calibrator),
+                           xlabel=f"coverage (share of {unit} predicted)",
+                           title="Global rule: risk against coverage")
+    _section(sub, "Calibration (reliability diagrams; grey: share of rows per bin)"
+             if cal.task == "multiclass" else "Calibration", legend_from=first)
 
 
-def _lb_conf(cal):
+def _labels_section(sub: SubFigure, r: _Report) -> None:
+    """Multilabel: reliability per label, before and after."""
+    grid = sub.add_gridspec(r.n_mult_rows, MULTIPLE_COLUMNS)
+    pb = special.expit(np.asarray(r.z, dtype=np.float64))
+    for i, c in enumerate(r.shown):
+        ax = sub.add_subplot(grid[i // MULTIPLE_COLUMNS, i % MULTIPLE_COLUMNS])
+        ax.set_gid(f"reliability:{r.names[c]}")
+        yc = r.y[:, c].astype(np.float64)
+        reliability_curves(ax, [(pb[:, c], yc), (r.per[c][0], yc)], r.n_bins,
+                           title=r.names[c], labels=("before", "after"))
+        _label_outer(ax, i, len(r.shown))
+    _section(sub, f"Reliability per label, before and after {r.scaling}"
+             + (f" ({len(r.shown)} of {len(r.per)} labels: {r.why})" if r.many else ""))
+
+
+def _overview_section(sub: SubFigure, r: _Report) -> None:
+    """Precision at the chosen threshold, every class."""
+    n_scored = len(r.per)
+    ax = sub.add_subplot()
+    ax.set_gid("overview")
+    class_overview(ax, r.rows, r.target, r.held_out, title="")
+    drawn = sum(row.get("precision") is not None and row.get("threshold") is not None
+                for row in r.rows)
+    _section(sub, f"Precision at the chosen threshold, all {n_scored} classes"
+             + (f" ({n_scored - drawn} without a threshold or a prediction not drawn)"
+                if drawn < n_scored else ""), legend_from=ax,
+             legend_loc="outside lower center")
+
+
+def _precision_section(sub: SubFigure, r: _Report) -> None:
+    """Precision and recall against the threshold, per class."""
+    grid = sub.add_gridspec(r.n_mult_rows, MULTIPLE_COLUMNS)
+    first = None
+    for i, c in enumerate(r.shown):
+        ax = sub.add_subplot(grid[divmod(i, MULTIPLE_COLUMNS)])
+        ax.set_gid(f"precision:{r.names[c]}")
+        p, corr, sup = r.per[c]
+        precision_threshold(ax, p, corr, sup, r.thresholds[c], r.target,
+                            _lb_conf(r.cal) if r.held_out else None,
+                            title=_panel_title(r.names[c], r.rows[c], r.held_out))
+        _label_outer(ax, i, len(r.shown))
+        first = first or ax
+    for ax in sub.axes[1:]:
+        legend = ax.get_legend()
+        if legend is not None:
+            legend.remove()
+    _section(sub, "Precision and recall against the threshold, per class"
+             + (f" ({len(r.shown)} of {len(r.per)}: {r.why})" if r.many else ""),
+             legend_from=first, legend_loc="outside lower center")
+
+
+def _lb_conf(cal: Calibrator) -> float | None:
     """Confidence of the per-class lower bounds in the file (None: no guarantee)."""
     c = cal.target.get("confidence")
     if c is None:
@@ -576,7 +671,7 @@ def _lb_conf(cal):
     return c
 
 
-def _label_outer(ax, i, n):
+def _label_outer(ax: Axes, i: int, n: int) -> None:
     """Small multiples: y labels on the first column only, x labels on the last row."""
     if i % MULTIPLE_COLUMNS:
         ax.set_ylabel("")
@@ -584,7 +679,7 @@ def _label_outer(ax, i, n):
         ax.set_xlabel("")
 
 
-def _panel_title(name, row, held_out):
+def _panel_title(name: str, row: Mapping[str, Any], held_out: bool) -> str:
     st = row.get("status")
     name = str(name)[:24]
     if held_out:
@@ -599,8 +694,10 @@ def _panel_title(name, row, held_out):
     return f"{name}: t = {row['threshold']:.3g}, precision {row['precision']:.3f} ({st})"
 
 
-def render_report(cal, scores, labels, fmt, input_kind=None, title=None, held_out=True,
-                  dpi=DPI, max_panels=MAX_PANELS):
+def render_report(cal: Calibrator, scores: Any, labels: Any, fmt: str,
+                  input_kind: str | None = None, title: str | None = None,
+                  held_out: bool = True, dpi: float = DPI,
+                  max_panels: int = MAX_PANELS) -> tuple[bytes, tuple[int, int]]:
     """:func:`report_figure` drawn as the bytes of a ``fmt`` file (png, pdf, svg),
     and its size in pixels (width, height) at ``dpi``."""
     fig = report_figure(cal, scores, labels, input_kind=input_kind, title=title,
@@ -611,8 +708,9 @@ def render_report(cal, scores, labels, fmt, input_kind=None, title=None, held_ou
     return buf.getvalue(), (int(round(w * dpi)), int(round(h * dpi)))
 
 
-def save_report(cal, scores, labels, path, input_kind=None, title=None, held_out=True,
-                dpi=DPI, max_panels=MAX_PANELS):
+def save_report(cal: Calibrator, scores: Any, labels: Any, path: StrPath,
+                input_kind: str | None = None, title: str | None = None, held_out: bool = True,
+                dpi: float = DPI, max_panels: int = MAX_PANELS) -> tuple[int, int]:
     """Draw :func:`report_figure` and write it to ``path`` (.png, .pdf, .svg)
     atomically.  Returns the figure's size in pixels (width, height) at ``dpi``."""
     check_output(path)
