@@ -9,9 +9,13 @@ never imports this module or scikit-learn.
 >>> tc.predict_proba(X_test)    # calibrated probabilities
 """
 
+from __future__ import annotations
+
 import numbers
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
@@ -78,9 +82,10 @@ class ThresholdClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     n_features_in_, feature_names_in_ : as the wrapped classifier's, when it has them
     """
 
-    def __init__(self, estimator, *, precision=0.9, confidence=0.95, rule="per-class",
-                 simultaneous=False, method="temperature", response_method="auto", cv="prefit",
-                 abstain_label=-1):
+    def __init__(self, estimator: Any, *, precision: float = 0.9, confidence: float | None = 0.95,
+                 rule: str = "per-class", simultaneous: bool = False, method: str = "temperature",
+                 response_method: str = "auto", cv: Any = "prefit", abstain_label: Any = -1
+                 ) -> None:
         self.estimator = estimator
         self.precision = precision
         self.confidence = confidence
@@ -92,7 +97,7 @@ class ThresholdClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         self.abstain_label = abstain_label
 
     # -- fitting --------------------------------------------------------------
-    def _method(self, est):
+    def _method(self, est: Any) -> str:
         if self.response_method != "auto":
             if not hasattr(est, self.response_method):
                 raise ValueError(f"response_method: {type(est).__name__} has no "
@@ -104,7 +109,7 @@ class ThresholdClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         raise ValueError(f"estimator: expected a classifier with decision_function or "
                          f"predict_proba, found {type(est).__name__}")
 
-    def fit(self, X, y):
+    def fit(self, X: Any, y: npt.ArrayLike) -> ThresholdClassifier:
         """Learn the temperature and thresholds.
 
         ``X``, ``y``: held-out data (``cv="prefit"``), or training data (``cv``
@@ -131,7 +136,7 @@ class ThresholdClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         self.estimator_ = est
         self.classes_ = classes
         self.response_method_ = method
-        t = self.calibrator_.temperature
+        t: Any = self.calibrator_.temperature   # one float (binary, multiclass) or None
         self.temperature_ = None if t is None else float(t)
         self.thresholds_ = self.calibrator_.thresholds
         for attr in ("n_features_in_", "feature_names_in_"):
@@ -140,7 +145,7 @@ class ThresholdClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         return self
 
     @staticmethod
-    def _check_target(y):
+    def _check_target(y: npt.ArrayLike) -> np.ndarray:
         target = type_of_target(y, input_name="y")
         if target == "unknown":
             raise ValueError(f"y: Unknown label type: expected class labels, found dtype "
@@ -150,7 +155,7 @@ class ThresholdClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
                              "(multilabel targets are not supported by ThresholdClassifier)")
         return column_or_1d(y, warn=True)
 
-    def _held_out_scores(self, X, y):
+    def _held_out_scores(self, X: Any, y: np.ndarray) -> tuple[Any, str, Any]:
         """(fitted classifier, response method, its scores of the held-out rows):
         the wrapped classifier's own (prefit), or out-of-fold ones (``cv`` set)."""
         if not isinstance(self.cv, str):
@@ -171,7 +176,7 @@ class ThresholdClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         return self.estimator, method, getattr(self.estimator, method)(X)
 
     @staticmethod
-    def _class_index(classes, y):
+    def _class_index(classes: np.ndarray, y: np.ndarray) -> np.ndarray | None:
         """Each label's index in ``classes``, refusing labels the classifier never saw."""
         try:
             pos = np.searchsorted(classes, y)
@@ -183,11 +188,11 @@ class ThresholdClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
                              f"{classes.tolist()}, found {y[~known][0].tolist()!r}")
         return pos
 
-    def _abstain_is_a_class(self, classes):
+    def _abstain_is_a_class(self, classes: np.ndarray) -> bool:
         return bool(np.any(classes == self.abstain_label))
 
     @staticmethod
-    def _as_logit_input(scores, method, n_classes):
+    def _as_logit_input(scores: npt.ArrayLike, method: str, n_classes: int) -> np.ndarray:
         s = np.asarray(scores)
         if s.dtype.kind not in "biuf":
             s = s.astype(np.float64)
@@ -196,12 +201,12 @@ class ThresholdClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         return s
 
     # -- predicting -----------------------------------------------------------
-    def _scores(self, X):
+    def _scores(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "calibrator_")
         s = getattr(self.estimator_, self.response_method_)(X)
         return self._as_logit_input(s, self.response_method_, len(self.classes_))
 
-    def _output_dtype(self):
+    def _output_dtype(self) -> Any:
         c, a = self.classes_.dtype, self.abstain_label
         if c.kind in "US":
             return np.result_type(c, np.asarray(a).dtype) if isinstance(a, str) else object
@@ -209,7 +214,7 @@ class ThresholdClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             return np.result_type(c, np.asarray(a).dtype)
         return object
 
-    def predict(self, X):
+    def predict(self, X: Any) -> np.ndarray:
         """Class labels; ``abstain_label`` where no class reaches its threshold."""
         check_is_fitted(self, "calibrator_")
         d = self.calibrator_.predict(self._scores(X))
@@ -221,7 +226,7 @@ class ThresholdClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         out[~keep] = self.abstain_label
         return out
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: Any) -> np.ndarray:
         """Calibrated probabilities, one column per class of ``classes_``."""
         check_is_fitted(self, "calibrator_")
         p = self.calibrator_.predict_proba(self._scores(X))
@@ -229,7 +234,7 @@ class ThresholdClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             p = np.stack([1.0 - p, p], axis=1)
         return p
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         from sklearn.utils import get_tags
         tags = super().__sklearn_tags__()
         inner = get_tags(self.estimator)
