@@ -18,7 +18,8 @@ tensor given to ``fit`` stays on its GPU for the temperature passes.
 
 import os
 import warnings
-from typing import Final
+from collections.abc import Callable, Iterable
+from typing import Any, Final
 
 import numpy as np
 import torch
@@ -83,8 +84,21 @@ class ThresholdHead(nn.Module):
     input_id: Final[int]
     n_scored: Final[int]
     method_id: Final[int]
+    # the buffers (registered in __init__)
+    temperature: Tensor
+    inv_temperature: Tensor
+    thresholds: Tensor
+    cal_a: Tensor
+    cal_b: Tensor
+    mix_weight: Tensor
+    iso_knots: Tensor
+    iso_values: Tensor
+    iso_count: Tensor
+    iso_lo: Tensor
+    iso_hi: Tensor
 
-    def __init__(self, cal, rule=None, input_kind=None):
+    def __init__(self, cal: Calibrator | str | os.PathLike[str] | dict[str, Any],
+                 rule: str | None = None, input_kind: str | None = None) -> None:
         super().__init__()
         if isinstance(cal, (str, os.PathLike)):
             cal = load(cal)
@@ -105,7 +119,7 @@ class ThresholdHead(nn.Module):
         self.n_scored = cal.n_scored
         self.method = cal.method
         self.method_id = _METHOD_IDS[cal.method]
-        f = cal.calibrator
+        f: Any = cal.calibrator   # its parameters, per family, are read below
         t = np.atleast_1d(np.asarray(
             f.temperature if cal.method in ("temperature", "mix") else 1.0, dtype=np.float64))
         self.register_buffer("temperature", torch.tensor(t, dtype=torch.float64))
@@ -116,7 +130,7 @@ class ThresholdHead(nn.Module):
                                                         dtype=torch.float64))
         self._family_buffers(f)
 
-    def _family_buffers(self, f):
+    def _family_buffers(self, f: Any) -> None:
         """The family's parameters as float64 buffers (empty and left out of
         the state dict where the family has none: TorchScript needs them all)."""
         m = f.method
@@ -141,14 +155,14 @@ class ThresholdHead(nn.Module):
         self.register_buffer("iso_count", torch.tensor(
             [len(k) for k in f.knots] if iso else [], dtype=torch.int64), persistent=iso)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"task={self.task}, classes={len(self.classes)}, rule={self.rule}, "
                 f"input_kind={self.input_kind}, method={self.method}")
 
-    def _apply(self, fn, recurse=True):
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> "ThresholdHead":
         # Follow device moves, but keep the float64 buffers float64 under
         # .half() / .float() / .to(dtype): thresholds must not be rounded.
-        def keep_dtype(t):
+        def keep_dtype(t: Tensor) -> Tensor:
             out = fn(t)
             return out if out.dtype == t.dtype else t.to(out.device)
         return super()._apply(keep_dtype, recurse)
@@ -212,7 +226,7 @@ class ThresholdHead(nn.Module):
 _LABEL_KEYS = ("labels", "label", "targets", "target", "y")
 
 
-def _to(obj, device):
+def _to(obj: Any, device: torch.device) -> Any:
     if isinstance(obj, Tensor):
         return obj.to(device, non_blocking=True)
     if isinstance(obj, (list, tuple)):
@@ -222,7 +236,7 @@ def _to(obj, device):
     return obj
 
 
-def _model_device(model):
+def _model_device(model: nn.Module) -> torch.device:
     for t in model.parameters():
         return t.device
     for t in model.buffers():
@@ -230,7 +244,7 @@ def _model_device(model):
     return torch.device("cpu")
 
 
-def _split_batch(batch):
+def _split_batch(batch: Any) -> tuple[Any, Any, bool]:
     """(inputs, labels, as_kwargs) from a (x, y, ...) sequence or a dict."""
     if isinstance(batch, dict):
         key = next((k for k in _LABEL_KEYS if k in batch), None)
@@ -245,7 +259,7 @@ def _split_batch(batch):
                      f"found {type(batch).__name__}")
 
 
-def _logits_of(out):
+def _logits_of(out: Any) -> Tensor:
     if isinstance(out, Tensor):
         return out
     if isinstance(out, dict) and "logits" in out:
@@ -258,7 +272,8 @@ def _logits_of(out):
                      "of logits (or a tuple, dict or object with .logits)")
 
 
-def collect(model, loader, device=None, out_device=None):
+def collect(model: nn.Module, loader: Iterable[Any], device: torch.device | str | None = None,
+            out_device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
     """Run ``model`` over ``loader`` and return ``(logits, labels)``.
 
     The model runs in eval mode (dropout off, batch-norm running statistics)
@@ -307,7 +322,7 @@ def collect(model, loader, device=None, out_device=None):
     return z, y
 
 
-def _warn_if_softmax(z):
+def _warn_if_softmax(z: Tensor) -> None:
     if z.ndim != 2 or z.shape[1] < 2 or not z.is_floating_point() or z.numel() == 0:
         return
     lo, hi = float(z.min()), float(z.max())
