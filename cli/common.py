@@ -1,14 +1,21 @@
 """What the commands share: how SCORES are opened, the cluster option, progress
 bars, number formatting.  No math and no policy here: the library decides."""
 
+from __future__ import annotations
+
 import re
 import sys
 import threading
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import click
 
 import calibrate  # cheap: the library's modules load when a command uses them
 from calibrate.errors import quote
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only (numpy stays unloaded for --help)
+    from calibrate.sources import OpenedScores
 
 INPUT_CHOICES = ["auto", "logits", "probabilities", "log-probabilities"]
 #: A dask.distributed scheduler address: [protocol://]host:port, or an
@@ -18,7 +25,7 @@ ADDRESS = re.compile(r"^(?:(?:tcp|tls|ws|wss|ucx)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Z
 INPROC = re.compile(r"^inproc://[A-Za-z0-9_.:-]+/\d+/\d+$")
 
 
-def _check_address(ctx, param, value):
+def _check_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Refuse a --scheduler value that is not an address before any work."""
     if value is None or INPROC.match(value):
         return value
@@ -36,7 +43,8 @@ SCHEDULER = click.option(
          "Needs the 'dask' extra.")
 
 
-def open_inputs(scores_paths, labels_paths=(), scheduler=None, need_labels=True):
+def open_inputs(scores_paths: Iterable[str], labels_paths: Iterable[str] = (),
+                scheduler: str | None = None, need_labels: bool = True) -> OpenedScores:
     """The library's :func:`calibrate.sources.open_scores`, closed with the command."""
     opened = calibrate.sources.open_scores(list(scores_paths), list(labels_paths) or None,
                                            scheduler, require_labels=False,
@@ -53,17 +61,17 @@ class Progress:
 
     MIN_BLOCKS = 64   # about 256 MB of float32: a second or more
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.lock = threading.Lock()
 
-    def __call__(self, label, n_blocks):
+    def __call__(self, label: str, n_blocks: int) -> Callable[[int], None] | None:
         if n_blocks < self.MIN_BLOCKS:
             return None
         bar = click.progressbar(length=n_blocks, label=label, file=sys.stderr)
         bar.render_progress()
         done = [0]
 
-        def advance(k):
+        def advance(k: int) -> None:
             with self.lock:
                 bar.update(k)
                 done[0] += k
@@ -72,18 +80,18 @@ class Progress:
         return advance
 
 
-def progress():
+def progress() -> Progress | None:
     """A progress reporter when a person watches stderr, else None."""
     return Progress() if sys.stderr.isatty() else None
 
 
-def fmt(v, pct=False):
+def fmt(v: float | None, pct: bool = False) -> str:
     if v is None:
         return "-"
     return f"{100 * v:.2f}%" if pct else f"{v:.4g}"
 
 
-def out(text=""):
+def out(text: str = "") -> None:
     """Print a line on stdout; an OS error there (a full device, a closed pipe)
     becomes one line naming stdout instead of a traceback."""
     try:
@@ -92,10 +100,10 @@ def out(text=""):
         raise calibrate.outputs.stream_error("stdout", exc) from None
 
 
-def inputs(**roles):
+def inputs(**roles: Any) -> list[tuple[str, str]]:
     """``(role, path)`` pairs for :class:`calibrate.outputs.Outputs`: every file a
     command reads, which no output may be."""
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     for role, paths in roles.items():
         if paths is None:
             continue

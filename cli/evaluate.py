@@ -1,6 +1,10 @@
 """``calibrate evaluate``: check a threshold file on new labelled data.  No math here."""
 
+from __future__ import annotations
+
 import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -10,8 +14,11 @@ from calibrate.params import MAX_BOOTSTRAP  # stdlib only: cheap
 from .common import INPUT_CHOICES, SCHEDULER, inputs, open_inputs, out
 from .common import fmt as _fmt
 
+if TYPE_CHECKING:  # pragma: no cover - annotations only (numpy stays unloaded for --help)
+    from calibrate.evaluation import EvaluationReport
 
-def format_metrics(m, accuracy=None):
+
+def format_metrics(m: Mapping[str, Any], accuracy: Mapping[str, Any] | None = None) -> list[str]:
     """Rows ``name  before  after`` for a metrics block (ECEs in %), and the
     multiclass accuracy when given."""
     lines = [f"{'':22}{'before':>10}{'after':>10}"]
@@ -42,7 +49,7 @@ HEADER = (f"{'class':<14}{'threshold':>10}{'precision':>10}{'held-out':>9}{'lowe
           f"{'recall':>8}{'held-out':>9}{'predicted':>10}{'support':>9}  status")
 
 
-def _row(name, r):
+def _row(name: object, r: Mapping[str, Any]) -> str:
     h = r.get("held_out") or {}
     return (f"{str(name)[:13]:<14}{_fmt(r.get('threshold')):>10}{_fmt(r['precision']):>10}"
             f"{_fmt(h.get('precision')):>9}{_fmt(h.get('lower_bound')):>9}"
@@ -50,7 +57,7 @@ def _row(name, r):
             f"{r['support']:>9}  {r['status']}")
 
 
-def format_evaluation(rep, thresholds_path):
+def format_evaluation(rep: EvaluationReport, thresholds_path: str) -> str:
     """The human report printed by ``calibrate evaluate`` (``rep`` an
     :class:`calibrate.evaluation.EvaluationReport`)."""
     tg = rep.target
@@ -86,7 +93,7 @@ def format_evaluation(rep, thresholds_path):
     return "\n".join(lines)
 
 
-def _class_table(rep):
+def _class_table(rep: EvaluationReport) -> list[str]:
     """Every class, or above the compact size the classes below target (worst first)."""
     if not rep.is_compact():
         return [HEADER] + [_row(r["class"], r) for r in rep.per_class]
@@ -99,7 +106,7 @@ def _class_table(rep):
             + [_row(r["class"], r) for r in shown])
 
 
-def _pooled_rows(rep, unit):
+def _pooled_rows(rep: EvaluationReport, unit: str) -> list[str]:
     o = rep.overall
     g = rep.global_rule
     gh = g.held_out or {}
@@ -134,8 +141,9 @@ def _pooled_rows(rep, unit):
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
               help="Seed of the bootstrap (an integer >= 0).")
 @SCHEDULER
-def evaluate(thresholds, scores, labels_paths, input_kind, as_json, plot_path, bootstrap, seed,
-             scheduler):
+def evaluate(thresholds: str, scores: tuple[str, ...], labels_paths: tuple[str, ...],
+             input_kind: str | None, as_json: bool, plot_path: str | None, bootstrap: int,
+             seed: int, scheduler: str | None) -> None:
     """Check a THRESHOLDS file on new labelled SCORES: did the precision target hold?
 
     Reports per class and overall the precision, recall, coverage and support

@@ -1,5 +1,7 @@
 """``calibrate`` command line: parse, call the library, format.  No math here."""
 
+from __future__ import annotations
+
 import io as io_module
 import json
 import os
@@ -7,6 +9,8 @@ import signal
 import sys
 import threading
 import warnings
+from collections.abc import Callable, Iterable, Sequence
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -15,6 +19,11 @@ from calibrate.errors import CalibrateError, quote, unsafe_char
 from calibrate.outputs import Outputs, StreamError, Terminated  # stdlib only: cheap
 
 from .common import INPUT_CHOICES, SCHEDULER, fmt, inputs, open_inputs, out, progress
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only (numpy stays unloaded for --help)
+    from calibrate import Calibrator
+    from calibrate.artifact import DecisionCounts
+    from calibrate.summary import ClassRow, FitSummary
 
 TASK_CHOICES = ["auto", "multiclass", "binary", "multilabel"]
 RULE_CHOICES = ["per-class", "global"]
@@ -25,7 +34,8 @@ class Confidence(click.ParamType):
     """A probability strictly between 0 and 1, or ``none``."""
     name = "confidence"
 
-    def convert(self, value, param, ctx):
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> float | None:
         if value is None or (isinstance(value, str) and value.lower() == "none"):
             return None
         try:
@@ -46,7 +56,9 @@ class Group(click.Group):
     warnings reach stderr (numpy's floating-point warnings never do).
     """
 
-    def main(self, args=None, prog_name=None, **kwargs):
+    # (click's main is overloaded on standalone_mode: this one always exits)
+    def main(self, args: Sequence[str] | None = None,  # type: ignore[override]
+             prog_name: str | None = None, **kwargs: Any) -> NoReturn:
         kwargs.pop("standalone_mode", None)
         closed = _park_closed_std_fds()
         restore = _install_signal_handlers()
@@ -86,16 +98,16 @@ class Group(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
-def _one_line(text):
+def _one_line(text: object) -> str:
     """``text`` with every control character escaped: one line, as it reads."""
     return "".join(ascii(ch)[1:-1] if unsafe_char(ch) else ch for ch in str(text))
 
 
-def _fail(message, code):
+def _fail(message: str, code: int) -> NoReturn:
     _fail_plain(f"Error: {_one_line(message)}", code)
 
 
-def _fail_plain(line, code):
+def _fail_plain(line: str, code: int) -> NoReturn:
     try:
         click.echo(line, err=True)
     except OSError:
@@ -103,7 +115,7 @@ def _fail_plain(line, code):
     sys.exit(code)
 
 
-def _park_closed_std_fds():
+def _park_closed_std_fds() -> list[int]:
     """Put /dev/null on closed descriptors 0-2 (an output opened later must
     never become 'stdout'); return which were closed."""
     closed = []
@@ -119,7 +131,7 @@ def _park_closed_std_fds():
     return closed
 
 
-def _silence_stdout():
+def _silence_stdout() -> None:
     """After stdout failed: send what is left in its buffer to /dev/null, so the
     interpreter's final flush adds no second error."""
     try:
@@ -131,7 +143,7 @@ def _silence_stdout():
         pass
 
 
-def _install_signal_handlers():
+def _install_signal_handlers() -> Callable[[], None]:
     """SIGINT, SIGTERM and SIGHUP raise in the main thread (deferred while
     outputs are renamed); returns a function restoring the old handlers."""
     old = {}
@@ -141,13 +153,14 @@ def _install_signal_handlers():
             if sig is not None:
                 old[sig] = signal.signal(sig, calibrate.outputs.on_signal)
 
-    def restore():
+    def restore() -> None:
         for sig, handler in old.items():
             signal.signal(sig, handler)
     return restore
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None):
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: IO[str] | None = None, line: str | None = None) -> None:
     """Warnings go to stderr as one line, and only calibrate's own."""
     if _is_ours(category):
         try:
@@ -156,7 +169,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
             pass
 
 
-def _is_ours(category):
+def _is_ours(category: type[Warning]) -> bool:
     """A warning class defined by calibrate (not numpy's RuntimeWarnings, not a
     dependency's deprecation notices)."""
     return category.__module__.split(".")[0] in ("calibrate", "calibrate_cli")
@@ -164,7 +177,7 @@ def _is_ours(category):
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(calibrate.__version__, prog_name="calibrate")
-def cli():
+def cli() -> None:
     """Calibration and precision-targeted thresholds for classifiers.
 
     \b
@@ -173,7 +186,7 @@ def cli():
     """
 
 
-def _echo_warnings(caught):
+def _echo_warnings(caught: Iterable[warnings.WarningMessage]) -> None:
     for w in caught:
         _show_warning(w.message, w.category, w.filename, w.lineno)
 
@@ -213,8 +226,10 @@ def _echo_warnings(caught):
               help="Also draw the calibration report (.png, .pdf or .svg; needs matplotlib: "
                    "pip install 'calibrate-thresholds[plot]').")
 @SCHEDULER
-def fit(scores, labels_paths, output, precision, confidence, simultaneous, rule, task,
-        input_kind, method, groups_path, classes_path, as_json, scheduler, plot_path):
+def fit(scores: tuple[str, ...], labels_paths: tuple[str, ...], output: str, precision: float,
+        confidence: float | None, simultaneous: bool, rule: str, task: str, input_kind: str,
+        method: str, groups_path: str | None, classes_path: str | None, as_json: bool,
+        scheduler: str | None, plot_path: str | None) -> None:
     """Fit a calibration and thresholds on held-out SCORES and write a threshold file.
 
     SCORES is one file, or several .npy shards (paths or a glob such as
@@ -270,7 +285,8 @@ def fit(scores, labels_paths, output, precision, confidence, simultaneous, rule,
 @click.option("--probabilities", "proba_path", type=click.Path(dir_okay=False),
               help="Also write calibrated probabilities (.npy or .csv).")
 @SCHEDULER
-def apply(thresholds, scores, output, rule, input_kind, proba_path, scheduler):
+def apply(thresholds: str, scores: tuple[str, ...], output: str | None, rule: str | None,
+          input_kind: str | None, proba_path: str | None, scheduler: str | None) -> None:
     """Apply a THRESHOLDS file to SCORES: decisions, -1 where it abstains.
 
     SCORES is one file, or several .npy shards (paths or a glob).
@@ -289,7 +305,9 @@ def apply(thresholds, scores, output, rule, input_kind, proba_path, scheduler):
                                               progress=progress()))
         shape, dtype = cal.decisions_shape(s.shape[0])
         if target is None:
-            calibrate.outputs.write_stream(click.get_binary_stream("stdout"), io.prediction_writer(
+            # (click.open_file("-") is the binary stdout that get_binary_stream,
+            # deprecated since click 8.5, gave)
+            calibrate.outputs.write_stream(click.open_file("-", "wb"), io.prediction_writer(
                 ".jsonl", blocks, cal.classes, shape=shape, dtype=dtype))
         else:
             tx.write(target, io.prediction_writer(target.suffix, blocks, cal.classes,
@@ -304,7 +322,7 @@ def apply(thresholds, scores, output, rule, input_kind, proba_path, scheduler):
         tx.commit()
 
 
-def format_counts(counts, rule, output, proba_path):
+def format_counts(counts: DecisionCounts, rule: str, output: str, proba_path: str | None) -> str:
     """apply's one-line report."""
     what = counts.labels
     unit = "rows" if counts.task == "multilabel" else "decisions"
@@ -320,7 +338,7 @@ PAIRS_SHORT = {"multiclass": "top-label confidence", "binary": "positive-class p
                "multilabel": "(row, class) probabilities pooled"}
 
 
-def format_summary(cal, input_forced=False, task_forced=False):
+def format_summary(cal: Calibrator, input_forced: bool = False, task_forced: bool = False) -> str:
     """The human summary printed by ``calibrate fit``."""
     s = cal.fit_summary
     lines = [
@@ -352,18 +370,19 @@ def format_summary(cal, input_forced=False, task_forced=False):
     return "\n".join(lines)
 
 
-def _calibration_lines(s):
+def _calibration_lines(s: FitSummary) -> list[str]:
     """The calibration: what auto compared and chose, and the family's fit."""
     c = s.calibration or {}
-    lines = []
-    if c.get("chosen_by") == "auto" and "choice" in (s.cross_validation or {}):
-        lines += _cross_validation_lines(s.cross_validation)
+    lines: list[str] = []
+    cv = s.cross_validation or {}
+    if c.get("chosen_by") == "auto" and "choice" in cv:
+        lines += _cross_validation_lines(cv)
     if s.method in (None, "temperature"):
         return lines + _temperature_lines(s.temperature)
     return lines + _family_lines(c)
 
 
-def _cross_validation_lines(cv):
+def _cross_validation_lines(cv: dict[str, Any]) -> list[str]:
     """auto's table: each family's cross-validated NLL and ECE, the choice."""
     head = (f"auto: {cv['folds']}-fold cross-validated on {cv['rows']} rows"
             + (f" of {cv['of_rows']}" if cv["rows"] != cv["of_rows"] else "")
@@ -371,7 +390,7 @@ def _cross_validation_lines(cv):
             + f"; lowest NLL wins: {cv['choice']}")
     lines = [head, f"  {'':14}{'CV NLL':>9}{'CV ECE':>9}"]
 
-    def nll(v):
+    def nll(v: float | None) -> str:
         return "-" if v is None else f"{v:.4f}" if abs(v) < 1e4 else f"{v:.4g}"
     base = cv.get("uncalibrated")
     if base:
@@ -386,7 +405,7 @@ def _cross_validation_lines(cv):
     return lines
 
 
-def _family_lines(c):
+def _family_lines(c: dict[str, Any]) -> list[str]:
     """One line saying what a (non-temperature) family found."""
     m = c["method"]
     if m == "mix":
@@ -417,7 +436,7 @@ def _family_lines(c):
     return lines
 
 
-def _temperature_lines(t):
+def _temperature_lines(t: dict[str, Any]) -> list[str]:
     tv = t["value"]
     if isinstance(tv, list):
         shared = sum(1 for x in t["status"] if x == "shared")
@@ -440,13 +459,13 @@ TABLE_HEADER = (f"{'class':<14}{'threshold':>10}{'precision':>10}{'recall':>8}{'
                 f"{'predicted':>10}{'lower bd':>9}  status")
 
 
-def _row(name, r):
+def _row(name: object, r: ClassRow) -> str:
     return (f"{str(name)[:13]:<14}{fmt(r.threshold):>10}{fmt(r.precision):>10}"
             f"{fmt(r.recall):>8}{r.support:>9}{r.predicted:>10}"
             f"{fmt(r.lower_bound):>9}  {r.status}")
 
 
-def _threshold_table(s):
+def _threshold_table(s: FitSummary) -> list[str]:
     """The per-class table (compact above summary.COMPACT_ABOVE classes) and the global row."""
     lines = []
     if s.is_compact():
@@ -469,7 +488,7 @@ from .evaluate import evaluate as _evaluate_command  # noqa: E402
 cli.add_command(_evaluate_command)
 
 
-def main():
+def main() -> None:
     cli()
 
 
