@@ -39,6 +39,7 @@ def class_names(classes: Any, task: str, n_cls: int, where: str = "classes") -> 
     return names
 
 
+# long: the docstring documents every parameter; the body is 17 lines
 def fit(scores: Any, labels: Any, precision: float = 0.9, confidence: float | None = 0.95,
         rule: str = "per-class", task: str = "auto", input_kind: str = "auto",
         classes: Any = None, simultaneous: bool = False, method: str = "temperature",

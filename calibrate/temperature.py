@@ -153,6 +153,7 @@ def _sigmoid_scale(z: np.ndarray) -> np.ndarray:
     return np.mean(np.abs(np.asarray(z, dtype=np.float64)), axis=0)
 
 
+# long: one safeguarded Newton loop; caps, bracketing and the final step share its state
 def newton(evaluate: Callable, n_params: int, beta0: Any = 1.0, beta_max: Any = 1.0 / T_MIN,
            separable: Callable | None = None, final_step: bool = False,
            done: np.ndarray | None = None, creep: bool = True,
@@ -304,22 +305,9 @@ def fit_softmax_temperature(logits: Any, labels: Any, nll_before: bool = True,
     y = as_array(labels)
     sample_z = z.sample(SAMPLE_ROWS)
     unit = unit_of(_softmax_scale(sample_z))
-    beta0, cap = 1.0, 1.0 / T_MIN
+    cap = 1.0 / T_MIN
     separable = lambda: [bool(np.all(z.concat(_true_class_is_max, y)[0]))]  # noqa: E731
-    if z.n_rows >= 8 * SAMPLE_ROWS:
-        # Warm start: the optimum on an evenly spread sample of rows costs a
-        # fraction of a pass and leaves the full-data Newton two or three
-        # passes from the exact optimum.
-        # (a quarter of the sample first: most of the way for a quarter of the cost)
-        ys = as_backend(y).sample(SAMPLE_ROWS)
-        for rows in (slice(None, None, 4), slice(None)):
-            zs, yy = as_backend(sample_z[rows]), ys[rows]
-            try:
-                beta0 = float(newton(lambda b, zs=zs, yy=yy: _softmax_values(zs, yy, b[0], True,
-                                                                            False, unit),
-                                     1, beta0, cap, creep=False, max_passes=12).beta[0])
-            except CalibrateError:
-                break  # let the full data decide, and word the refusal
+    beta0 = _softmax_warm_start(z, y, sample_z, unit, cap)
     at_one = beta0 == unit  # the first pass is at T = 1
     seen: dict = {"prev": None, "at_one": None, "at_beta": None}
 
@@ -354,6 +342,27 @@ def fit_softmax_temperature(logits: Any, labels: Any, nll_before: bool = True,
         at_t=fused[1] if fused is not None and fused[0] == res.beta[0] else None)
 
 
+def _softmax_warm_start(z: Backend, y: np.ndarray, sample_z: np.ndarray, unit: float,
+                        cap: float) -> float:
+    """Where the full-data Newton starts: beta = 1 (in units of ``unit``), or on
+    large data the optimum on an evenly spread sample of rows, which costs a
+    fraction of a pass and leaves the full-data Newton two or three passes
+    from the exact optimum (a quarter of the sample first: most of the way
+    for a quarter of the cost)."""
+    beta0 = 1.0
+    if z.n_rows >= 8 * SAMPLE_ROWS:
+        ys = as_backend(y).sample(SAMPLE_ROWS)
+        for rows in (slice(None, None, 4), slice(None)):
+            zs, yy = as_backend(sample_z[rows]), ys[rows]
+            try:
+                beta0 = float(newton(lambda b, zs=zs, yy=yy: _softmax_values(zs, yy, b[0], True,
+                                                                            False, unit),
+                                     1, beta0, cap, creep=False, max_passes=12).beta[0])
+            except CalibrateError:
+                break  # let the full data decide, and word the refusal
+    return beta0
+
+
 def _round_trip(beta: np.ndarray, unit: float) -> np.ndarray:
     """beta moved (by at most an ulp) so that T = unit / beta gives 1 / T =
     beta / unit back exactly: a pass at beta is then a pass at T."""
@@ -367,6 +376,7 @@ def _softmax_values(z: Backend, y: np.ndarray, beta: float, with_g0: bool,
     return out + (st.nll_at_one,) if nll_at_one else out
 
 
+# long: one fit: the per-column Newton, then the pooled T, through one pass closure
 def fit_sigmoid_temperature(logits: Any, labels: Any, min_class_count: int = MIN_CLASS_COUNT,
                             classes: list | None = None, name: str = "scores"
                             ) -> TemperatureResult:

@@ -66,6 +66,7 @@ def _into_box(x: np.ndarray, step: np.ndarray, lo: np.ndarray, hi: np.ndarray) -
     return np.where(edge, np.where(step > 0, lo, hi), new)
 
 
+# long: one damped-Newton loop; backtracking, bounds and the final step share its state
 def newton(evaluate: Callable[[np.ndarray], Any], x0: npt.ArrayLike,
            lower: npt.ArrayLike | None = None, upper: npt.ArrayLike | None = None,
            rtol: float = 1e-10, final: float = 1e-5, max_passes: int = _MAX_PASSES) -> NewtonOut:

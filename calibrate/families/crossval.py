@@ -307,6 +307,26 @@ def _baseline(zc: np.ndarray, yc: np.ndarray, task: str) -> tuple[FamilyScore, n
                        0.0), nll
 
 
+def _refit(choice: str, fold_fits: list[Any], z: Any, y: npt.ArrayLike, task: str,
+           classes: Any, fitted_temperature: Any, options: dict[str, Any]) -> Family:
+    """The chosen family fitted on all rows, warm-started from the mean of its
+    fold fits (a multiclass family other than temperature from the full-data
+    temperature too); the temperature family already fitted, when given."""
+    from . import fit
+    starts: list[Any] = [_warm(f) for f in fold_fits]
+    init = None if starts[0] is None else np.mean(starts, axis=0)
+    if choice == "temperature" and fitted_temperature is not None:
+        return fitted_temperature
+    temperature = None
+    if task == "multiclass" and choice != "temperature":
+        try:
+            temperature = (fitted_temperature or fit("temperature", z, y, task)).temperature[0]
+        except ValueError:      # no temperature fits: the family starts on its own
+            temperature = None
+    return fit(choice, z, y, task, temperature=temperature, init=init, classes=classes,
+               **(options if choice == "vector" else {}))
+
+
 def auto(z: Any, y: npt.ArrayLike, task: str, groups: npt.ArrayLike | None = None,
          methods: Sequence[str] | None = None, n_folds: int = N_FOLDS, seed: int = 0,
          rule: str = "lowest", max_cv_elements: int = CV_ELEMENTS, classes: Any = None,
@@ -328,7 +348,7 @@ def auto(z: Any, y: npt.ArrayLike, task: str, groups: npt.ArrayLike | None = Non
     the split-half test finds per-class signal.  Returns an :class:`AutoResult`,
     with the uncalibrated model's figures on the same rows (``baseline``).
     """
-    from . import check_method, fit
+    from . import check_method
     from . import methods as task_methods
     names = task_methods(task) if methods is None else tuple(methods)
     for m in names:
@@ -362,19 +382,7 @@ def auto(z: Any, y: npt.ArrayLike, task: str, groups: npt.ArrayLike | None = Non
                           grouped=groups is not None, signal_z=signal, refit_seconds=0.0,
                           baseline=baseline, oof_nll=oof, units=units)
     t0 = time.perf_counter()
-    starts: list[Any] = [_warm(f) for f in results[choice][3]]
-    init = None if starts[0] is None else np.mean(starts, axis=0)
-    if choice == "temperature" and fitted_temperature is not None:
-        fitted = fitted_temperature
-    else:
-        temperature = None
-        if task == "multiclass" and choice != "temperature":
-            try:
-                temperature = (fitted_temperature or fit("temperature", z, y, task)).temperature[0]
-            except ValueError:      # no temperature fits: the family starts on its own
-                temperature = None
-        fitted = fit(choice, z, y, task, temperature=temperature, init=init, classes=classes,
-                     **(options if choice == "vector" else {}))
+    fitted = _refit(choice, results[choice][3], z, y, task, classes, fitted_temperature, options)
     return AutoResult(choice=choice, fitted=fitted, scores=scores, rule=rule, n_folds=n_folds,
                       cv_rows=int(rows.size), n_rows=int(n), grouped=groups is not None,
                       signal_z=signal, refit_seconds=time.perf_counter() - t0,
