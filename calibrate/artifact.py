@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -32,9 +32,7 @@ from .errors import invalid
 from .families import Family
 from .outputs import StrPath
 from .schema import ABSTAIN, SCHEMA_VERSION, space_of, to_probability  # noqa: F401
-
-if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from .summary import FitSummary
+from .summary import FitSummary
 
 RULES = params.RULES
 #: Scores per block when applying: 16 Mi values (64 MB of float32).
@@ -176,7 +174,6 @@ class Calibrator:
     @property
     def fit_summary(self) -> FitSummary:
         """The held-out summary as a :class:`~calibrate.summary.FitSummary`."""
-        from .summary import FitSummary
         return FitSummary.from_dict(self.summary if isinstance(self.summary, dict) else {})
 
     # -- the file (calibrate.schema: reading, checking, writing) ---------

@@ -24,7 +24,7 @@ from .. import kernels
 
 #: ``progress(label, n_blocks)`` returns ``advance(k)`` (or None): how a caller
 #: is told that a pass of many blocks advanced (the CLI draws a bar).
-Progress = Callable[[str, int], "Callable[[int], None] | None"]
+Progress = Callable[[str, int], Callable[[int], None] | None]
 
 
 @dataclass(frozen=True)
