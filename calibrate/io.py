@@ -141,7 +141,8 @@ def _npz_member(zf, info, where):
         raise invalid(where, f"at most {limit} bytes from {info.compress_size} compressed",
                       f"{declared} bytes declared (a zip bomb)")
     with zf.open(info) as fh:
-        shape, dtype, fortran, _ = read_npy_header(fh, where, declared)
+        h = read_npy_header(fh, where, declared)
+        shape, dtype, fortran = h.shape, h.dtype, h.fortran
         out = np.empty(shape, dtype, order="F" if fortran else "C")
         view = memoryview(out.reshape(-1, order="A").view(np.uint8)) if out.size else b""
         done = 0

@@ -18,6 +18,7 @@ import contextlib
 import glob as _glob
 import os
 import stat
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -71,10 +72,24 @@ NPY_MAX_HEADER = 10_000
 EMPTY_ROW_MAX = 1 << 24
 
 
+@dataclass(frozen=True)
+class NpyHeader:
+    """A checked ``.npy`` header: the array's ``shape`` and ``dtype``, whether it
+    is stored in ``fortran`` order, and the ``header_bytes`` before its data."""
+    shape: tuple
+    dtype: np.dtype
+    fortran: bool
+    header_bytes: int
+
+    def to_dict(self) -> dict:
+        return {"shape": list(self.shape), "dtype": str(self.dtype), "fortran": self.fortran,
+                "header_bytes": self.header_bytes}
+
+
 def read_npy_header(fh, where, stream_bytes):
     """Parse a ``.npy`` header from the binary stream ``fh`` without trusting it.
 
-    Returns ``(shape, dtype, fortran_order, header_bytes)``.  Refuses format
+    Returns an :class:`NpyHeader`.  Refuses format
     versions numpy does not define, headers longer than numpy's limit, shapes
     that are not tuples of non-negative ints (a bool is not an int), dtypes
     that are not plain numbers (objects, structured, strings, dates, complex),
@@ -114,7 +129,7 @@ def read_npy_header(fh, where, stream_bytes):
     if size == 0 and row > EMPTY_ROW_MAX:
         raise invalid(where, f"rows of at most {EMPTY_ROW_MAX} values in an empty array",
                       f"shape {shape}")
-    return shape, dtype, fortran, header_bytes
+    return NpyHeader(shape, dtype, fortran, header_bytes)
 
 
 def _header_dict(fh, where):
@@ -199,7 +214,8 @@ class NpyRows(RowSource):
         self.path = os.fspath(path)
         where = where or f"file '{self.path}'"
         with open_regular(self.path, where) as fh:
-            shape, dtype, fortran, offset = read_npy_header(fh, where, os.fstat(fh.fileno()).st_size)
+            h = read_npy_header(fh, where, os.fstat(fh.fileno()).st_size)
+            shape, dtype, fortran, offset = h.shape, h.dtype, h.fortran, h.header_bytes
         if len(shape) == 0:
             raise invalid(where, "an array of rows", "a single number (a 0-d array)")
         if fortran and len(shape) > 1:
