@@ -502,7 +502,7 @@ class PassParts:
 
 
 def softmax_pass(zc, yc, beta, unit=1.0, with_g0=True, nll_at_one=False, metrics_at_one=False,
-                 metrics_at_beta=False, n_bins=15):
+                 metrics_at_beta=False, n_bins=15, third=False):
     """:func:`softmax_stats` at ``beta`` and, from the same exponentials, the
     summary metrics' parts at T = 1 and at T = unit / beta: one read of the block
     serves the temperature and the summary.
@@ -510,7 +510,9 @@ def softmax_pass(zc, yc, beta, unit=1.0, with_g0=True, nll_at_one=False, metrics
     The logits are divided by ``unit`` (a power of two, exactly).  The parts at
     beta are bit for bit those :func:`softmax_metrics` gives at T = unit / beta
     when beta / unit == 1 / (unit / beta) (the caller makes sure of it), and
-    carry the decision scores.
+    carry the decision scores.  With ``third``, two last statistic rows: the
+    NLL's third and fourth derivatives in beta, the third and fourth
+    cumulants of u under p, for a step of higher order.
     """
     zc = _in_units(np.asarray(zc), unit)
     yc = np.asarray(yc)
@@ -543,4 +545,12 @@ def softmax_pass(zc, yc, beta, unit=1.0, with_g0=True, nll_at_one=False, metrics
     nll = np.log(tot) - b * uy
     g0 = row_sums(u) / c - uy if with_g0 else np.zeros(r)          # NLL'(0)
     stats = [nll, m1 - uy, np.maximum(m2 - m1 * m1, 0), g0] + ([nll1] if nll_at_one else [])
+    if third:
+        np.multiply(e, u, out=e)
+        m3 = rowdot(e, u) / tot                                  # E_p[u^3]
+        np.multiply(e, u, out=e)
+        m4 = rowdot(e, u) / tot                                  # E_p[u^4]
+        c2 = m2 - m1 * m1
+        stats.append(m3 - 3.0 * m1 * m2 + 2.0 * m1 ** 3)
+        stats.append(m4 - 4.0 * m1 * m3 + 6.0 * m1 * m1 * m2 - 3.0 * m1 ** 4 - 3.0 * c2 * c2)
     return PassParts(np.stack(stats), at_one, at_beta)

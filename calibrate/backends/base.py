@@ -57,6 +57,8 @@ class SoftmaxStats:
     curvature: float
     gradient_at_zero: float
     nll_at_one: float | None = None
+    third: float | None = None      # the NLL's third and fourth derivatives,
+    fourth: float | None = None     # when asked
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -280,16 +282,20 @@ class Backend:
 
     def softmax_pass(self, y: np.ndarray, beta: float, unit: float = 1.0, with_g0: bool = True,
                      nll_at_one: bool = False, metrics_at_one: bool = False,
-                     metrics_at_beta: bool = False, n_bins: int = 15) -> FusedPass:
-        """One pass: temperature statistics at ``beta`` and, from the same
-        exponentials, the metrics' passes at T = 1 and at T = unit / beta
+                     metrics_at_beta: bool = False, n_bins: int = 15,
+                     third: bool = False) -> FusedPass:
+        """One pass: temperature statistics at ``beta`` (with the third and
+        fourth derivatives when ``third``) and, from the same exponentials, the
+        metrics' passes at T = 1 and at T = unit / beta
         (:func:`calibrate.kernels.softmax_pass`)."""
         parts = self.map(kernels.softmax_pass, y,
                          args=(float(beta), float(unit), with_g0, nll_at_one, metrics_at_one,
-                               metrics_at_beta, n_bins), label="temperature pass")
+                               metrics_at_beta, n_bins, third), label="temperature pass")
         rows = np.concatenate([q.stats for q in parts], axis=1)
+        names = ["nll", "gradient", "curvature", "gradient_at_zero"] + \
+            ["nll_at_one"] * nll_at_one + ["third", "fourth"] * third
         # each statistic summed once over all its rows: independent of the blocks
-        stats = SoftmaxStats(*(float(np.sum(r)) / self.n_rows for r in rows))
+        stats = SoftmaxStats(**{k: float(np.sum(r)) / self.n_rows for k, r in zip(names, rows)})
         return FusedPass(
             stats,
             SoftmaxPass.of([q.at_one for q in parts]) if metrics_at_one else None,
