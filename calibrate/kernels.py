@@ -415,8 +415,9 @@ def decide_sigmoid(scores, tau):
 
 @dataclass(frozen=True)
 class MetricParts:
-    """What the summary metrics need from a block of multiclass logits at one
-    temperature, without keeping (n, C) probabilities.
+    """What the summary metrics need from a block (or, joined by :meth:`of`, all
+    rows) of multiclass logits at one temperature, without keeping (n, C)
+    probabilities.
 
     Per row: the argmax ``k``, the confidence ``conf`` = max p, ``py`` = p_y,
     ``sq`` = sum_k p_k^2 and (when asked for) ``logp``, the argmax's
@@ -434,6 +435,19 @@ class MetricParts:
     hi_cls: np.ndarray
     hi_p: np.ndarray
     logp: np.ndarray | None
+
+    @classmethod
+    def of(cls, parts: list) -> MetricParts:
+        """Blocks' parts, in row order, as one (the pass over all rows)."""
+        def cat(name: str) -> np.ndarray:
+            return np.concatenate([getattr(q, name) for q in parts])
+        return cls(k=cat("k"), conf=cat("conf"), py=cat("py"), sq=cat("sq"),
+                   colsum=np.sum([q.colsum for q in parts], axis=0), hi_cls=cat("hi_cls"),
+                   hi_p=cat("hi_p"), logp=None if parts[0].logp is None else cat("logp"))
+
+    def to_dict(self) -> dict:
+        return {k: (None if v is None else np.asarray(v).tolist())
+                for k, v in self.__dict__.items()}
 
 
 def _metric_parts(e, kc, yc, n_bins, scores):

@@ -78,35 +78,10 @@ class SigmoidStats:
         return {k: None if v is None else np.asarray(v).tolist() for k, v in self.__dict__.items()}
 
 
-@dataclass(frozen=True)
-class SoftmaxPass:
-    """The summary metrics' pass over multiclass logits at one temperature
-    (:class:`calibrate.kernels.MetricParts` of every block): per row the argmax
-    ``k``, its probability ``conf`` and (when asked) log-probability ``logp``,
-    ``py`` = p_y and ``sq`` = sum_k p_k^2; per class ``colsum`` = sum_i p_ik;
-    and the entries above the first classwise bin, as classes ``hi_cls`` and
-    values ``hi_p``."""
-    k: np.ndarray
-    conf: np.ndarray
-    py: np.ndarray
-    sq: np.ndarray
-    colsum: np.ndarray
-    hi_cls: np.ndarray
-    hi_p: np.ndarray
-    logp: np.ndarray | None
-
-    @classmethod
-    def of(cls, parts: list) -> SoftmaxPass:
-        """Blocks' :class:`~calibrate.kernels.MetricParts`, in row order, as one."""
-        def cat(name: str) -> np.ndarray:
-            return np.concatenate([getattr(q, name) for q in parts])
-        return cls(k=cat("k"), conf=cat("conf"), py=cat("py"), sq=cat("sq"),
-                   colsum=np.sum([q.colsum for q in parts], axis=0), hi_cls=cat("hi_cls"),
-                   hi_p=cat("hi_p"), logp=None if parts[0].logp is None else cat("logp"))
-
-    def to_dict(self) -> dict:
-        return {k: (None if v is None else np.asarray(v).tolist())
-                for k, v in self.__dict__.items()}
+#: The summary metrics' pass over multiclass logits at one temperature: the
+#: blocks' :class:`~calibrate.kernels.MetricParts` joined in row order
+#: (:meth:`~calibrate.kernels.MetricParts.of`), the same fields for all rows.
+SoftmaxPass = kernels.MetricParts
 
 
 @dataclass(frozen=True)
