@@ -158,7 +158,8 @@ def _npz_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> np.nd
         raise invalid(where, f"at most {limit} bytes from {info.compress_size} compressed",
                       f"{declared} bytes declared (a zip bomb)")
     with zf.open(info) as fh:
-        shape, dtype, fortran, _ = read_npy_header(fh, where, declared)
+        h = read_npy_header(fh, where, declared)
+        shape, dtype, fortran = h.shape, h.dtype, h.fortran
         out = np.empty(shape, dtype, order="F" if fortran else "C")
         view = out.reshape(-1, order="A").view(np.uint8).data if out.size else memoryview(b"")
         done = 0

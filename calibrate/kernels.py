@@ -420,8 +420,9 @@ def decide_sigmoid(scores: np.ndarray, tau: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class MetricParts:
-    """What the summary metrics need from a block of multiclass logits at one
-    temperature, without keeping (n, C) probabilities.
+    """What the summary metrics need from a block (or, joined by :meth:`of`, all
+    rows) of multiclass logits at one temperature, without keeping (n, C)
+    probabilities.
 
     Per row: the argmax ``k``, the confidence ``conf`` = max p, ``py`` = p_y,
     ``sq`` = sum_k p_k^2 and (when asked for) ``logp``, the argmax's
@@ -439,6 +440,19 @@ class MetricParts:
     hi_cls: np.ndarray
     hi_p: np.ndarray
     logp: np.ndarray | None
+
+    @classmethod
+    def of(cls, parts: list) -> MetricParts:
+        """Blocks' parts, in row order, as one (the pass over all rows)."""
+        def cat(name: str) -> np.ndarray:
+            return np.concatenate([getattr(q, name) for q in parts])
+        return cls(k=cat("k"), conf=cat("conf"), py=cat("py"), sq=cat("sq"),
+                   colsum=np.sum([q.colsum for q in parts], axis=0), hi_cls=cat("hi_cls"),
+                   hi_p=cat("hi_p"), logp=None if parts[0].logp is None else cat("logp"))
+
+    def to_dict(self) -> dict:
+        return {k: (None if v is None else np.asarray(v).tolist())
+                for k, v in self.__dict__.items()}
 
 
 def _metric_parts(e: np.ndarray, kc: np.ndarray, yc: np.ndarray, n_bins: int,
@@ -511,7 +525,8 @@ class PassParts:
 
 def softmax_pass(zc: npt.ArrayLike, yc: npt.ArrayLike, beta: float, unit: float = 1.0,
                  with_g0: bool = True, nll_at_one: bool = False, metrics_at_one: bool = False,
-                 metrics_at_beta: bool = False, n_bins: int = 15) -> PassParts:
+                 metrics_at_beta: bool = False, n_bins: int = 15, third: bool = False
+                 ) -> PassParts:
     """:func:`softmax_stats` at ``beta`` and, from the same exponentials, the
     summary metrics' parts at T = 1 and at T = unit / beta: one read of the block
     serves the temperature and the summary.
@@ -519,7 +534,9 @@ def softmax_pass(zc: npt.ArrayLike, yc: npt.ArrayLike, beta: float, unit: float 
     The logits are divided by ``unit`` (a power of two, exactly).  The parts at
     beta are bit for bit those :func:`softmax_metrics` gives at T = unit / beta
     when beta / unit == 1 / (unit / beta) (the caller makes sure of it), and
-    carry the decision scores.
+    carry the decision scores.  With ``third``, two last statistic rows: the
+    NLL's third and fourth derivatives in beta, the third and fourth
+    cumulants of u under p, for a step of higher order.
     """
     zc = _in_units(np.asarray(zc), unit)
     yc = np.asarray(yc)
@@ -552,4 +569,12 @@ def softmax_pass(zc: npt.ArrayLike, yc: npt.ArrayLike, beta: float, unit: float 
     nll = np.log(tot) - b * uy
     g0 = row_sums(u) / c - uy if with_g0 else np.zeros(r)          # NLL'(0)
     stats = [nll, m1 - uy, np.maximum(m2 - m1 * m1, 0), g0] + ([nll1] if nll_at_one else [])
+    if third:
+        np.multiply(e, u, out=e)
+        m3 = rowdot(e, u) / tot                                  # E_p[u^3]
+        np.multiply(e, u, out=e)
+        m4 = rowdot(e, u) / tot                                  # E_p[u^4]
+        c2 = m2 - m1 * m1
+        stats.append(m3 - 3.0 * m1 * m2 + 2.0 * m1 ** 3)
+        stats.append(m4 - 4.0 * m1 * m3 + 6.0 * m1 * m1 * m2 - 3.0 * m1 ** 4 - 3.0 * c2 * c2)
     return PassParts(np.stack(stats), at_one, at_beta)

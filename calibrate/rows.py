@@ -21,6 +21,7 @@ import glob as _glob
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import IO, Any
 
 import numpy as np
@@ -77,11 +78,24 @@ NPY_MAX_HEADER = 10_000
 EMPTY_ROW_MAX = 1 << 24
 
 
-def read_npy_header(fh: IO[bytes], where: str,
-                    stream_bytes: int) -> tuple[tuple[int, ...], np.dtype[Any], bool, int]:
+@dataclass(frozen=True)
+class NpyHeader:
+    """A checked ``.npy`` header: the array's ``shape`` and ``dtype``, whether it
+    is stored in ``fortran`` order, and the ``header_bytes`` before its data."""
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    fortran: bool
+    header_bytes: int
+
+    def to_dict(self) -> dict:
+        return {"shape": list(self.shape), "dtype": str(self.dtype), "fortran": self.fortran,
+                "header_bytes": self.header_bytes}
+
+
+def read_npy_header(fh: IO[bytes], where: str, stream_bytes: int) -> NpyHeader:
     """Parse a ``.npy`` header from the binary stream ``fh`` without trusting it.
 
-    Returns ``(shape, dtype, fortran_order, header_bytes)``.  Refuses format
+    Returns an :class:`NpyHeader`.  Refuses format
     versions numpy does not define, headers longer than numpy's limit, shapes
     that are not tuples of non-negative ints (a bool is not an int), dtypes
     that are not plain numbers (objects, structured, strings, dates, complex),
@@ -121,7 +135,7 @@ def read_npy_header(fh: IO[bytes], where: str,
     if size == 0 and row > EMPTY_ROW_MAX:
         raise invalid(where, f"rows of at most {EMPTY_ROW_MAX} values in an empty array",
                       f"shape {shape}")
-    return shape, dtype, fortran, header_bytes
+    return NpyHeader(shape, dtype, fortran, header_bytes)
 
 
 def _header_dict(fh: IO[bytes], where: str) -> tuple[dict[str, Any], int]:
@@ -207,8 +221,8 @@ class NpyRows(RowSource):
         self.path = os.fspath(path)
         where = where or f"file '{self.path}'"
         with open_regular(self.path, where) as fh:
-            size = os.fstat(fh.fileno()).st_size
-            shape, dtype, fortran, offset = read_npy_header(fh, where, size)
+            h = read_npy_header(fh, where, os.fstat(fh.fileno()).st_size)
+            shape, dtype, fortran, offset = h.shape, h.dtype, h.fortran, h.header_bytes
         if len(shape) == 0:
             raise invalid(where, "an array of rows", "a single number (a 0-d array)")
         if fortran and len(shape) > 1:

@@ -308,3 +308,41 @@ def test_float32_logits_are_not_promoted():
     zs32 = zs.astype(np.float32)
     ts = fit_sigmoid_temperature(zs32, ys).temperature
     assert rules.sigmoid_proba(zs32, ts).dtype == np.float32
+
+
+# ---------------------------------------------------------------- warm start, high order
+def test_third_and_fourth_derivatives_are_the_curvatures_slopes():
+    from calibrate.backends import as_backend
+    rng = np.random.default_rng(3)
+    z, y = softmax_data(rng, 2000, 7, 1.8)
+    b, eps = 0.7, 1e-4
+    at = lambda beta: as_backend(z).softmax_pass(y, beta, third=True).stats  # noqa: E731
+    mid, lo, hi = at(b), at(b - eps), at(b + eps)
+    assert mid.third == pytest.approx((hi.curvature - lo.curvature) / (2 * eps), rel=1e-5)
+    assert mid.fourth == pytest.approx((hi.third - lo.third) / (2 * eps), rel=1e-4)
+    assert as_backend(z).softmax_pass(y, b).stats.third is None
+
+
+def test_higher_order_step_solves_the_taylor_model():
+    from calibrate.temperature import _higher_order_step
+    g, h = np.array([0.03, -0.02, 0.5]), np.array([1.2, 2.0, 1.0])
+    t, q = np.array([-2.5, 1.0, 40.0]), np.array([3.0, -1.0, 0.0])
+    step = _higher_order_step(g, h, t, q, g / h)
+    d = -step
+    model = g + h * d + t * d ** 2 / 2 + q * d ** 3 / 6
+    assert np.all(np.abs(model[:2]) < 1e-15)
+    # the third: the model's root strays beyond a factor 2 of Newton's: Newton's step
+    assert step[2] == g[2] / h[2]
+
+
+def test_a_warm_started_fit_takes_two_full_passes_and_is_exact():
+    # 8 x 4096 rows and more: a row-sample warm start, then one pass with the
+    # high-order step and one that also makes the summary's metrics at T
+    rng = np.random.default_rng(4)
+    z, y = softmax_data(rng, 40_000, 20, 2.3)
+    z = z.astype(np.float32)
+    res = fit_softmax_temperature(z, y, summary_bins=15)
+    want = ref_temperature(lambda t: ref_softmax_nll(z, y, t))
+    assert res.temperature == pytest.approx(want, rel=1e-7)
+    assert res.at_t is not None and res.at_one is not None
+    assert res.n_passes == 2

@@ -57,6 +57,8 @@ class SoftmaxStats:
     curvature: float
     gradient_at_zero: float
     nll_at_one: float | None = None
+    third: float | None = None      # the NLL's third and fourth derivatives,
+    fourth: float | None = None     # when asked
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -76,35 +78,10 @@ class SigmoidStats:
         return {k: None if v is None else np.asarray(v).tolist() for k, v in self.__dict__.items()}
 
 
-@dataclass(frozen=True)
-class SoftmaxPass:
-    """The summary metrics' pass over multiclass logits at one temperature
-    (:class:`calibrate.kernels.MetricParts` of every block): per row the argmax
-    ``k``, its probability ``conf`` and (when asked) log-probability ``logp``,
-    ``py`` = p_y and ``sq`` = sum_k p_k^2; per class ``colsum`` = sum_i p_ik;
-    and the entries above the first classwise bin, as classes ``hi_cls`` and
-    values ``hi_p``."""
-    k: np.ndarray
-    conf: np.ndarray
-    py: np.ndarray
-    sq: np.ndarray
-    colsum: np.ndarray
-    hi_cls: np.ndarray
-    hi_p: np.ndarray
-    logp: np.ndarray | None
-
-    @classmethod
-    def of(cls, parts: list) -> SoftmaxPass:
-        """Blocks' :class:`~calibrate.kernels.MetricParts`, in row order, as one."""
-        def cat(name: str) -> np.ndarray:
-            return np.concatenate([getattr(q, name) for q in parts])
-        return cls(k=cat("k"), conf=cat("conf"), py=cat("py"), sq=cat("sq"),
-                   colsum=np.sum([q.colsum for q in parts], axis=0), hi_cls=cat("hi_cls"),
-                   hi_p=cat("hi_p"), logp=None if parts[0].logp is None else cat("logp"))
-
-    def to_dict(self) -> dict:
-        return {k: (None if v is None else np.asarray(v).tolist())
-                for k, v in self.__dict__.items()}
+#: The summary metrics' pass over multiclass logits at one temperature: the
+#: blocks' :class:`~calibrate.kernels.MetricParts` joined in row order
+#: (:meth:`~calibrate.kernels.MetricParts.of`), the same fields for all rows.
+SoftmaxPass = kernels.MetricParts
 
 
 @dataclass(frozen=True)
@@ -280,16 +257,21 @@ class Backend:
 
     def softmax_pass(self, y: np.ndarray, beta: float, unit: float = 1.0, with_g0: bool = True,
                      nll_at_one: bool = False, metrics_at_one: bool = False,
-                     metrics_at_beta: bool = False, n_bins: int = 15) -> FusedPass:
-        """One pass: temperature statistics at ``beta`` and, from the same
-        exponentials, the metrics' passes at T = 1 and at T = unit / beta
+                     metrics_at_beta: bool = False, n_bins: int = 15,
+                     third: bool = False) -> FusedPass:
+        """One pass: temperature statistics at ``beta`` (with the third and
+        fourth derivatives when ``third``) and, from the same exponentials, the
+        metrics' passes at T = 1 and at T = unit / beta
         (:func:`calibrate.kernels.softmax_pass`)."""
         parts = self.map(kernels.softmax_pass, y,
                          args=(float(beta), float(unit), with_g0, nll_at_one, metrics_at_one,
-                               metrics_at_beta, n_bins), label="temperature pass")
+                               metrics_at_beta, n_bins, third), label="temperature pass")
         rows = np.concatenate([q.stats for q in parts], axis=1)
+        names = ["nll", "gradient", "curvature", "gradient_at_zero"] + \
+            ["nll_at_one"] * nll_at_one + ["third", "fourth"] * third
         # each statistic summed once over all its rows: independent of the blocks
-        stats = SoftmaxStats(*(float(np.sum(r)) / self.n_rows for r in rows))
+        stats = SoftmaxStats(**{k: float(np.sum(r)) / self.n_rows
+                                for k, r in zip(names, rows, strict=True)})
         return FusedPass(
             stats,
             SoftmaxPass.of([q.at_one for q in parts]) if metrics_at_one else None,

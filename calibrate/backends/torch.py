@@ -132,8 +132,10 @@ class TorchBackend(Backend):
 
     def softmax_pass(self, y: np.ndarray, beta: float, unit: float = 1.0, with_g0: bool = True,
                      nll_at_one: bool = False, metrics_at_one: bool = False,
-                     metrics_at_beta: bool = False, n_bins: int = 15) -> FusedPass:
-        # the statistics on the device; the metrics from CPU copies (not fused)
+                     metrics_at_beta: bool = False, n_bins: int = 15,
+                     third: bool = False) -> FusedPass:
+        # the statistics on the device (no third derivative: Newton steps);
+        # the metrics from CPU copies (not fused)
         stats = self._softmax_stats(y, beta, with_g0, nll_at_one, unit)
         return FusedPass(
             stats,

@@ -21,17 +21,41 @@ handful of passes.  Safeguards, per problem:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-#: What :func:`newton` returns: x, f, g, passes, converged, at_bound.
-NewtonOut = tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]
-
 _MAX_PASSES = 100
 _F_NOISE = 1e-12   # relative rise of the objective still read as no rise
 _MAX_HALVINGS = 10
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """What one pass gives :func:`newton` for m problems of d parameters: the
+    objectives ``f`` (m,), gradients ``g`` (m, d) and Hessians ``h`` (m, d, d)."""
+    f: np.ndarray
+    g: np.ndarray
+    h: np.ndarray
+
+
+@dataclass(frozen=True)
+class NewtonFit:
+    """The end of :func:`newton`: parameters ``x`` (m, d), objective ``f`` and
+    gradient ``g`` at the last accepted point (f is the second-order value
+    at a final step taken without a pass), the ``passes`` used, and (m,)
+    masks of the problems that ``converged`` and that ended ``at_bound``."""
+    x: np.ndarray
+    f: np.ndarray
+    g: np.ndarray
+    passes: int
+    converged: np.ndarray
+    at_bound: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {"x": self.x.tolist(), "f": self.f.tolist(), "passes": self.passes,
+                "converged": self.converged.tolist(), "at_bound": self.at_bound.tolist()}
 
 
 def _scale(x: np.ndarray) -> np.ndarray:
@@ -67,21 +91,18 @@ def _into_box(x: np.ndarray, step: np.ndarray, lo: np.ndarray, hi: np.ndarray) -
 
 
 # long: one damped-Newton loop; backtracking, bounds and the final step share its state
-def newton(evaluate: Callable[[np.ndarray], Any], x0: npt.ArrayLike,
+def newton(evaluate: Callable[[np.ndarray], Expansion], x0: npt.ArrayLike,
            lower: npt.ArrayLike | None = None, upper: npt.ArrayLike | None = None,
-           rtol: float = 1e-10, final: float = 1e-5, max_passes: int = _MAX_PASSES) -> NewtonOut:
+           rtol: float = 1e-10, final: float = 1e-5, max_passes: int = _MAX_PASSES) -> NewtonFit:
     """Minimise m independent objectives of d parameters by damped Newton.
 
-    ``evaluate(X)`` takes (m, d) parameters and returns, from one pass, the
-    objectives f (m,), gradients (m, d) and Hessians (m, d, d).  ``lower`` /
+    ``evaluate(X)`` takes (m, d) parameters and returns, from one pass, an
+    :class:`Expansion`: objectives f (m,), gradients (m, d), Hessians (m, d, d).  ``lower`` /
     ``upper`` are (d,) or (m, d) bounds (None: unbounded).  Stops a problem
     when its step is below ``rtol`` (|x| + 1) in every coordinate, or below
     ``final`` (|x| + 1) after taking it.
 
-    Returns ``(x, f, g, passes, converged, at_bound)``: parameters, objective
-    and gradient at the last evaluated accepted point (f is then the
-    second-order value at the final step), passes used, and (m,) masks of the
-    problems that converged and that ended on a bound.
+    Returns a :class:`NewtonFit`.
     """
     x = np.array(x0, dtype=np.float64)
     m, d = x.shape
@@ -97,7 +118,8 @@ def newton(evaluate: Callable[[np.ndarray], Any], x0: npt.ArrayLike,
     halvings = np.zeros(m, np.int64)
     passes = 0
     while passes < max_passes and not done.all():
-        f, g, h = (np.asarray(v, dtype=np.float64) for v in evaluate(x))
+        e = evaluate(x)
+        f, g, h = (np.asarray(v, dtype=np.float64) for v in (e.f, e.g, e.h))
         passes += 1
         live = ~done
         # A rise within float noise, or one the gradients call a fall (the
@@ -131,13 +153,12 @@ def newton(evaluate: Callable[[np.ndarray], Any], x0: npt.ArrayLike,
         done |= finish
         converged |= finish
         x = np.where((good & ~finish)[:, None], new, x)
-    return x_acc, f_acc, g_acc, passes, converged, at_bound
+    return NewtonFit(x_acc, f_acc, g_acc, passes, converged, at_bound)
 
 
 def two_params(f: npt.ArrayLike, ga: npt.ArrayLike, gb: npt.ArrayLike, haa: npt.ArrayLike,
-               hab: npt.ArrayLike, hbb: npt.ArrayLike, *,
-               pooled: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The (f, g, H) that :func:`newton` takes, from per-problem arrays of the
+               hab: npt.ArrayLike, hbb: npt.ArrayLike, *, pooled: bool = False) -> Expansion:
+    """The :class:`Expansion` that :func:`newton` takes, from per-problem arrays of the
     value, the two gradient and the three Hessian entries; ``pooled`` sums
     them into one problem (one pair of parameters shared by all)."""
     parts = (f, ga, gb, haa, hab, hbb)
@@ -146,4 +167,4 @@ def two_params(f: npt.ArrayLike, ga: npt.ArrayLike, gb: npt.ArrayLike, haa: npt.
     f, ga, gb, haa, hab, hbb = (np.atleast_1d(v) for v in parts)
     g = np.stack([ga, gb], axis=1)
     h = np.stack([np.stack([haa, hab], 1), np.stack([hab, hbb], 1)], 1)
-    return f, g, h
+    return Expansion(f, g, h)

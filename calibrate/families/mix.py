@@ -120,10 +120,10 @@ def fit(z: Any, y: npt.ArrayLike, temperature: float | None = None,
             temperature, passes = _start(z, y)
         init = (float(temperature), W0)
     x0 = np.array([[1.0 / float(init[0]), float(init[1])]])
-    x, f, g, p, done, _ = newton(_evaluate(z, y), x0, lower=[_BETA_MIN, 0.0],
-                                 upper=[1.0 / _temperature.T_MIN, 1.0])
-    return Mix(task="multiclass", temperature=float(1.0 / x[0, 0]), weight=float(x[0, 1]),
-               nll=float(f[0]), n_passes=passes + p, converged=bool(done[0]))
+    r = newton(_evaluate(z, y), x0, lower=[_BETA_MIN, 0.0],
+               upper=[1.0 / _temperature.T_MIN, 1.0])
+    return Mix(task="multiclass", temperature=float(1.0 / r.x[0, 0]), weight=float(r.x[0, 1]),
+               nll=float(r.f[0]), n_passes=passes + r.passes, converged=bool(r.converged[0]))
 
 
 def _log_mix(fit: Mix, ls: np.ndarray, c: int) -> np.ndarray:

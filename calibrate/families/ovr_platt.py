@@ -136,16 +136,15 @@ def fit(z: Any, y: npt.ArrayLike, temperature: float | None = None,
     status = np.array(["shared"] * c, dtype=object)
     conv, shared = True, None
     if own.size:
-        xo, f, g, p, done, capped = newton(_evaluate(z, y, own, x), x[own], lower, upper)
-        x[own] = xo
-        status[own] = np.where(xo[:, 0] <= 0, "flat", np.where(capped, "capped", "fitted"))
-        passes, conv = passes + p, bool(done.all())
+        r = newton(_evaluate(z, y, own, x), x[own], lower, upper)
+        x[own] = r.x
+        status[own] = np.where(r.x[:, 0] <= 0, "flat", np.where(r.at_bound, "capped", "fitted"))
+        passes, conv = passes + r.passes, bool(r.converged.all())
     if own.size < c:
-        xs, f, g, p, done, capped = newton(_evaluate(z, y, None, x),
-                                           x.mean(axis=0, keepdims=True), lower, upper)
-        shared = (float(xs[0, 0]), float(xs[0, 1]))
+        r = newton(_evaluate(z, y, None, x), x.mean(axis=0, keepdims=True), lower, upper)
+        shared = (float(r.x[0, 0]), float(r.x[0, 1]))
         x[status == "shared"] = shared
-        passes, conv = passes + p, conv and bool(done.all())
+        passes, conv = passes + r.passes, conv and bool(r.converged.all())
     return OvrPlatt(task="multiclass", a=_common.tup(x[:, 0]), b=_common.tup(x[:, 1]),
                     status=tuple(status), n_passes=passes, converged=conv, shared=shared)
 

@@ -111,18 +111,18 @@ def fit(z: Any, y: npt.ArrayLike, task: str = "binary", init: npt.ArrayLike | No
         idx = np.flatnonzero(own)
         zs, ys = zz[:, idx], yy[:, idx]
         _check_direction(zs, ys, lambda k: names(int(idx[k])))
-        x, f, g, p, done, capped = newton(_evaluate(zs, ys), x0[idx], lower, upper)
-        a[idx], b[idx] = x[:, 0], x[:, 1]
-        status[idx[capped]] = "capped"
-        passes, conv = p, bool(done.all())
+        r = newton(_evaluate(zs, ys), x0[idx], lower, upper)
+        a[idx], b[idx] = r.x[:, 0], r.x[:, 1]
+        status[idx[r.at_bound]] = "capped"
+        passes, conv = r.passes, bool(r.converged.all())
     if not own.all():
         _check_direction(zz.ravel()[:, None], yy.ravel()[:, None], names)
-        x, f, g, p, done, capped = newton(_evaluate(zz, yy, pooled=True),
-                                          x0[~own].mean(axis=0, keepdims=True), lower, upper)
-        shared = (float(x[0, 0]), float(x[0, 1]))
+        r = newton(_evaluate(zz, yy, pooled=True), x0[~own].mean(axis=0, keepdims=True),
+                   lower, upper)
+        shared = (float(r.x[0, 0]), float(r.x[0, 1]))
         a[~own], b[~own] = shared
         status[~own] = "shared"
-        passes, conv = passes + p, conv and bool(done.all())
+        passes, conv = passes + r.passes, conv and bool(r.converged.all())
     nll = total(_stats, zz, yy, a, b)[0] / n
     return Platt(task=task, a=_common.tup(a), b=_common.tup(b), status=tuple(status),
                  nll=_common.tup(nll), n_passes=passes, converged=conv, shared=shared)
