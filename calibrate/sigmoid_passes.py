@@ -69,7 +69,7 @@ class Sums:
         size = c * n_bins
         self.count += np.bincount(key, minlength=size).reshape(c, n_bins)
         self.gap += np.bincount(key, weights=res, minlength=size).reshape(c, n_bins)
-        self.brier += res @ res
+        self.brier += np.einsum("i,i->", res, res)   # not BLAS: its idle threads spin on the cores the passes use
         if log_loss:
             tiny = np.finfo(np.float64).tiny
             q = np.where(o.ravel(), pf, 1.0 - pf)
