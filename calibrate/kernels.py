@@ -456,16 +456,17 @@ class MetricParts:
 
 
 def _metric_parts(e: np.ndarray, kc: np.ndarray, yc: np.ndarray, n_bins: int,
-                  scores: bool) -> MetricParts:
+                  scores: bool, tot: np.ndarray | None = None) -> MetricParts:
     """:class:`MetricParts` from ``e`` = exp((z - z_k) / T), whose argmax entries
     (exactly 1) are then set to 0 for the decision score: the rest of each row,
     summed in float64, keeps log p_k distinct from 0 where float32 would round
     p_k to 1.  The probabilities the binned metrics see are e / (row sum of e),
-    bit for bit as they always were (a bin edge is a discontinuity)."""
+    bit for bit as they always were (a bin edge is a discontinuity).  ``tot``
+    is ``row_sums(e)`` when the caller has it already."""
     r, c = e.shape
     rows = np.arange(r)
     cut = (1.0 - 1e-4) / n_bins  # a little below the edge: rounding never hides an entry
-    tot = row_sums(e)
+    tot = row_sums(e) if tot is None else tot
     inv = 1.0 / tot
     py = e[rows, yc].astype(np.float64) * inv
     # flatnonzero on the raveled mask is ~20x faster than a 2-D nonzero
@@ -558,10 +559,11 @@ def softmax_pass(zc: npt.ArrayLike, yc: npt.ArrayLike, beta: float, unit: float 
         if b != float(unit):
             e1 = scratch((r, c), dt, 2)
             np.exp(u if unit == 1.0 else np.multiply(u, float(unit), out=e1), out=e1)
-        nll1 = np.log(row_sums(e1)) - uy * float(unit)
+        tot1 = tot if e1 is e else row_sums(e1)
+        nll1 = np.log(tot1) - uy * float(unit)
         if metrics_at_one:
-            at_one = _metric_parts(e1, kc, yc, n_bins, False)
-    at_beta = _metric_parts(e, kc, yc, n_bins, True) if metrics_at_beta else None
+            at_one = _metric_parts(e1, kc, yc, n_bins, False, tot1)
+    at_beta = _metric_parts(e, kc, yc, n_bins, True, tot) if metrics_at_beta else None
     # (zeroing the argmax entries for the scores leaves the moments alone: u_k = 0)
     m1 = rowdot(e, u) / tot                                      # E_p[u]
     np.multiply(e, u, out=e)
