@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from . import metrics, refinement, smooth_ece
+from . import kernels, metrics, refinement, smooth_ece
 from . import thresholds as _thr
 from .backends import Backend
 
@@ -69,7 +69,8 @@ class Sums:
         size = c * n_bins
         self.count += np.bincount(key, minlength=size).reshape(c, n_bins)
         self.gap += np.bincount(key, weights=res, minlength=size).reshape(c, n_bins)
-        self.brier += np.einsum("i,i->", res, res)   # not BLAS: its idle threads spin on the cores the passes use
+        # not BLAS (res @ res): its idle threads spin on the cores the passes use
+        self.brier += np.einsum("i,i->", res, res)
         if log_loss:
             tiny = np.finfo(np.float64).tiny
             q = np.where(o.ravel(), pf, 1.0 - pf)
@@ -158,13 +159,14 @@ def _pair_values(zc: np.ndarray, yc: np.ndarray, temperature: np.ndarray) -> tup
 
 def _count(spec: refinement.TreeSpec, part: refinement.PassPart, layout: Layout,
            z: np.ndarray, s: np.ndarray, o: np.ndarray, pa: np.ndarray | None,
-           pb: np.ndarray | None) -> None:
+           pb: np.ndarray | None, cols: np.ndarray | None = None) -> None:
     """Count a block's pairs into the tree's wanted cells (probabilities computed
-    here when not given: only for the pairs those cells hold)."""
-    c = s.shape[1]
+    here when not given: only for the pairs those cells hold).  The pairs are
+    (r, C) arrays, or with ``cols`` flat arrays of the pairs' columns."""
+    c = layout.n_classes
     views: list[tuple[Any, np.ndarray, np.ndarray | None]] = []
     if layout.per_label:                           # column j in group j
-        views.append((np.arange(c), s, pa))
+        views.append((np.arange(c) if cols is None else cols, s, pa))
     if not (layout.per_label and c == 1):
         views.append((layout.pooled_after, s, pa))
     views.append((layout.pooled_before, z, pb))
@@ -173,6 +175,45 @@ def _count(spec: refinement.TreeSpec, part: refinement.PassPart, layout: Layout,
         if not wanted[g].any():
             continue                     # nothing of these groups is counted this pass
         refinement.accumulate(spec, part, g, v, o, special.expit if p is None else p)
+
+
+def _window(spec: refinement.TreeSpec, layout: Layout, t: np.ndarray,
+            dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Per column, bounds (in ``dtype``, the logits' own) outside which no logit
+    of that column falls in a cell this pass counts: the hull of the wanted
+    first-level cells of its label's group, of the pooled groups (after: in
+    units of its temperature), widened far beyond any rounding of the
+    division or of the cell arithmetic."""
+    c = layout.n_classes
+    lo, hi = np.full(c, np.inf), np.full(c, -np.inf)
+
+    def hull(g: int) -> tuple[float, float] | None:
+        a = int(spec.offset[g])
+        w = np.flatnonzero(spec.roots_wanted[a:int(spec.offset[g + 1])])
+        if w.size == 0:
+            return None
+        if spec.root_scale[g] == 0:      # one cell holds every value
+            return -np.inf, np.inf
+        slack = 1e-6 / spec.root_scale[g]
+        v0, v1 = float(spec.lo[a + w[0]]), float(spec.hi[a + w[-1]])
+        with np.errstate(invalid="ignore"):
+            return (v0 - slack - 1e-9 * abs(v0) if np.isfinite(v0) else v0,
+                    v1 + slack + 1e-9 * abs(v1) if np.isfinite(v1) else v1)
+
+    def widen(j: Any, h: tuple[float, float] | None, scale: Any) -> None:
+        if h is not None:
+            lo[j] = np.minimum(lo[j], h[0] * scale)
+            hi[j] = np.maximum(hi[j], h[1] * scale)
+
+    if layout.per_label:
+        for j in np.flatnonzero(spec.groups_wanted[:c]):
+            widen(j, hull(int(j)), t[j])
+    if not (layout.per_label and c == 1):
+        widen(slice(None), hull(layout.pooled_after), t)
+    widen(slice(None), hull(layout.pooled_before), 1.0)
+    with np.errstate(over="ignore"):
+        return (np.nextafter(lo.astype(dtype), dtype.type(-np.inf)),
+                np.nextafter(hi.astype(dtype), dtype.type(np.inf)))
 
 
 def _first_pass(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarray,
@@ -187,9 +228,25 @@ def _first_pass(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarr
 
 
 def _next_pass(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarray,
-               spec: refinement.TreeSpec, layout: Layout) -> None:
-    z, s, o = _pair_values(zc, yc, temperature)
-    _count(spec, acc.tree, layout, z, s, o, None, None)
+               spec: refinement.TreeSpec, layout: Layout, window: tuple) -> None:
+    """Count the wanted cells' pairs.  Later passes want a few cells: the pairs
+    whose logits lie in their columns' ``window`` are found on the logits as
+    they are, and only those are converted and located (the same counts, in
+    the same order, as locating every pair)."""
+    z = np.asarray(zc)
+    z = z.reshape(z.shape[0], -1)
+    lo, hi = window
+    if lo.dtype == z.dtype:
+        inside = (z >= lo) & (z <= hi)
+        if 2 * np.count_nonzero(inside) <= z.size:
+            idx = np.flatnonzero(inside)
+            cols = idx % z.shape[1]
+            v = z.ravel()[idx].astype(np.float64)
+            o = np.asarray(yc).reshape(z.shape).ravel()[idx] == 1
+            _count(spec, acc.tree, layout, v, v / temperature[cols], o, None, None, cols)
+            return
+    zz, s, o = _pair_values(zc, yc, temperature)
+    _count(spec, acc.tree, layout, zz, s, o, None, None)
 
 
 @dataclass(frozen=True)
@@ -243,7 +300,8 @@ def run(z: Backend, y: Any, temperature: Any, task: str, search: dict | None = N
             break
         tree.refine(pending)
         spec = tree.spec()
-        part = zc.fold(_next_pass, y, args=(t, spec, layout),
+        window = _window(spec, layout, t, kernels.float_dtype(zc.dtype))
+        part = zc.fold(_next_pass, y, args=(t, spec, layout, window),
                        init=lambda n=spec.size: Pass(None, None, refinement.PassPart.empty(n)),
                        label="thresholds")
         tree.add(part.tree)

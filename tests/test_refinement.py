@@ -183,3 +183,37 @@ def test_dask_gives_the_same_fit_whatever_its_chunks(monkeypatch, task):
     want = _fit_dict(z, y, task)
     for chunks in (700, 3000, 1):
         assert _fit_dict(da.from_array(z, chunks=(chunks,) + z.shape[1:]), y, task) == want
+
+
+@pytest.mark.parametrize("task", ["binary", "multilabel"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("extremes", [False, True])
+def test_later_passes_look_only_inside_the_window_and_count_the_same(tiny, monkeypatch,
+                                                                     task, dtype, extremes):
+    # ties and extreme logits too (infinite ones are refused before): the window
+    # must never drop a pair
+    z, y = (make_binary(n=2000, seed=7, dtype=dtype) if task == "binary"
+            else make_multilabel(n=1500, c=4, seed=7, dtype=dtype))
+    z = np.round(z, 1)
+    flat = z.reshape(-1)
+    if extremes:
+        flat[:5] = [1e30, -1e30, 0.0, 1e-30, -1e-30]
+    search = dict(precision=0.9, confidence=0.9, alpha=0.05, alpha_global=0.1)
+    used = []
+    real_count = sigmoid_passes._count
+
+    def counting(*a, **k):
+        used.append(k.get("cols", a[8] if len(a) > 8 else None) is not None)
+        return real_count(*a, **k)
+
+    monkeypatch.setattr(sigmoid_passes, "_count", counting)
+    got = sigmoid_passes.run(as_backend(z), y, 2.5, task, search)
+    if not extremes:
+        assert got.passes >= 3 and any(used)        # the window served some passes
+    everything = (np.full(z.shape[1:] or 1, -np.inf, dtype), np.full(z.shape[1:] or 1, np.inf,
+                                                                      dtype))
+    monkeypatch.setattr(sigmoid_passes, "_window", lambda *a: everything)
+    used.clear()
+    want = sigmoid_passes.run(as_backend(z), y, 2.5, task, search)
+    assert not any(used)                            # every pair located
+    assert got.to_dict() == want.to_dict()
