@@ -127,6 +127,16 @@ def expected_lower_bound(expected_correct: npt.ArrayLike,
     return np.nan_to_num(lb, nan=-1.0)
 
 
+def wilson_lower_bound(k: np.ndarray, n: np.ndarray, alpha: float) -> np.ndarray:
+    """Wilson's score lower bound at level ``alpha`` for real-valued k (Wilson
+    1927): close to Clopper-Pearson's and cheap, where only an estimate is
+    needed (where to look first, where Newton starts)."""
+    z = special.ndtri(1.0 - alpha)
+    q = np.clip(k / n, 0.0, 1.0)
+    return (q + z * z / (2 * n) - z * np.sqrt(q * (1 - q) / n + z * z / (4 * n * n))) \
+        / (1 + z * z / n)
+
+
 def _lower_bound_continuous(k: np.ndarray, n: np.ndarray, alpha: float,
                             steps: int = 4) -> np.ndarray:
     """Clopper-Pearson lower bound at level ``alpha`` for real-valued k.
@@ -138,11 +148,7 @@ def _lower_bound_continuous(k: np.ndarray, n: np.ndarray, alpha: float,
     """
     a = np.maximum(k, 1e-12)
     b = np.maximum(n - k + 1, 1e-12)
-    z = special.ndtri(1.0 - alpha)
-    q = np.clip(k / n, 0.0, 1.0)
-    wilson = (q + z * z / (2 * n) - z * np.sqrt(q * (1 - q) / n + z * z / (4 * n * n))) \
-        / (1 + z * z / n)
-    p = np.clip(wilson, 1e-9, 1 - 1e-9)
+    p = np.clip(wilson_lower_bound(k, n, alpha), 1e-9, 1 - 1e-9)
     log_beta = special.betaln(a, b)
     with np.errstate(all="ignore"):
         for _ in range(steps):

@@ -41,6 +41,10 @@ BINS = 4096
 SUB_BINS = 256
 #: A cell with at most this many values is gathered instead of split.
 GATHER = 4096
+#: Cells to be refined are all gathered when together they hold at most this
+#: many values (one pass instead of a split and another pass; the values'
+#: memory is small next to a pass's).
+GATHER_ALL = 1 << 20
 #: Bits of a cell's position within its parent (SUB_BINS = 2 ** _BITS).
 _BITS = 8
 #: Levels of cells below the first at most (the key below holds them).
@@ -263,6 +267,8 @@ class Tree:
                  & (self.depth[nodes] < _MAX_DEPTH))
         with np.errstate(invalid="ignore"):
             split &= (lo + (hi - lo) / SUB_BINS > lo)   # room for distinct sub-cells
+        if self.n[nodes].sum() <= GATHER_ALL:
+            split[:] = False
         gather, split = nodes[~split], nodes[split]
         # (a cell that cannot be split - an open end, one value - is gathered
         # whatever its size: its table holds its distinct values)

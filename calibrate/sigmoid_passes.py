@@ -350,13 +350,16 @@ def _decide(tree: refinement.Tree, layout: Layout, search: dict | None, found: d
     if search is not None:
         todo += [(g, search["alpha"]) for g in range(layout.n_classes)]
         todo.append(("global", search["alpha_global"]))
-    for key, alpha in todo:
-        if key in found:
-            continue
+    todo = [(key, alpha) for key, alpha in todo if key not in found]
+
+    def one(task: tuple[Any, Any]) -> Any:
+        key, alpha = task
         assert search is not None   # rules are searched only with a search
         g = layout.pooled_after if key == "global" else key
-        r = _thr.search_items(refinement.items(tree, leaves[g]), search["precision"],
-                              search["confidence"], alpha)
+        return _thr.search_items(refinement.items(tree, leaves[g]), search["precision"],
+                                 search["confidence"], alpha)
+
+    for (key, _), r in zip(todo, map(one, todo), strict=True):
         if isinstance(r, _thr.Pending):
             need.append(r.nodes)
         else:

@@ -294,8 +294,11 @@ def _choose_small(groups: np.ndarray, cb: np.ndarray, n: np.ndarray, k: np.ndarr
 
 @dataclass(frozen=True)
 class Pending:
-    """The search cannot decide yet: these cells' contents are needed."""
+    """The search cannot decide yet: these cells' contents are needed.  ``guess``:
+    where a start still undecided stands so far (the best exact candidate, or
+    the best end of a cell when none is exact yet)."""
     nodes: np.ndarray
+    guess: int | None = None
 
 
 def _expected_bounds(it: Any, expit_expected: bool,
@@ -331,17 +334,29 @@ def search_items(it: Any, precision: float, confidence: float | None = None,
         return Threshold(None, 0, 0, None, None, "no-predictions")
     N, K, E = it.N, it.K, it.E
     chosen = _plain_choice(it, N, K, precision)
-    if isinstance(chosen, Pending) or chosen is None:
-        return chosen if chosen is not None else Threshold(None, 0, 0, None, None,
-                                                           "unreachable")
+    if chosen is None:
+        return Threshold(None, 0, 0, None, None, "unreachable")
     if confidence is None:
-        return _at_item(it, N, K, chosen, None)
+        return chosen if isinstance(chosen, Pending) else _at_item(it, N, K, chosen, None)
     alpha = 1.0 - confidence if alpha is None else alpha
     if N[-1] < guarantee.min_certifiable(precision, alpha):
-        return Threshold(None, 0, 0, None, None, "too-few")
+        return chosen if isinstance(chosen, Pending) else \
+            Threshold(None, 0, 0, None, None, "too-few")
+    # Each step below waits on the one before; while one waits, the cells the
+    # next will likely need are asked for in the same pass (from the best start
+    # so far: most often the sequence from there needs what it will need from
+    # the true start).  Only the answer's cells decide; these save passes.
     start = _start_item(it, N, E, expit_expected, start_predictions)
+    waiting = [chosen.nodes] if isinstance(chosen, Pending) else []
     if isinstance(start, Pending):
-        return start
+        waiting.append(start.nodes)
+        ahead = _sequence(it, N, K, precision, alpha, start.guess) \
+            if start.guess is not None else None
+        if isinstance(ahead, Pending):
+            waiting.append(ahead.nodes)
+    if waiting:
+        return Pending(np.unique(np.concatenate(waiting)))
+    assert isinstance(start, int)
     j = _sequence(it, N, K, precision, alpha, start)
     if j is None or isinstance(j, Pending):
         return j if j is not None else Threshold(None, 0, 0, None, None, "uncertified")
@@ -373,13 +388,15 @@ def _start_item(it: Any, N: np.ndarray, E: np.ndarray, expit_expected: bool,
     blob = ~it.exact
     d_lo = int(it.exact.sum() + blob.sum())
     d_hi = int(it.exact.sum() + it.n[blob].sum())
+    open_up = None
     if d_lo <= guarantee.START_GRID < d_hi:
         # how many candidates is not yet known: open up the largest cells, enough to
-        # show the missing distinct values if their values are distinct
+        # show the missing distinct values if their values are distinct; and ask
+        # at once for the cells the grid below would need, in case there are more
         order = np.flatnonzero(blob)[np.argsort(-it.n[blob], kind="stable")]
         gain = np.cumsum(np.minimum(it.n[order], 256) - 1)
         enough = int(np.searchsorted(gain, 2 * (guarantee.START_GRID + 1 - d_lo))) + 1
-        return Pending(it.node[order[:enough]])
+        open_up = it.node[order[:enough]]
     n_before = N - it.n
     if d_hi <= guarantee.START_GRID:           # every candidate
         at = np.arange(it.n.size)
@@ -409,9 +426,17 @@ def _start_item(it: Any, N: np.ndarray, E: np.ndarray, expit_expected: bool,
         if live.size == 0:
             break
         live = live[_may_reach(it, N, E, at[live], n_lo[live], expit_expected, pieces, best)]
-    if live.size:
-        return Pending(np.unique(it.node[at[live]]))
-    return int(exact_at[np.argmax(lb)])
+    if open_up is None and live.size == 0:
+        return int(exact_at[np.argmax(lb)])   # no cell can hold the start
+    if lb.size:
+        guess = int(exact_at[np.argmax(lb)])
+    else:   # no exact candidate yet: about the best end of a cell (exact counts)
+        ends = np.unique(at)
+        with np.errstate(all="ignore"):
+            w = guarantee.wilson_lower_bound(E[ends], N[ends].astype(np.float64),
+                                             guarantee.START_LEVEL)
+        guess = int(ends[np.argmax(np.nan_to_num(w, nan=-1.0))])
+    return Pending(np.union1d(it.node[at[live]], [] if open_up is None else open_up), guess)
 
 
 def _may_reach(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.ndarray,

@@ -25,6 +25,7 @@ def tiny(monkeypatch):
     """Cells of 8 (first level) x 4 (below), values gathered below 6 per cell."""
     monkeypatch.setattr(refinement, "SUB_BINS", 4)
     monkeypatch.setattr(refinement, "GATHER", 6)
+    monkeypatch.setattr(refinement, "GATHER_ALL", 6)
     monkeypatch.setattr(refinement, "_BITS", 2)
     monkeypatch.setattr(sigmoid_passes, "LABEL_BINS", 8)
     monkeypatch.setattr(sigmoid_passes, "POOLED_BINS", 8)
@@ -217,3 +218,20 @@ def test_later_passes_look_only_inside_the_window_and_count_the_same(tiny, monke
     want = sigmoid_passes.run(as_backend(z), y, 2.5, task, search)
     assert not any(used)                            # every pair located
     assert got.to_dict() == want.to_dict()
+
+
+def test_one_refinement_pass_asks_for_every_stage_at_once():
+    # the plain choice, the start, the sequence from the best start so far and
+    # the equal-mass edges all ask for their cells after the first pass: with
+    # the default cells, one more pass decides all of them, exactly
+    z, y = make_multilabel(n=20000, c=3, seed=8)
+    search = dict(precision=0.9, confidence=0.9, alpha=0.05, alpha_global=0.1)
+    got = sigmoid_passes.run(as_backend(z), y, 2.5, "multilabel", search)
+    assert got.passes == 2
+    s = np.asarray(z, np.float64) / 2.5
+    yy = np.asarray(y).astype(bool)
+    for j in range(3):
+        assert got.per_class[j] == TH.search(s[:, j], yy[:, j], 0.9, 0.9, 0.05,
+                                             special.expit(s[:, j]))
+    assert got.global_rule == TH.search(s.ravel(), yy.ravel(), 0.9, 0.9, 0.1,
+                                        special.expit(s.ravel()))
