@@ -3,7 +3,8 @@
 logits, int8 multilabel labels, both read from their files).
 
 Each measurement runs in a fresh Python process reading the files from disk
-(row chunks, never the whole array), and reports wall time, peak resident
+(row chunks, never the whole array; the modules are imported before the clock
+starts, as scikit-learn's are), and reports wall time, peak resident
 memory (VmHWM of that process) and the passes made over the scores.  In the
 same run, scikit-learn's temperature scaling alone on the same scores (for
 multilabel: the pooled (row, label) pairs as one binary problem; loaded whole,
@@ -35,6 +36,7 @@ CHILD = r"""
 import json, resource, sys, time
 import numpy as np
 import calibrate
+from calibrate import fitting, kernels, sigmoid_passes  # noqa: F401  (untimed imports)
 from calibrate.backends import local
 chunks = []
 def hook(label, n_chunks):

@@ -27,6 +27,10 @@ from . import kernels, metrics, refinement, smooth_ece
 from . import thresholds as _thr
 from .backends import Backend
 
+#: Cells likely needed by a later step of the threshold searches are asked
+#: for early while together they hold at most this many values: a pass less,
+#: for memory that stays small (a pass's gathered values are tabulated at once).
+AHEAD_VALUES = 1 << 22
 #: Rows of the sample whose values set the first-level cells' ranges.
 SAMPLE_ROWS = 4096
 #: First-level cells of each label's group (multilabel: one group per label, so
@@ -295,9 +299,11 @@ def run(z: Backend, y: Any, temperature: Any, task: str, search: dict | None = N
     passes = 1
     found: dict = {}
     while True:
-        pending = _decide(tree, layout, search, found, n_bins)
+        pending, ahead = _decide(tree, layout, search, found, n_bins)
         if pending.size == 0:
             break
+        if ahead.size and tree.n[ahead].sum() <= AHEAD_VALUES:
+            pending = np.union1d(pending, ahead)
         tree.refine(pending)
         spec = tree.spec()
         window = _window(spec, layout, t, kernels.float_dtype(zc.dtype))
@@ -342,10 +348,11 @@ def _first_tree(z: Backend, t: np.ndarray, layout: Layout) -> refinement.Tree:
 
 
 def _decide(tree: refinement.Tree, layout: Layout, search: dict | None, found: dict,
-            n_bins: int) -> np.ndarray:
-    """Decide what can be; return the cells still needed."""
+            n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Decide what can be; return the cells still needed, and those likely
+    needed after them (:class:`calibrate.thresholds.Pending`)."""
     leaves = tree.leaves()
-    need = []
+    need, ahead = [], []
     todo: list[tuple[Any, Any]] = []   # (class id or "global", its level)
     if search is not None:
         todo += [(g, search["alpha"]) for g in range(layout.n_classes)]
@@ -362,6 +369,7 @@ def _decide(tree: refinement.Tree, layout: Layout, search: dict | None, found: d
     for (key, _), r in zip(todo, map(one, todo), strict=True):
         if isinstance(r, _thr.Pending):
             need.append(r.nodes)
+            ahead.append(r.ahead)
         else:
             found[key] = r
     for key, g in (("mass_after", layout.pooled_after), ("mass_before", layout.pooled_before)):
@@ -372,7 +380,10 @@ def _decide(tree: refinement.Tree, layout: Layout, search: dict | None, found: d
             need.append(r.nodes)
         else:
             found[key] = r
-    return np.concatenate(need) if need else np.empty(0, np.int64)
+
+    def cat(a: list) -> np.ndarray:
+        return np.unique(np.concatenate(a)) if a else np.empty(0, np.int64)
+    return cat(need), cat(ahead)
 
 
 def equal_mass_ece(it: refinement.Items, n_bins: int) -> float | _thr.Pending:

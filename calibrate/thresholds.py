@@ -22,7 +22,7 @@ a thousand classes cost about what one search over all rows does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -294,11 +294,14 @@ def _choose_small(groups: np.ndarray, cb: np.ndarray, n: np.ndarray, k: np.ndarr
 
 @dataclass(frozen=True)
 class Pending:
-    """The search cannot decide yet: these cells' contents are needed.  ``guess``:
-    where a start still undecided stands so far (the best exact candidate, or
-    the best end of a cell when none is exact yet)."""
+    """The search cannot decide yet: the cells ``nodes`` are needed to go on, and
+    those ``ahead`` will likely be needed after them (asking for both in one
+    pass saves passes; see :func:`search_items`).  ``guess``: where a start
+    still undecided stands so far (the best exact candidate, or about the best
+    end of a cell when none is exact yet)."""
     nodes: np.ndarray
     guess: int | None = None
+    ahead: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
 
 
 def _expected_bounds(it: Any, expit_expected: bool,
@@ -343,19 +346,20 @@ def search_items(it: Any, precision: float, confidence: float | None = None,
         return chosen if isinstance(chosen, Pending) else \
             Threshold(None, 0, 0, None, None, "too-few")
     # Each step below waits on the one before; while one waits, the cells the
-    # next will likely need are asked for in the same pass (from the best start
-    # so far: most often the sequence from there needs what it will need from
-    # the true start).  Only the answer's cells decide; these save passes.
+    # next will likely need come "ahead" (from the best start so far: most often
+    # the sequence from there needs what it will need from the true start).
+    # Only the answer's cells decide; asking ahead saves passes.
     start = _start_item(it, N, E, expit_expected, start_predictions)
     waiting = [chosen.nodes] if isinstance(chosen, Pending) else []
     if isinstance(start, Pending):
-        waiting.append(start.nodes)
+        waiting += [start.nodes, start.ahead]
         ahead = _sequence(it, N, K, precision, alpha, start.guess) \
             if start.guess is not None else None
         if isinstance(ahead, Pending):
             waiting.append(ahead.nodes)
     if waiting:
-        return Pending(np.unique(np.concatenate(waiting)))
+        later = np.concatenate(waiting[1:]) if len(waiting) > 1 else np.empty(0, np.int64)
+        return Pending(waiting[0], None, np.setdiff1d(later, waiting[0]))
     assert isinstance(start, int)
     j = _sequence(it, N, K, precision, alpha, start)
     if j is None or isinstance(j, Pending):
@@ -436,7 +440,10 @@ def _start_item(it: Any, N: np.ndarray, E: np.ndarray, expit_expected: bool,
             w = guarantee.wilson_lower_bound(E[ends], N[ends].astype(np.float64),
                                              guarantee.START_LEVEL)
         guess = int(ends[np.argmax(np.nan_to_num(w, nan=-1.0))])
-    return Pending(np.union1d(it.node[at[live]], [] if open_up is None else open_up), guess)
+    live_nodes = np.unique(it.node[at[live]])
+    if open_up is None:
+        return Pending(live_nodes, guess)
+    return Pending(np.unique(open_up), guess, np.setdiff1d(live_nodes, open_up))
 
 
 def _may_reach(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.ndarray,

@@ -119,7 +119,11 @@ def test_equal_mass_ece_from_the_tree(tiny, kind):
 
 @pytest.mark.parametrize("task", ["binary", "multilabel"])
 @pytest.mark.parametrize("temperature", [1.0, 2.5])
-def test_streamed_metrics_and_thresholds_equal_the_in_memory_ones(tiny, task, temperature):
+@pytest.mark.parametrize("ahead", [True, False])
+def test_streamed_metrics_and_thresholds_equal_the_in_memory_ones(tiny, monkeypatch, task,
+                                                                  temperature, ahead):
+    if not ahead:   # each step asks for its cells only when the one before is done
+        monkeypatch.setattr(sigmoid_passes, "AHEAD_VALUES", -1)
     z, y = (make_binary(n=2000, seed=4) if task == "binary"
             else make_multilabel(n=1500, c=4, seed=4))
     search = dict(precision=0.9, confidence=0.9, alpha=0.05, alpha_global=0.1)
@@ -220,7 +224,7 @@ def test_later_passes_look_only_inside_the_window_and_count_the_same(tiny, monke
     assert got.to_dict() == want.to_dict()
 
 
-def test_one_refinement_pass_asks_for_every_stage_at_once():
+def test_one_refinement_pass_asks_for_every_stage_at_once(monkeypatch):
     # the plain choice, the start, the sequence from the best start so far and
     # the equal-mass edges all ask for their cells after the first pass: with
     # the default cells, one more pass decides all of them, exactly
@@ -228,6 +232,10 @@ def test_one_refinement_pass_asks_for_every_stage_at_once():
     search = dict(precision=0.9, confidence=0.9, alpha=0.05, alpha_global=0.1)
     got = sigmoid_passes.run(as_backend(z), y, 2.5, "multilabel", search)
     assert got.passes == 2
+    monkeypatch.setattr(sigmoid_passes, "AHEAD_VALUES", -1)   # nothing asked ahead
+    step_by_step = sigmoid_passes.run(as_backend(z), y, 2.5, "multilabel", search)
+    assert step_by_step.passes > 2
+    assert step_by_step.to_dict() | {"passes": 2} == got.to_dict()
     s = np.asarray(z, np.float64) / 2.5
     yy = np.asarray(y).astype(bool)
     for j in range(3):

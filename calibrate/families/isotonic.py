@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
-from scipy import optimize, special
+from scipy import special
 
 from . import _common
 from ._passes import whole
@@ -84,6 +84,8 @@ def blocks(z: npt.ArrayLike, y: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray, 
     fitted value at each, and the index in ``distinct`` where each block
     starts (with a final entry len(distinct)).
     """
+    from scipy import optimize  # half a second to import: only when fitting isotonic
+
     z = np.asarray(z, dtype=np.float64)
     distinct, inv, counts = np.unique(z, return_inverse=True, return_counts=True)
     mean_y = np.bincount(inv, weights=np.asarray(y, dtype=np.float64)) / counts
