@@ -268,8 +268,31 @@ def _in_units(z: np.ndarray, unit: npt.ArrayLike) -> np.ndarray:
     return z * (inv.astype(z.dtype) if z.dtype.kind == "f" else inv)
 
 
+#: Pairs per slice of a block in the sigmoid kernels: their dozen temporaries
+#: then stay in the cores' caches (a quarter faster than a whole 4 MB block).
+SIGMOID_SLICE = 1 << 18
+
+
+def row_slices_of(n_rows: int, n_cols: int, pairs: int | None = None) -> list[slice]:
+    """Consecutive slices of a block's rows holding about ``pairs`` values each
+    (default :data:`SIGMOID_SLICE`; fixed by the block's shape alone, so sums
+    stay the same from run to run)."""
+    step = max(1, (SIGMOID_SLICE if pairs is None else pairs) // max(1, n_cols))
+    return [slice(a, min(a + step, n_rows)) for a in range(0, n_rows, step)] or [slice(0, 0)]
+
+
 def sigmoid_stats(zc: npt.ArrayLike, yc: npt.ArrayLike, beta: npt.ArrayLike,
                   unit: npt.ArrayLike = 1.0, nll_at_one: bool = False) -> npt.NDArray[np.float64]:
+    """:func:`_sigmoid_stats` of a block, summed over slices of its rows."""
+    z, y = np.asarray(zc), np.asarray(yc)
+    cols = z.shape[1] if z.ndim == 2 else 1
+    parts = [_sigmoid_stats(z[s], y[s], beta, unit, nll_at_one)
+             for s in row_slices_of(z.shape[0], cols)]
+    return parts[0] if len(parts) == 1 else np.sum(parts, axis=0)
+
+
+def _sigmoid_stats(zc: npt.ArrayLike, yc: npt.ArrayLike, beta: npt.ArrayLike,
+                   unit: npt.ArrayLike = 1.0, nll_at_one: bool = False) -> npt.NDArray[np.float64]:
     """Column sums of NLL, NLL', NLL'' at ``beta`` (one per column) and of NLL'(0)
     for sigmoid(beta z) against 0/1 labels::
 

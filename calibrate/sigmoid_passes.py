@@ -223,6 +223,16 @@ def _window(spec: refinement.TreeSpec, layout: Layout, t: np.ndarray,
 def _first_pass(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarray,
                 spec: refinement.TreeSpec, layout: Layout, binary: bool, n_bins: int,
                 n_pairs: int, log_loss: bool) -> None:
+    zc, yc = np.asarray(zc), np.asarray(yc)
+    cols = zc.shape[1] if zc.ndim == 2 else 1
+    for r in kernels.row_slices_of(zc.shape[0], cols):
+        _first_slice(acc, zc[r], yc[r], temperature, spec, layout, binary, n_bins, n_pairs,
+                     log_loss)
+
+
+def _first_slice(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarray,
+                 spec: refinement.TreeSpec, layout: Layout, binary: bool, n_bins: int,
+                 n_pairs: int, log_loss: bool) -> None:
     z, s, o = _pair_values(zc, yc, temperature)
     pb, pa = special.expit(z), special.expit(s)
     assert acc.before is not None and acc.after is not None   # made by the first pass's init
@@ -249,8 +259,9 @@ def _next_pass(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarra
             o = np.asarray(yc).reshape(z.shape).ravel()[idx] == 1
             _count(spec, acc.tree, layout, v, v / temperature[cols], o, None, None, cols)
             return
-    zz, s, o = _pair_values(zc, yc, temperature)
-    _count(spec, acc.tree, layout, zz, s, o, None, None)
+    for r in kernels.row_slices_of(z.shape[0], z.shape[1]):
+        zz, s, o = _pair_values(z[r], np.asarray(yc)[r], temperature)
+        _count(spec, acc.tree, layout, zz, s, o, None, None)
 
 
 @dataclass(frozen=True)

@@ -346,3 +346,16 @@ def test_a_warm_started_fit_takes_two_full_passes_and_is_exact():
     assert res.temperature == pytest.approx(want, rel=1e-7)
     assert res.at_t is not None and res.at_one is not None
     assert res.n_passes == 2
+
+
+def test_sigmoid_statistics_summed_over_slices_of_a_block_equal_the_whole(monkeypatch):
+    from calibrate import kernels
+    rng = np.random.default_rng(3)
+    z = (rng.standard_normal((1001, 7)) * 3).astype(np.float32)
+    y = (rng.random((1001, 7)) < 0.4).astype(np.int8)
+    beta = rng.uniform(0.3, 2.0, 7)
+    whole = kernels.sigmoid_stats(z, y, beta, nll_at_one=True)
+    monkeypatch.setattr(kernels, "SIGMOID_SLICE", 7 * 10)     # 101 slices of 10 rows
+    assert len(kernels.row_slices_of(1001, 7)) == 101
+    sliced = kernels.sigmoid_stats(z, y, beta, nll_at_one=True)
+    np.testing.assert_allclose(sliced, whole, rtol=1e-12, atol=1e-9)
