@@ -65,10 +65,17 @@ class TreeSpec:
     wanted: np.ndarray
     roots_wanted: np.ndarray
     flat: bool = False          # first-level cells only, all counted (a first pass)
+    slot: np.ndarray | None = None   # each wanted cell's place in a pass's counts
 
     @property
     def size(self) -> int:
         return self.lo.size
+
+    @property
+    def n_slots(self) -> int:
+        """The length of a pass's counts: one per wanted cell (every cell on a
+        first pass), never one per cell of a large tree for a few wanted ones."""
+        return self.size if self.slot is None else int(self.wanted.sum())
 
     @property
     def groups_wanted(self) -> np.ndarray:
@@ -122,6 +129,11 @@ class PassPart:
     def empty(cls, size: int) -> PassPart:
         return cls(np.zeros(size, np.int64), np.zeros(size, np.int64), np.zeros(size))
 
+    @classmethod
+    def of(cls, spec: TreeSpec) -> PassPart:
+        """Empty counts for a pass made with ``spec``."""
+        return cls.empty(spec.n_slots)
+
     def __iadd__(self, other: PassPart) -> PassPart:
         self.n += other.n
         self.k += other.k
@@ -138,9 +150,9 @@ def accumulate(spec: TreeSpec, part: PassPart, g: np.ndarray, v: np.ndarray,
     leaf = spec.locate(g, v)
     v, correct = v.ravel(), correct.ravel()
     if spec.flat:                       # every value counted in its first-level cell
-        _count_nk(part, leaf, correct, spec.size)
+        _count_nk(part, leaf, correct, spec.n_slots)
         part.e += np.bincount(leaf, weights=expected(v) if callable(expected)
-                              else expected.ravel(), minlength=spec.size)
+                              else expected.ravel(), minlength=spec.n_slots)
         return
     ok = np.flatnonzero(leaf >= 0)
     ok = ok[spec.wanted[leaf[ok]]]
@@ -151,9 +163,11 @@ def accumulate(spec: TreeSpec, part: PassPart, g: np.ndarray, v: np.ndarray,
     gat = spec.gathered[leaf]
     plain = ~gat
     if plain.any():
-        lf = leaf[plain]
-        _count_nk(part, lf, correct[plain], spec.size)
-        part.e += np.bincount(lf, weights=expected[plain], minlength=spec.size)
+        # counted by slot (wanted cells only): a late pass wants a few cells of
+        # a tree of millions, and a count per cell would cost more than the values
+        lf = leaf[plain] if spec.slot is None else spec.slot[leaf[plain]]
+        _count_nk(part, lf, correct[plain], part.n.size)
+        part.e += np.bincount(lf, weights=expected[plain], minlength=part.n.size)
     if gat.any():
         part.gathered.append((leaf[gat], v[gat], correct[gat].astype(bool), expected[gat]))
 
@@ -239,19 +253,24 @@ class Tree:
             roots[top] = True
             nodes = self.parent[nodes[nodes >= roots.size]]
         flat = self.size == roots.size and bool(wanted.all()) and not self.gathered.any()
+        slot = None
+        if not flat:
+            slot = np.full(self.size, -1, np.int64)
+            slot[wanted] = np.arange(int(wanted.sum()))
         return TreeSpec(self.root_lo, self.root_scale, self.bins, self.offset, self.lo, self.hi,
-                        self.child, self.gathered, wanted, roots, flat)
+                        self.child, self.gathered, wanted, roots, flat, slot)
 
     @property
     def done(self) -> bool:
         return self.pending.size == 0
 
     def add(self, part: PassPart) -> None:
-        """A pass's counts (all of its blocks added together)."""
-        w = self.pending
-        self.n[w] += part.n[w]
-        self.k[w] += part.k[w]
-        self.e[w] += part.e[w]
+        """A pass's counts (all of its blocks added together): one per wanted
+        cell, in the order of the cells (:attr:`TreeSpec.n_slots`)."""
+        w = np.unique(self.pending)
+        self.n[w] += part.n
+        self.k[w] += part.k
+        self.e[w] += part.e
         for node, (v, n, k, e) in tabulate(part.gathered).items():
             self.exact[node] = (v, n, k, e)
             self.n[node], self.k[node], self.e[node] = n.sum(), k.sum(), e.sum()

@@ -223,22 +223,21 @@ def _window(spec: refinement.TreeSpec, layout: Layout, t: np.ndarray,
 def _first_pass(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarray,
                 spec: refinement.TreeSpec, layout: Layout, binary: bool, n_bins: int,
                 n_pairs: int, log_loss: bool) -> None:
+    """The summary's sums a slice of the block at a time (their temporaries stay
+    in cache), the tree's counts for the whole block at once (each count costs
+    a pass over all the tree's cells)."""
     zc, yc = np.asarray(zc), np.asarray(yc)
     cols = zc.shape[1] if zc.ndim == 2 else 1
-    for r in kernels.row_slices_of(zc.shape[0], cols):
-        _first_slice(acc, zc[r], yc[r], temperature, spec, layout, binary, n_bins, n_pairs,
-                     log_loss)
-
-
-def _first_slice(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarray,
-                 spec: refinement.TreeSpec, layout: Layout, binary: bool, n_bins: int,
-                 n_pairs: int, log_loss: bool) -> None:
-    z, s, o = _pair_values(zc, yc, temperature)
-    pb, pa = special.expit(z), special.expit(s)
     assert acc.before is not None and acc.after is not None   # made by the first pass's init
-    acc.before.add(pb, o, binary, n_bins, n_pairs, log_loss)
-    acc.after.add(pa, o, binary, n_bins, n_pairs, log_loss)
-    _count(spec, acc.tree, layout, z, s, o, pa, pb)
+    pa, pb = [], []
+    for r in kernels.row_slices_of(zc.shape[0], cols):
+        z, s, o = _pair_values(zc[r], yc[r], temperature)
+        pb.append(special.expit(z))
+        pa.append(special.expit(s))
+        acc.before.add(pb[-1], o, binary, n_bins, n_pairs, log_loss)
+        acc.after.add(pa[-1], o, binary, n_bins, n_pairs, log_loss)
+    z, s, o = _pair_values(zc, yc, temperature)
+    _count(spec, acc.tree, layout, z, s, o, np.concatenate(pa), np.concatenate(pb))
 
 
 def _next_pass(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarray,
@@ -259,9 +258,8 @@ def _next_pass(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarra
             o = np.asarray(yc).reshape(z.shape).ravel()[idx] == 1
             _count(spec, acc.tree, layout, v, v / temperature[cols], o, None, None, cols)
             return
-    for r in kernels.row_slices_of(z.shape[0], z.shape[1]):
-        zz, s, o = _pair_values(z[r], np.asarray(yc)[r], temperature)
-        _count(spec, acc.tree, layout, zz, s, o, None, None)
+    zz, s, o = _pair_values(z, yc, temperature)
+    _count(spec, acc.tree, layout, zz, s, o, None, None)
 
 
 @dataclass(frozen=True)
@@ -304,7 +302,7 @@ def run(z: Backend, y: Any, temperature: Any, task: str, search: dict | None = N
     acc = zc.fold(_first_pass, y, args=(t, spec, layout, binary, n_bins, n_pairs, log_loss),
                   init=lambda: Pass(Sums.empty(c, n_bins),
                                     Sums.empty(c, n_bins),
-                                    refinement.PassPart.empty(spec.size)),
+                                    refinement.PassPart.of(spec)),
                   label="summary and thresholds")
     tree.add(acc.tree)
     passes = 1
@@ -319,7 +317,7 @@ def run(z: Backend, y: Any, temperature: Any, task: str, search: dict | None = N
         spec = tree.spec()
         window = _window(spec, layout, t, kernels.float_dtype(zc.dtype))
         part = zc.fold(_next_pass, y, args=(t, spec, layout, window),
-                       init=lambda n=spec.size: Pass(None, None, refinement.PassPart.empty(n)),
+                       init=lambda spec=spec: Pass(None, None, refinement.PassPart.of(spec)),
                        label="thresholds")
         tree.add(part.tree)
         passes += 1

@@ -44,10 +44,10 @@ def _streamed(groups, precision, confidence, bins=8):
     out, passes = [None] * len(groups), 0
     while True:
         spec = tree.spec()
-        total = refinement.PassPart.empty(spec.size)
+        total = refinement.PassPart.of(spec)
         half = len(v) // 2
         for s in (slice(0, half), slice(half, None)):
-            part = refinement.PassPart.empty(spec.size)
+            part = refinement.PassPart.of(spec)
             refinement.accumulate(spec, part, g[s], v[s], c[s], special.expit(v[s]))
             total += part
         tree.add(total)
@@ -107,7 +107,7 @@ def test_equal_mass_ece_from_the_tree(tiny, kind):
     tree = refinement.Tree(np.array([v.min()]), np.array([v.max()]), 8)
     while True:
         spec = tree.spec()
-        part = refinement.PassPart.empty(spec.size)
+        part = refinement.PassPart.of(spec)
         refinement.accumulate(spec, part, np.zeros(v.size, np.int64), v, o, special.expit(v))
         tree.add(part)
         r = sigmoid_passes.equal_mass_ece(refinement.items(tree, tree.leaves()[0]), 15)
