@@ -180,11 +180,11 @@ def _count_nk(part: PassPart, leaf: np.ndarray, correct: np.ndarray, size: int) 
     part.n += nk[:, 0] + nk[:, 1]
 
 
-def tabulate(gathered: list) -> dict:
+def tabulate(gathered: list) -> Tables | None:
     """Per gathered cell, its table of distinct values (decreasing) with their
-    count n, correct count k and expected sum e."""
+    count n, correct count k and expected sum e (None when nothing was gathered)."""
     if not gathered:
-        return {}
+        return None
     lf, v, c, e = (np.concatenate([g[i] for g in gathered]) for i in range(4))
     order = np.lexsort((-v, lf))
     lf, v, c, e = lf[order], v[order], c[order], e[order]
@@ -194,8 +194,27 @@ def tabulate(gathered: list) -> dict:
     e_v = np.add.reduceat(e, starts)
     node = lf[starts]
     cuts = np.r_[np.flatnonzero(np.r_[True, node[1:] != node[:-1]]), node.size]
-    return {int(node[a]): (v[starts[a:b]], n_v[a:b], k_v[a:b], e_v[a:b])
-            for a, b in zip(cuts[:-1], cuts[1:], strict=True)}
+    return Tables(node[cuts[:-1]], cuts, v[starts], n_v, k_v, e_v)
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Gathered cells' tables (:func:`tabulate`), concatenated: cell
+    ``nodes[i]`` holds the distinct values ``value[cuts[i]:cuts[i + 1]]``
+    (decreasing) with their counts ``n``, correct counts ``k`` and expected
+    sums ``e``."""
+    nodes: np.ndarray
+    cuts: np.ndarray
+    value: np.ndarray
+    n: np.ndarray
+    k: np.ndarray
+    e: np.ndarray
+
+    def items(self) -> dict:
+        """The tables by cell: {node: (value, n, k, e)} (views)."""
+        c = self.cuts
+        return {int(node): (self.value[a:b], self.n[a:b], self.k[a:b], self.e[a:b])
+                for node, a, b in zip(self.nodes, c[:-1], c[1:], strict=True)}
 
 
 class Tree:
@@ -267,13 +286,17 @@ class Tree:
     def add(self, part: PassPart) -> None:
         """A pass's counts (all of its blocks added together): one per wanted
         cell, in the order of the cells (:attr:`TreeSpec.n_slots`)."""
-        w = np.unique(self.pending)
+        w = self.pending          # sorted: see refine
         self.n[w] += part.n
         self.k[w] += part.k
         self.e[w] += part.e
-        for node, (v, n, k, e) in tabulate(part.gathered).items():
-            self.exact[node] = (v, n, k, e)
-            self.n[node], self.k[node], self.e[node] = n.sum(), k.sum(), e.sum()
+        t = tabulate(part.gathered)
+        if t is not None:
+            self.exact.update(t.items())
+            starts = t.cuts[:-1]
+            self.n[t.nodes] = np.add.reduceat(t.n, starts)
+            self.k[t.nodes] = np.add.reduceat(t.k, starts)
+            self.e[t.nodes] = np.add.reduceat(t.e, starts)
         self.pending = np.empty(0, np.int64)
 
     # -- refinement -------------------------------------------------------------------
@@ -295,6 +318,7 @@ class Tree:
         new = [gather]
         if split.size:
             new.append(self._split(split))
+        # sorted: gather is, and the new children come after every old cell
         self.pending = np.concatenate(new)
 
     def _split(self, nodes: np.ndarray) -> np.ndarray:
