@@ -282,29 +282,34 @@ def row_slices_of(n_rows: int, n_cols: int, pairs: int | None = None) -> list[sl
 
 
 def sigmoid_stats(zc: npt.ArrayLike, yc: npt.ArrayLike, beta: npt.ArrayLike,
-                  unit: npt.ArrayLike = 1.0, nll_at_one: bool = False) -> npt.NDArray[np.float64]:
+                  unit: npt.ArrayLike = 1.0, nll_at_one: bool = False,
+                  third: bool = False) -> npt.NDArray[np.float64]:
     """:func:`_sigmoid_stats` of a block, summed over slices of its rows."""
     z, y = np.asarray(zc), np.asarray(yc)
     cols = z.shape[1] if z.ndim == 2 else 1
-    parts = [_sigmoid_stats(z[s], y[s], beta, unit, nll_at_one)
+    parts = [_sigmoid_stats(z[s], y[s], beta, unit, nll_at_one, third)
              for s in row_slices_of(z.shape[0], cols)]
     return parts[0] if len(parts) == 1 else np.sum(parts, axis=0)
 
 
 def _sigmoid_stats(zc: npt.ArrayLike, yc: npt.ArrayLike, beta: npt.ArrayLike,
-                   unit: npt.ArrayLike = 1.0, nll_at_one: bool = False) -> npt.NDArray[np.float64]:
+                   unit: npt.ArrayLike = 1.0, nll_at_one: bool = False,
+                   third: bool = False) -> npt.NDArray[np.float64]:
     """Column sums of NLL, NLL', NLL'' at ``beta`` (one per column) and of NLL'(0)
     for sigmoid(beta z) against 0/1 labels::
 
         NLL = softplus(beta z) - y beta z,  NLL' = (s - y) z,  NLL'' = s (1 - s) z^2,
         NLL'(0) = (1/2 - y) z,  s = sigmoid(beta z)
 
-    and with ``nll_at_one`` a fifth row: the NLL at beta = ``unit`` (T = 1).
+    and with ``nll_at_one`` a further row: the NLL at beta = ``unit`` (T = 1);
+    with ``third`` two more, the third and fourth derivatives
+    s (1 - s) (1 - 2 s) z^3 and s (1 - s) (1 - 6 s + 6 s^2) z^4 (for a step of
+    higher order).
     ``zc`` (n, C) and labels ``yc`` (n, C) or (n,); ``beta`` is (C,); ``unit``
     (powers of two, one per column) as in :func:`softmax_stats`.  One
     exponential serves the NLL and s: with t = exp(-|a|), softplus(+-a) =
     log1p(t) + max(+-a, 0) and s = 1 / (1 + t) or t / (1 + t).  Returns a
-    (4, C) or (5, C) float64 array of partial sums.
+    (4 to 7, C) float64 array of partial sums.
     """
     z0 = np.asarray(zc)
     zc = _in_units(z0, unit)
@@ -320,6 +325,10 @@ def _sigmoid_stats(zc: npt.ArrayLike, yc: npt.ArrayLike, beta: npt.ArrayLike,
     if nll_at_one:
         rows.append(_softplus_and_sigmoid(z0.astype(zc.dtype, copy=False), o)[0]
                     .sum(axis=0, dtype=np.float64))
+    if third:
+        w3 = sig * (1 - sig) * zc * zc * zc
+        rows.append((w3 * (1 - 2 * sig)).sum(axis=0, dtype=np.float64))
+        rows.append((w3 * zc * (1 - 6 * sig * (1 - sig))).sum(axis=0, dtype=np.float64))
     return np.stack(rows)
 
 

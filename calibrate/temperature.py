@@ -429,13 +429,15 @@ def fit_sigmoid_temperature(logits: Any, labels: Any, min_class_count: int = MIN
 
     seen: dict = {}
 
-    def per_column(b: np.ndarray) -> tuple:
-        # the first pass also gives every column's NLL at T = 1
-        st = z.sigmoid_stats(y, b, units, nll_at_one="one" not in seen)
+    def per_column(b: np.ndarray, third: bool = False) -> tuple:
+        # the first pass also gives every column's NLL at T = 1; a pass from a
+        # warm start, the third and fourth derivatives for a step of higher order
+        st = z.sigmoid_stats(y, b, units, nll_at_one="one" not in seen, third=third)
         if st.nll_at_one is not None:
             seen["one"] = st.nll_at_one
         seen["last"] = st.nll
-        return st.nll, st.gradient, st.curvature, st.gradient_at_zero
+        return st.nll, st.gradient, st.curvature, st.gradient_at_zero, None, st.third, \
+            st.fourth
 
     temps = np.empty(c)
     nll_after = np.empty(c)
@@ -446,7 +448,8 @@ def fit_sigmoid_temperature(logits: Any, labels: Any, min_class_count: int = MIN
     beta0 = _sigmoid_warm_start(on_sample, units, own)
     if own.any():
         try:
-            res = newton(per_column, c, 1.0 if beta0 is None else beta0, 1.0 / T_MIN,
+            res = newton(_first_call(per_column, beta0 is not None), c,
+                         1.0 if beta0 is None else beta0, 1.0 / T_MIN,
                          separable, done=~own, final_step=beta0 is not None)
         except WorseThanChance as exc:
             raise (exc if binary else _name_class(exc, classes)) from None
@@ -476,6 +479,18 @@ def fit_sigmoid_temperature(logits: Any, labels: Any, min_class_count: int = MIN
         n_passes=passes, converged=conv, shared_temperature=shared_t, gradient=grad)
 
 
+def _first_call(evaluate: Callable, third: bool) -> Callable:
+    """``evaluate`` asked, on its first call only, for the third and fourth
+    derivatives (when ``third``: from a warm start, whose step of higher
+    order usually leaves one pass to go)."""
+    calls = [0]
+
+    def once(b: np.ndarray) -> tuple:
+        calls[0] += 1
+        return evaluate(b, third=third and calls[0] == 1)
+    return once
+
+
 def _sample_statistics(z: Backend, y: Any, units: np.ndarray) -> Callable | None:
     """Per-column statistics on an evenly spread sample of rows, or None on data
     too small for a sample to save passes."""
@@ -484,9 +499,9 @@ def _sample_statistics(z: Backend, y: Any, units: np.ndarray) -> Callable | None
     zs = as_backend(z.sample(SAMPLE_ROWS))
     ys = as_backend(y).sample(SAMPLE_ROWS)
 
-    def on_sample(b: np.ndarray) -> tuple:
+    def on_sample(b: np.ndarray, third: bool = False) -> tuple:
         st = zs.sigmoid_stats(ys, b, units)
-        return st.nll, st.gradient, st.curvature, st.gradient_at_zero
+        return st.nll, st.gradient, st.curvature, st.gradient_at_zero, None, None, None
     return on_sample
 
 
@@ -514,9 +529,11 @@ def _pooled_temperature(per_column: Callable, units: np.ndarray, separable: Call
     r = units / u
 
     def pooled(columns: Callable) -> Callable:
-        def evaluate(b: np.ndarray) -> tuple:
-            f, g, h, g0 = columns(np.full(units.size, b[0]) * r)
-            return f.sum(), (g * r).sum(), (h * r * r).sum(), (g0 * r).sum()
+        def evaluate(b: np.ndarray, third: bool = False) -> tuple:
+            f, g, h, g0, _, t, q = columns(np.full(units.size, b[0]) * r, third=third)
+            return (f.sum(), (g * r).sum(), (h * r * r).sum(), (g0 * r).sum(), None,
+                    None if t is None else (t * r ** 3).sum(),
+                    None if q is None else (q * r ** 4).sum())
         return evaluate
 
     beta0 = 1.0
@@ -526,7 +543,7 @@ def _pooled_temperature(per_column: Callable, units: np.ndarray, separable: Call
                                  max_passes=12).beta[0])
         except CalibrateError:
             on_sample = None
-    res = newton(pooled(per_column), 1, beta0, 1.0 / T_MIN,
+    res = newton(_first_call(pooled(per_column), on_sample is not None), 1, beta0, 1.0 / T_MIN,
                  lambda: [bool(np.all(separable()))], final_step=on_sample is not None)
     return float(u / res.beta[0]), res.passes, res.converged
 

@@ -359,3 +359,33 @@ def test_sigmoid_statistics_summed_over_slices_of_a_block_equal_the_whole(monkey
     assert len(kernels.row_slices_of(1001, 7)) == 101
     sliced = kernels.sigmoid_stats(z, y, beta, nll_at_one=True)
     np.testing.assert_allclose(sliced, whole, rtol=1e-12, atol=1e-9)
+
+
+def test_sigmoid_third_and_fourth_derivatives_are_those_of_the_nll():
+    from calibrate import kernels
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((5000, 3)) * 3              # float64: finite differences
+    y = (rng.random((5000, 3)) < special.expit(z / 2)).astype(np.int8)
+    beta, h = np.array([0.4, 0.7, 1.3]), 1e-4
+    st = kernels.sigmoid_stats(z, y, beta, third=True)
+    curv = [kernels.sigmoid_stats(z, y, beta + d)[2] for d in (-2 * h, -h, 0, h, 2 * h)]
+    third = (curv[3] - curv[1]) / (2 * h)
+    fourth = (curv[1] - 2 * curv[2] + curv[3]) / (h * h)
+    np.testing.assert_allclose(st[4], third, rtol=1e-6)
+    np.testing.assert_allclose(st[5], fourth, rtol=1e-4)
+
+
+def test_warm_started_multilabel_fit_takes_two_passes_per_label():
+    # the first full pass's step of higher order leaves the second the last
+    rng = np.random.default_rng(5)
+    g = rng.standard_normal((40000, 5)) * 2
+    y = (rng.random((40000, 5)) < special.expit(g)).astype(np.int8)
+    z = (2 * g).astype(np.float32)
+    from calibrate.temperature import fit_sigmoid_temperature
+    res = fit_sigmoid_temperature(z, y)
+    assert res.converged and res.n_passes == 4          # per label 2, shared T 2
+    for j in range(5):
+        zz, yy = z[:, j].astype(np.float64), y[:, j]
+        b = optimize.brentq(lambda b, zz=zz, yy=yy: np.mean(zz * (special.expit(b * zz) - yy)),
+                            0.05, 5, xtol=1e-14)
+        assert res.temperature[j] == pytest.approx(1 / b, rel=2e-6)

@@ -67,12 +67,15 @@ class SoftmaxStats:
 @dataclass(frozen=True)
 class SigmoidStats:
     """Per-column means of the sigmoid NLL and its derivatives in beta = 1/T
-    (and of the NLL at T = 1, when the pass was asked for it)."""
+    (and of the NLL at T = 1 and the third and fourth derivatives, when the
+    pass was asked for them)."""
     nll: np.ndarray
     gradient: np.ndarray
     curvature: np.ndarray
     gradient_at_zero: np.ndarray
     nll_at_one: np.ndarray | None = None
+    third: np.ndarray | None = None
+    fourth: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         return {k: None if v is None else np.asarray(v).tolist() for k, v in self.__dict__.items()}
@@ -278,14 +281,17 @@ class Backend:
             SoftmaxPass.of([q.at_beta for q in parts]) if metrics_at_beta else None)
 
     def sigmoid_stats(self, y: Any, beta: np.ndarray, unit: Any = 1.0,
-                      nll_at_one: bool = False) -> SigmoidStats:
+                      nll_at_one: bool = False, third: bool = False) -> SigmoidStats:
         """(N, C) logits / ``unit`` (powers of two per column) against (N, C) or (N,)
-        0/1 labels (an array or a row source)."""
+        0/1 labels (an array or a row source); with ``third`` the NLL's third
+        and fourth derivatives too."""
         sums = self.sum_blocks(kernels.sigmoid_stats, y,
                                args=(np.asarray(beta, dtype=np.float64),
-                                     np.asarray(unit, dtype=np.float64), nll_at_one),
+                                     np.asarray(unit, dtype=np.float64), nll_at_one, third),
                                label="temperature pass")
-        return SigmoidStats(*(v / self.n_rows for v in sums))
+        names = ["nll", "gradient", "curvature", "gradient_at_zero"] + \
+            ["nll_at_one"] * nll_at_one + ["third", "fourth"] * third
+        return SigmoidStats(**{k: v / self.n_rows for k, v in zip(names, sums, strict=True)})
 
     def top_scores(self, temperature: float) -> tuple[np.ndarray, np.ndarray]:
         """Argmax class and its calibrated log-probability, one per row."""
