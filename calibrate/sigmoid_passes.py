@@ -308,10 +308,14 @@ def run(z: Backend, y: Any, temperature: Any, task: str, search: dict | None = N
     passes = 1
     found: dict = {}
     while True:
-        pending, ahead = _decide(tree, layout, search, found, n_bins)
+        pending, tiers = _decide(tree, layout, search, found, n_bins)
         if pending.size == 0:
             break
-        if ahead.size and tree.n[ahead].sum() <= AHEAD_VALUES:
+        budget = AHEAD_VALUES
+        for ahead in tiers:          # the smaller tiers first, while the budget lasts
+            budget -= int(tree.n[ahead].sum())
+            if budget < 0:
+                break
             pending = np.union1d(pending, ahead)
         tree.refine(pending)
         spec = tree.spec()
@@ -357,11 +361,13 @@ def _first_tree(z: Backend, t: np.ndarray, layout: Layout) -> refinement.Tree:
 
 
 def _decide(tree: refinement.Tree, layout: Layout, search: dict | None, found: dict,
-            n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+            n_bins: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """Decide what can be; return the cells still needed, and those likely
-    needed after them (:class:`calibrate.thresholds.Pending`)."""
+    needed after them, tier by tier over all groups
+    (:class:`calibrate.thresholds.Pending`)."""
     leaves = tree.leaves()
-    need, ahead = [], []
+    need: list[np.ndarray] = []
+    ahead: list[list[np.ndarray]] = []
     todo: list[tuple[Any, Any]] = []   # (class id or "global", its level)
     if search is not None:
         todo += [(g, search["alpha"]) for g in range(layout.n_classes)]
@@ -378,7 +384,10 @@ def _decide(tree: refinement.Tree, layout: Layout, search: dict | None, found: d
     for (key, _), r in zip(todo, map(one, todo), strict=True):
         if isinstance(r, _thr.Pending):
             need.append(r.nodes)
-            ahead.append(r.ahead)
+            for i, t in enumerate(r.ahead):
+                if i == len(ahead):
+                    ahead.append([])
+                ahead[i].append(t)
         else:
             found[key] = r
     for key, g in (("mass_after", layout.pooled_after), ("mass_before", layout.pooled_before)):
@@ -392,7 +401,7 @@ def _decide(tree: refinement.Tree, layout: Layout, search: dict | None, found: d
 
     def cat(a: list) -> np.ndarray:
         return np.unique(np.concatenate(a)) if a else np.empty(0, np.int64)
-    return cat(need), cat(ahead)
+    return cat(need), [cat(t) for t in ahead]
 
 
 def equal_mass_ece(it: refinement.Items, n_bins: int) -> float | _thr.Pending:

@@ -22,7 +22,7 @@ a thousand classes cost about what one search over all rows does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -295,13 +295,14 @@ def _choose_small(groups: np.ndarray, cb: np.ndarray, n: np.ndarray, k: np.ndarr
 @dataclass(frozen=True)
 class Pending:
     """The search cannot decide yet: the cells ``nodes`` are needed to go on, and
-    those ``ahead`` will likely be needed after them (asking for both in one
-    pass saves passes; see :func:`search_items`).  ``guess``: where a start
-    still undecided stands so far (the best exact candidate, or about the best
-    end of a cell when none is exact yet)."""
+    those in ``ahead`` will likely be needed after them, in tiers from the
+    fewest values to the most (asking for them in the same pass saves passes;
+    see :func:`search_items`).  ``guess``: where a start still undecided stands
+    so far (the best exact candidate, or about the best end of a cell when none
+    is exact yet)."""
     nodes: np.ndarray
     guess: int | None = None
-    ahead: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    ahead: tuple[np.ndarray, ...] = ()
 
 
 def _expected_bounds(it: Any, expit_expected: bool,
@@ -350,16 +351,22 @@ def search_items(it: Any, precision: float, confidence: float | None = None,
     # the sequence from there needs what it will need from the true start).
     # Only the answer's cells decide; asking ahead saves passes.
     start = _start_item(it, N, E, expit_expected, start_predictions)
-    waiting = [chosen.nodes] if isinstance(chosen, Pending) else []
-    if isinstance(start, Pending):
-        waiting += [start.nodes, start.ahead]
-        ahead = _sequence(it, N, K, precision, alpha, start.guess) \
-            if start.guess is not None else None
-        if isinstance(ahead, Pending):
-            waiting.append(ahead.nodes)
-    if waiting:
-        later = np.concatenate(waiting[1:]) if len(waiting) > 1 else np.empty(0, np.int64)
-        return Pending(waiting[0], None, np.setdiff1d(later, waiting[0]))
+    if isinstance(chosen, Pending) or isinstance(start, Pending):
+        tiers: list[np.ndarray] = []
+        if isinstance(start, Pending):
+            ahead = _sequence(it, N, K, precision, alpha, start.guess) \
+                if start.guess is not None else None
+            if isinstance(ahead, Pending):
+                tiers.append(ahead.nodes)                  # a few cells
+            if isinstance(chosen, Pending):
+                tiers.append(start.nodes)
+            tiers += start.ahead
+        if isinstance(chosen, Pending):
+            need = chosen.nodes
+        else:
+            assert isinstance(start, Pending)
+            need = start.nodes
+        return Pending(need, None, tuple(np.setdiff1d(t, need) for t in tiers))
     assert isinstance(start, int)
     j = _sequence(it, N, K, precision, alpha, start)
     if j is None or isinstance(j, Pending):
@@ -443,7 +450,7 @@ def _start_item(it: Any, N: np.ndarray, E: np.ndarray, expit_expected: bool,
     live_nodes = np.unique(it.node[at[live]])
     if open_up is None:
         return Pending(live_nodes, guess)
-    return Pending(np.unique(open_up), guess, np.setdiff1d(live_nodes, open_up))
+    return Pending(np.unique(open_up), guess, (np.setdiff1d(live_nodes, open_up),))
 
 
 def _may_reach(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.ndarray,
