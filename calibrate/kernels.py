@@ -79,7 +79,13 @@ def in_unit_range(lo: float, hi: float) -> bool:
 
 @dataclass(frozen=True)
 class BlockStats:
-    """What input detection needs from a block of scores (see :class:`RowStats`)."""
+    """What input detection looks at, from a block of raw scores or (joined by
+    :meth:`of`) from all of them.
+
+    ``sum_err`` is the largest |row sum - 1| (inf unless every value could be a
+    probability), ``lse_err`` the largest |logsumexp| of a row (inf unless every
+    value is <= 0); both are inf for one-column scores.
+    """
     nan: bool
     posinf: bool
     neginf: bool
@@ -87,6 +93,17 @@ class BlockStats:
     max: float
     sum_err: float
     lse_err: float
+
+    @classmethod
+    def of(cls, parts: list) -> BlockStats:
+        """The blocks' statistics as one."""
+        return cls(nan=any(p.nan for p in parts), posinf=any(p.posinf for p in parts),
+                   neginf=any(p.neginf for p in parts),
+                   min=min(p.min for p in parts), max=max(p.max for p in parts),
+                   sum_err=max(p.sum_err for p in parts), lse_err=max(p.lse_err for p in parts))
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
 
 
 def row_stats(b: npt.ArrayLike) -> BlockStats:

@@ -27,24 +27,8 @@ from .. import kernels
 Progress = Callable[[str, int], Callable[[int], None] | None]
 
 
-@dataclass(frozen=True)
-class RowStats:
-    """One pass over the raw scores: what input detection looks at.
-
-    ``sum_err`` is the largest |row sum - 1| (inf unless every value could be a
-    probability), ``lse_err`` the largest |logsumexp| of a row (inf unless every
-    value is <= 0); both are inf for one-column scores.
-    """
-    nan: bool
-    posinf: bool
-    neginf: bool
-    min: float
-    max: float
-    sum_err: float
-    lse_err: float
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
+#: One pass over the raw scores: what input detection looks at.
+RowStats = kernels.BlockStats
 
 
 @dataclass(frozen=True)
@@ -219,12 +203,7 @@ class Backend:
     # -- the passes ----------------------------------------------------------------
     def row_stats(self) -> RowStats:
         """Finiteness, range and row-sum / logsumexp spread of the raw scores."""
-        parts = self.map(kernels.row_stats, label="checking scores")
-        return RowStats(
-            nan=any(p.nan for p in parts), posinf=any(p.posinf for p in parts),
-            neginf=any(p.neginf for p in parts),
-            min=min(p.min for p in parts), max=max(p.max for p in parts),
-            sum_err=max(p.sum_err for p in parts), lse_err=max(p.lse_err for p in parts))
+        return RowStats.of(self.map(kernels.row_stats, label="checking scores"))
 
     def label_stats(self) -> kernels.LabelStats:
         """Range, non-finite and non-integer values of labels (this backend's values)."""
