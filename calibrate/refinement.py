@@ -286,7 +286,9 @@ class Tree:
     def add(self, part: PassPart) -> None:
         """A pass's counts (all of its blocks added together): one per wanted
         cell, in the order of the cells (:attr:`TreeSpec.n_slots`)."""
-        w = self.pending          # sorted: see refine
+        w = self.pending          # sorted (see refine), as the pass's slots are
+        if w.size > 1 and not np.all(w[1:] > w[:-1]):
+            raise AssertionError("refinement: pending cells out of order")
         self.n[w] += part.n
         self.k[w] += part.k
         self.e[w] += part.e

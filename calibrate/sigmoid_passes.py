@@ -31,6 +31,9 @@ from .backends import Backend
 #: for early while together they hold at most this many values: a pass less,
 #: for memory that stays small (a pass's gathered values are tabulated at once).
 AHEAD_VALUES = 1 << 22
+#: A later pass locates only the pairs inside its window while they are at most
+#: this share of a block (beyond it, locating every pair costs less).
+WINDOW_SHARE = 0.5
 #: Rows of the sample whose values set the first-level cells' ranges.
 SAMPLE_ROWS = 4096
 #: First-level cells of each label's group (multilabel: one group per label, so
@@ -152,13 +155,18 @@ class Layout:
         return self.pooled_before + 1
 
 
-def _pair_values(zc: np.ndarray, yc: np.ndarray, temperature: np.ndarray) -> tuple:
-    """A block's logits (r, C) as float64, calibrated logits z / T, and outcomes."""
+def _pair_values(zc: np.ndarray, yc: np.ndarray, temperature: np.ndarray,
+                 idx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A block's logits (r, C) as float64, calibrated logits z / T, and outcomes;
+    with ``idx`` (flat positions in the block) only those pairs, as flat arrays."""
     z = np.asarray(zc)
-    z = z.reshape(z.shape[0], -1).astype(np.float64)
-    s = z / temperature
-    o = (np.asarray(yc).reshape(z.shape) == 1)
-    return z, s, o
+    z = z.reshape(z.shape[0], -1)
+    o = np.asarray(yc).reshape(z.shape) == 1
+    t = temperature
+    if idx is not None:
+        z, o, t = z.ravel()[idx], o.ravel()[idx], temperature[idx % z.shape[1]]
+    z = z.astype(np.float64)
+    return z, z / t, o
 
 
 def _count(spec: refinement.TreeSpec, part: refinement.PassPart, layout: Layout,
@@ -226,18 +234,13 @@ def _first_pass(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarr
     """The summary's sums a slice of the block at a time (their temporaries stay
     in cache), the tree's counts for the whole block at once (each count costs
     a pass over all the tree's cells)."""
-    zc, yc = np.asarray(zc), np.asarray(yc)
-    cols = zc.shape[1] if zc.ndim == 2 else 1
     assert acc.before is not None and acc.after is not None   # made by the first pass's init
-    pa, pb = [], []
-    for r in kernels.row_slices_of(zc.shape[0], cols):
-        z, s, o = _pair_values(zc[r], yc[r], temperature)
-        pb.append(special.expit(z))
-        pa.append(special.expit(s))
-        acc.before.add(pb[-1], o, binary, n_bins, n_pairs, log_loss)
-        acc.after.add(pa[-1], o, binary, n_bins, n_pairs, log_loss)
     z, s, o = _pair_values(zc, yc, temperature)
-    _count(spec, acc.tree, layout, z, s, o, np.concatenate(pa), np.concatenate(pb))
+    pb, pa = np.empty_like(z), np.empty_like(s)
+    for r in kernels.row_slices_of(*z.shape):
+        acc.before.add(special.expit(z[r], out=pb[r]), o[r], binary, n_bins, n_pairs, log_loss)
+        acc.after.add(special.expit(s[r], out=pa[r]), o[r], binary, n_bins, n_pairs, log_loss)
+    _count(spec, acc.tree, layout, z, s, o, pa, pb)
 
 
 def _next_pass(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarray,
@@ -251,15 +254,12 @@ def _next_pass(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarra
     lo, hi = window
     if lo.dtype == z.dtype:
         inside = (z >= lo) & (z <= hi)
-        if 2 * np.count_nonzero(inside) <= z.size:
+        if np.count_nonzero(inside) <= WINDOW_SHARE * z.size:
             idx = np.flatnonzero(inside)
-            cols = idx % z.shape[1]
-            v = z.ravel()[idx].astype(np.float64)
-            o = np.asarray(yc).reshape(z.shape).ravel()[idx] == 1
-            _count(spec, acc.tree, layout, v, v / temperature[cols], o, None, None, cols)
+            v, s, o = _pair_values(z, yc, temperature, idx)
+            _count(spec, acc.tree, layout, v, s, o, None, None, idx % z.shape[1])
             return
-    zz, s, o = _pair_values(z, yc, temperature)
-    _count(spec, acc.tree, layout, zz, s, o, None, None)
+    _count(spec, acc.tree, layout, *_pair_values(z, yc, temperature), None, None)
 
 
 @dataclass(frozen=True)
@@ -312,7 +312,7 @@ def run(z: Backend, y: Any, temperature: Any, task: str, search: dict | None = N
         if pending.size == 0:
             break
         budget = AHEAD_VALUES
-        for ahead in tiers:          # the smaller tiers first, while the budget lasts
+        for ahead in tiers:          # sequence, start, grid: while the budget lasts
             budget -= int(tree.n[ahead].sum())
             if budget < 0:
                 break
@@ -367,7 +367,7 @@ def _decide(tree: refinement.Tree, layout: Layout, search: dict | None, found: d
     (:class:`calibrate.thresholds.Pending`)."""
     leaves = tree.leaves()
     need: list[np.ndarray] = []
-    ahead: list[list[np.ndarray]] = []
+    ahead: list[list[np.ndarray]] = [[] for _ in _thr.AHEAD_TIERS]
     todo: list[tuple[Any, Any]] = []   # (class id or "global", its level)
     if search is not None:
         todo += [(g, search["alpha"]) for g in range(layout.n_classes)]
@@ -384,10 +384,8 @@ def _decide(tree: refinement.Tree, layout: Layout, search: dict | None, found: d
     for (key, _), r in zip(todo, map(one, todo), strict=True):
         if isinstance(r, _thr.Pending):
             need.append(r.nodes)
-            for i, t in enumerate(r.ahead):
-                if i == len(ahead):
-                    ahead.append([])
-                ahead[i].append(t)
+            for tier, t in zip(ahead, r.ahead, strict=False):   # (none without a search)
+                tier.append(t)
         else:
             found[key] = r
     for key, g in (("mass_after", layout.pooled_after), ("mass_before", layout.pooled_before)):

@@ -294,15 +294,23 @@ def _choose_small(groups: np.ndarray, cb: np.ndarray, n: np.ndarray, k: np.ndarr
 
 @dataclass(frozen=True)
 class Pending:
-    """The search cannot decide yet: the cells ``nodes`` are needed to go on, and
-    those in ``ahead`` will likely be needed after them, in tiers from the
-    fewest values to the most (asking for them in the same pass saves passes;
+    """The search cannot decide yet: the cells ``nodes`` are needed to go on.
+
+    ``ahead`` holds cells likely needed after them, in three tiers by the step
+    that will want them: (the sequence's, the start's, the start's grid's);
+    each may be empty, and none repeats a cell of ``nodes`` or of an earlier
+    tier.  The sequence's are a few cells, the grid's the most: a pass takes
+    the tiers in that order while its budget lasts (asking early saves passes;
     see :func:`search_items`).  ``guess``: where a start still undecided stands
     so far (the best exact candidate, or about the best end of a cell when none
     is exact yet)."""
     nodes: np.ndarray
     guess: int | None = None
     ahead: tuple[np.ndarray, ...] = ()
+
+
+#: The tiers of :attr:`Pending.ahead`, in the order a pass takes them.
+AHEAD_TIERS = ("sequence", "start", "grid")
 
 
 def _expected_bounds(it: Any, expit_expected: bool,
@@ -325,7 +333,10 @@ def search_items(it: Any, precision: float, confidence: float | None = None,
                  alpha: float | None = None, expit_expected: bool = True,
                  start_predictions: int = guarantee.START_PREDICTIONS) -> Threshold | Pending:
     """:func:`search` on a group's :class:`calibrate.refinement.Items`: the same
-    :class:`Threshold`, or :class:`Pending` with the cells it must see first.
+    :class:`Threshold`, or :class:`Pending` with the cells it must see first
+    (and, ``ahead``, those the later steps will likely need: the plain choice,
+    the start of the fixed sequence and the sequence wait on each other, and
+    asking for a later step's cells in the same pass saves passes).
 
     Cells whose values are unknown ("blobs") are decided by bounds that hold
     for every arrangement of their values: a blob's last candidate accepts all
@@ -352,21 +363,21 @@ def search_items(it: Any, precision: float, confidence: float | None = None,
     # Only the answer's cells decide; asking ahead saves passes.
     start = _start_item(it, N, E, expit_expected, start_predictions)
     if isinstance(chosen, Pending) or isinstance(start, Pending):
-        tiers: list[np.ndarray] = []
-        if isinstance(start, Pending):
-            ahead = _sequence(it, N, K, precision, alpha, start.guess) \
-                if start.guess is not None else None
-            if isinstance(ahead, Pending):
-                tiers.append(ahead.nodes)                  # a few cells
-            if isinstance(chosen, Pending):
-                tiers.append(start.nodes)
-            tiers += start.ahead
+        empty = np.empty(0, np.int64)
+        at = start.guess if isinstance(start, Pending) else start
+        seq = _sequence(it, N, K, precision, alpha, at) if at is not None else None
         if isinstance(chosen, Pending):
-            need = chosen.nodes
+            need, by_start = chosen.nodes, start.nodes if isinstance(start, Pending) else empty
         else:
             assert isinstance(start, Pending)
-            need = start.nodes
-        return Pending(need, None, tuple(np.setdiff1d(t, need) for t in tiers))
+            need, by_start = start.nodes, empty
+        tiers = [seq.nodes if isinstance(seq, Pending) else empty, by_start,
+                 start.ahead[0] if isinstance(start, Pending) and start.ahead else empty]
+        taken, ahead = need, []
+        for t in tiers:
+            ahead.append(np.setdiff1d(t, taken))
+            taken = np.union1d(taken, t)
+        return Pending(need, None, tuple(ahead))
     assert isinstance(start, int)
     j = _sequence(it, N, K, precision, alpha, start)
     if j is None or isinstance(j, Pending):
@@ -395,7 +406,10 @@ _PIECES = 8
 
 def _start_item(it: Any, N: np.ndarray, E: np.ndarray, expit_expected: bool,
                 start_predictions: int) -> int | Pending:
-    """The item where the fixed sequence starts (see :func:`guarantee.start_index`)."""
+    """The item where the fixed sequence starts (see :func:`guarantee.start_index`),
+    or :class:`Pending` with the cells that must be seen first, the best
+    candidate so far as its ``guess`` and, when it first opens up the largest
+    cells to count the candidates, the grid's undecided cells as ``ahead``."""
     blob = ~it.exact
     d_lo = int(it.exact.sum() + blob.sum())
     d_hi = int(it.exact.sum() + it.n[blob].sum())

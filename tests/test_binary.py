@@ -46,3 +46,20 @@ def test_binary_decision_rule():
     far = np.abs(p - t) > 1e-9
     assert np.array_equal(d[far], (p[far] >= t).astype(int))
     assert (y[d == 1] == 1).mean() >= 0.9
+
+
+@pytest.mark.parametrize("method", ["temperature", "platt", "isotonic"])
+def test_binary_labels_are_kept_as_int8_and_fit_as_int64_would(method):
+    from calibrate import scores
+    rng = np.random.default_rng(0)
+    g = rng.normal(0.3, 2.0, 6000)
+    y = (rng.random(6000) < 1 / (1 + np.exp(-g))).astype(np.int64)
+    z = (2 * g).astype(np.float32)
+    assert scores.check_labels(y, "binary", 6000, 1).dtype == np.int8
+    assert scores.check_labels(y % 3, "multiclass", 6000, 3).dtype == np.int64
+    a = calibrate.fit(z, y, precision=0.8, confidence=0.9, method=method).to_dict()
+    b = calibrate.fit(z, y.astype(np.float64), precision=0.8, confidence=0.9,
+                      method=method).to_dict()
+    a.pop("created", None)
+    b.pop("created", None)
+    assert a == b

@@ -190,38 +190,82 @@ def test_dask_gives_the_same_fit_whatever_its_chunks(monkeypatch, task):
         assert _fit_dict(da.from_array(z, chunks=(chunks,) + z.shape[1:]), y, task) == want
 
 
+def _pass_counts(monkeypatch):
+    """Record every pass's counts as the tree receives them."""
+    seen = []
+    real_add = refinement.Tree.add
+
+    def add(tree, part):
+        t = refinement.tabulate(part.gathered)
+        seen.append((part.n.tolist(), part.k.tolist(), part.e.tolist(),
+                     None if t is None else (t.nodes.tolist(), t.value.tolist(), t.n.tolist(),
+                                             t.k.tolist(), t.e.tolist())))
+        return real_add(tree, part)
+
+    monkeypatch.setattr(refinement.Tree, "add", add)
+    return seen
+
+
 @pytest.mark.parametrize("task", ["binary", "multilabel"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("extremes", [False, True])
 def test_later_passes_look_only_inside_the_window_and_count_the_same(tiny, monkeypatch,
                                                                      task, dtype, extremes):
-    # ties and extreme logits too (infinite ones are refused before): the window
-    # must never drop a pair
+    # every later pass goes through the window here; ties, a constant column,
+    # extreme logits (infinite ones are refused before) and temperatures a
+    # thousand times apart: each pass must count exactly what locating every
+    # pair counts
     z, y = (make_binary(n=2000, seed=7, dtype=dtype) if task == "binary"
             else make_multilabel(n=1500, c=4, seed=7, dtype=dtype))
     z = np.round(z, 1)
-    flat = z.reshape(-1)
+    t = 2.5 if task == "binary" else np.array([0.05, 2.5, 50.0, 1.0])
+    if task == "multilabel":
+        z[:, 3] = 1.5
     if extremes:
-        flat[:5] = [1e30, -1e30, 0.0, 1e-30, -1e-30]
+        z.reshape(-1)[:5] = [1e30, -1e30, 0.0, 1e-30, -1e-30]
     search = dict(precision=0.9, confidence=0.9, alpha=0.05, alpha_global=0.1)
-    used = []
+    monkeypatch.setattr(sigmoid_passes, "WINDOW_SHARE", 1.0)
+    windowed = []
     real_count = sigmoid_passes._count
 
     def counting(*a, **k):
-        used.append(k.get("cols", a[8] if len(a) > 8 else None) is not None)
+        windowed.append(len(a) > 8 and a[8] is not None)
         return real_count(*a, **k)
 
     monkeypatch.setattr(sigmoid_passes, "_count", counting)
-    got = sigmoid_passes.run(as_backend(z), y, 2.5, task, search)
-    if not extremes:
-        assert got.passes >= 3 and any(used)        # the window served some passes
-    everything = (np.full(z.shape[1:] or 1, -np.inf, dtype), np.full(z.shape[1:] or 1, np.inf,
-                                                                      dtype))
+    seen = _pass_counts(monkeypatch)
+    got = sigmoid_passes.run(as_backend(z), y, t, task, search)
+    assert got.passes >= 2 and any(windowed)        # the window served the later passes
+    got_counts = list(seen)
+    everything = (np.full(z.shape[1:] or 1, -np.inf, dtype),
+                  np.full(z.shape[1:] or 1, np.inf, dtype))
     monkeypatch.setattr(sigmoid_passes, "_window", lambda *a: everything)
-    used.clear()
-    want = sigmoid_passes.run(as_backend(z), y, 2.5, task, search)
-    assert not any(used)                            # every pair located
+    monkeypatch.setattr(sigmoid_passes, "WINDOW_SHARE", 0.0)
+    seen.clear()
+    windowed.clear()
+    want = sigmoid_passes.run(as_backend(z), y, t, task, search)
+    assert not any(windowed)                        # every pair located
+    assert got_counts == seen                       # pass by pass, cell by cell
     assert got.to_dict() == want.to_dict()
+
+
+@pytest.mark.parametrize("ahead", [-1, 40, 10 ** 9])
+@pytest.mark.parametrize("gather_all", [6, 10 ** 6])
+def test_whole_cells_gathered_and_partial_tiers_give_the_sorted_answer(tiny, monkeypatch,
+                                                                       ahead, gather_all):
+    # cells far above GATHER gathered whole; an ahead budget that takes some tiers only
+    monkeypatch.setattr(refinement, "GATHER_ALL", gather_all)
+    monkeypatch.setattr(sigmoid_passes, "AHEAD_VALUES", ahead)
+    z, y = make_multilabel(n=1500, c=4, seed=9)
+    search = dict(precision=0.9, confidence=0.9, alpha=0.05, alpha_global=0.1)
+    got = sigmoid_passes.run(as_backend(z), y, 2.5, "multilabel", search)
+    s = np.asarray(z, np.float64) / 2.5
+    yy = np.asarray(y).astype(bool)
+    for j in range(4):
+        assert got.per_class[j] == TH.search(s[:, j], yy[:, j], 0.9, 0.9, 0.05,
+                                             special.expit(s[:, j]))
+    assert got.global_rule == TH.search(s.ravel(), yy.ravel(), 0.9, 0.9, 0.1,
+                                        special.expit(s.ravel()))
 
 
 def test_one_refinement_pass_asks_for_every_stage_at_once(monkeypatch):

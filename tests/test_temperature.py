@@ -389,3 +389,19 @@ def test_warm_started_multilabel_fit_takes_two_passes_per_label():
         b = optimize.brentq(lambda b, zz=zz, yy=yy: np.mean(zz * (special.expit(b * zz) - yy)),
                             0.05, 5, xtol=1e-14)
         assert res.temperature[j] == pytest.approx(1 / b, rel=2e-6)
+
+
+def test_pooled_temperature_with_columns_at_different_scales_takes_the_higher_order_step():
+    # the pooled objective sum_c NLL_c(b r_c): its k-th derivative is sum_c r_c^k NLL_c^(k)
+    from calibrate.temperature import fit_sigmoid_temperature
+    rng = np.random.default_rng(0)
+    g = rng.standard_normal((40000, 4)) * 2
+    y = (rng.random((40000, 4)) < special.expit(g)).astype(np.int8)
+    z = 2 * g * np.array([1.0, 300.0, 1 / 500.0, 20.0])
+    res = fit_sigmoid_temperature(z, y)
+
+    def pooled_gradient(b):
+        return sum(np.mean(z[:, j] * (special.expit(b * z[:, j]) - y[:, j])) for j in range(4))
+    b = optimize.brentq(pooled_gradient, 1e-8, 1e6, xtol=1e-300, rtol=1e-15)
+    assert res.shared_temperature == pytest.approx(1 / b, rel=1e-7)
+    assert res.converged and res.n_passes == 4
