@@ -281,8 +281,16 @@ def _in_units(z: np.ndarray, unit: npt.ArrayLike) -> np.ndarray:
     """``z / unit`` for a power of two ``unit`` (or one per column): exact."""
     if np.all(np.asarray(unit) == 1.0):
         return z
-    inv = 1.0 / np.asarray(unit, dtype=np.float64)
-    return z * (inv.astype(z.dtype) if z.dtype.kind == "f" else inv)
+    u = np.asarray(unit, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        inv = 1.0 / u
+        inv = inv.astype(z.dtype) if z.dtype.kind == "f" else inv
+    if np.all(np.isfinite(inv)):
+        return z * inv
+    # (a unit near the bottom of the float range: its inverse overflows; the
+    # exponent applied directly is exact, and slow, and only for such logits)
+    return np.ldexp(z if z.dtype.kind == "f" else z.astype(np.float64),
+                    -np.round(np.log2(u)).astype(np.int64))
 
 
 #: Pairs per slice of a block in the sigmoid kernels: their dozen temporaries

@@ -237,7 +237,10 @@ class Tree:
         self.offset = np.concatenate([[0], np.cumsum(self.bins)])
         width = (hi - lo) / self.bins
         self.root_lo = lo
-        self.root_scale = np.where(width > 0, 1.0 / np.where(width > 0, width, 1.0), 0.0)
+        with np.errstate(over="ignore"):
+            scale = 1.0 / np.where(width > 0, width, 1.0)
+        # a width too small to invert (subnormal) puts every value in one cell
+        self.root_scale = np.where((width > 0) & np.isfinite(scale), scale, 0.0)
         size = int(self.offset[-1])
         self.group = np.repeat(np.arange(self.n_groups), self.bins)
         j = np.arange(size) - self.offset[self.group]            # cell within its group

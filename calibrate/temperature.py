@@ -59,6 +59,9 @@ SAMPLE_ROWS = 4096
 ORDINARY_SCALE = (2.0 ** -6, 2.0 ** 12)
 #: The scale (mean max - mean logit of a row) logits are brought near otherwise.
 REFERENCE_SCALE = 4.0
+#: Logits whose scale lies outside this range are refused: near the ends of the
+#: float range their probabilities and temperature cannot be computed exactly.
+USABLE_SCALE = (1e-250, 1e250)
 
 FUSE_RTOL = 5e-4      # a pass after a step this small (relative) is likely the last
 HIGH_ORDER_FUSE = 5e-2   # ... or after a third-order model's step this small (error ~e^4)
@@ -136,9 +139,15 @@ def unit_of(scale: float) -> float:
     """The power of two the logits are divided by (exactly) before the Newton
     iteration: 1 for logits of ordinary scale (so their fit is that of earlier
     versions, bit for bit), else the power of two that brings their scale near
-    ``REFERENCE_SCALE``."""
-    if not math.isfinite(scale) or scale <= 0:
+    ``REFERENCE_SCALE``.  A scale outside ``USABLE_SCALE`` is refused."""
+    if scale <= 0:                 # constant logits: nothing to scale
         return 1.0
+    if not USABLE_SCALE[0] <= scale <= USABLE_SCALE[1]:   # (inf: finite logits overflowed)
+        found = f"{scale:.3g}" if math.isfinite(scale) else "more than floats hold"
+        raise CalibrateError(
+            f"scores: expected logits spread between {USABLE_SCALE[0]:g} and "
+            f"{USABLE_SCALE[1]:g} (a row's largest minus its mean), found {found}; "
+            f"rescale them")
     lo, hi = ORDINARY_SCALE
     return 1.0 if lo <= scale <= hi else 2.0 ** round(math.log2(scale / REFERENCE_SCALE))
 

@@ -8,6 +8,7 @@ import pytest
 from scipy import optimize, special
 
 from calibrate import temperature as temp
+from calibrate.errors import CalibrateError
 from calibrate.temperature import (
     T_MIN,
     TemperatureWarning,
@@ -100,3 +101,30 @@ def test_a_fit_that_does_not_converge_warns_with_its_figures(monkeypatch):
     with pytest.warns(TemperatureWarning, match=r"did not converge in 2 passes: T = [\d.]+"):
         r = fit_softmax_temperature(z, y)
     assert r.converged is False
+
+
+@pytest.mark.parametrize("c", [1e200, 1e-200])
+@pytest.mark.parametrize("task", ["multiclass", "binary"])
+def test_temperature_scales_exactly_far_out(references, task, c):
+    # float64 logits near the ends of the usable range, with units that do not
+    # invert in float32 either
+    z, y, t = references[np.float64][task]
+    fit = fit_softmax_temperature if task == "multiclass" else fit_sigmoid_temperature
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert fit(z * c, y).temperature == pytest.approx(c * t, rel=1e-6)
+
+
+@pytest.mark.parametrize("c", [1e-252, 1e-310, 1e252, 1e306])
+@pytest.mark.parametrize("task", ["multiclass", "binary", "multilabel"])
+def test_logits_beyond_the_usable_scale_are_refused_not_fitted_wrong(references, task, c):
+    # near the ends of the float range probabilities cannot be computed exactly:
+    # a clear refusal, never a wrong temperature (1e306 once gave T off by 1e-285,
+    # 1e-310 a division by zero)
+    z, y, _ = references[np.float64][task]
+    fit = fit_softmax_temperature if task == "multiclass" else fit_sigmoid_temperature
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(CalibrateError, match=r"^scores: expected logits spread between "
+                                                 r"1e-250 and 1e\+250 .*found "):
+            fit(z * c, y)
