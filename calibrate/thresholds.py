@@ -434,23 +434,8 @@ def _start_item(it: Any, N: np.ndarray, E: np.ndarray, expit_expected: bool,
     b = blob[at]
     exact_at = np.unique(at[~b])                   # candidate order: the first max wins
     lb = guarantee.expected_lower_bound(E[exact_at], N[exact_at])
-    best = float(lb.max()) if lb.size else -np.inf
-    # a blob's candidates: first the free bound lb <= e / n (e at most at the
-    # blob's end, n at least n_lo), then bounds in one piece, then in pieces
-    n_before, e_before = N - it.n, E - it.e
-    _, emax = _expected_bounds(it, expit_expected, at)
-    e_end = np.minimum(E[at], e_before[at] + (N[at] - n_before[at]) * emax)
-    live = np.flatnonzero(b & (np.minimum(1.0, e_end / n_lo) >= best))
-    if live.size > 256:
-        # a few points' lower bounds first raise the bar the free bound must clear
-        probe = live[np.linspace(0, live.size - 1, 64).astype(np.int64)]
-        lo_p, _ = _bound_lb(it, N, E, at[probe], n_lo[probe], expit_expected, 1)
-        best = max(best, float(lo_p.max()))
-        live = live[np.minimum(1.0, e_end[live] / n_lo[live]) >= best]
-    for pieces in (1, _PIECES):
-        if live.size == 0:
-            break
-        live = live[_may_reach(it, N, E, at[live], n_lo[live], expit_expected, pieces, best)]
+    live = _live_blobs(it, N, E, at, n_lo, b, float(lb.max()) if lb.size else -np.inf,
+                       expit_expected)
     if open_up is None and live.size == 0:
         return int(exact_at[np.argmax(lb)])   # no cell can hold the start
     if lb.size:
@@ -465,6 +450,29 @@ def _start_item(it: Any, N: np.ndarray, E: np.ndarray, expit_expected: bool,
     if open_up is None:
         return Pending(live_nodes, guess)
     return Pending(np.unique(open_up), guess, (np.setdiff1d(live_nodes, open_up),))
+
+
+def _live_blobs(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.ndarray,
+                b: np.ndarray, best: float, expit_expected: bool) -> np.ndarray:
+    """The places among ``at`` (``b``: inside a blob) whose candidate may beat
+    ``best``, the best exact expected lower bound: first the free bound lb <=
+    e / n (e at most at the blob's end, n at least ``n_lo``), then bounds in
+    one piece, then in pieces."""
+    n_before, e_before = N - it.n, E - it.e
+    _, emax = _expected_bounds(it, expit_expected, at)
+    e_end = np.minimum(E[at], e_before[at] + (N[at] - n_before[at]) * emax)
+    live = np.flatnonzero(b & (np.minimum(1.0, e_end / n_lo) >= best))
+    if live.size > 256:
+        # a few points' lower bounds first raise the bar the free bound must clear
+        probe = live[np.linspace(0, live.size - 1, 64).astype(np.int64)]
+        lo_p, _ = _bound_lb(it, N, E, at[probe], n_lo[probe], expit_expected, 1)
+        best = max(best, float(lo_p.max()))
+        live = live[np.minimum(1.0, e_end[live] / n_lo[live]) >= best]
+    for pieces in (1, _PIECES):
+        if live.size == 0:
+            break
+        live = live[_may_reach(it, N, E, at[live], n_lo[live], expit_expected, pieces, best)]
+    return live
 
 
 def _may_reach(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.ndarray,
