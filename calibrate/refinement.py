@@ -88,16 +88,11 @@ class TreeSpec:
         group for all values, or an array of first groups of the columns of a
         2-D ``v`` (column j in group g + j), or a group per value."""
         g = np.asarray(g)
-        if g.ndim == 0 or (v.ndim == 2 and g.ndim == 1):
-            first = g if g.ndim == 0 else g[None, :]
-            b = np.floor((v - self.root_lo[g]) * self.root_scale[g])   # broadcast: no gathers
-            np.clip(b, 0, self.bins[g] - 1, out=b)
-            node = (b.astype(np.int64) + self.offset[first]).ravel()
-            v = v.ravel()
-        else:
-            b = np.floor((v - self.root_lo[g]) * self.root_scale[g])
-            np.clip(b, 0, self.bins[g] - 1, out=b)
-            node = self.offset[g] + b.astype(np.int64)
+        # (one group or one per column broadcast: no gathers over the values)
+        b = np.floor((v - self.root_lo[g]) * self.root_scale[g])
+        np.clip(b, 0, self.bins[g] - 1, out=b)
+        node = (b.astype(np.int64) + self.offset[g]).ravel()
+        v = v.ravel()
         if self.flat:
             return node
         out = np.full(v.size, -1, np.int64)

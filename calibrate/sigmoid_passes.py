@@ -140,11 +140,15 @@ class Layout:
     per_label: bool
 
     @property
+    def pooled_group(self) -> bool:
+        """Whether all pairs (calibrated) have a group of their own (not when the
+        one label's group already holds them all)."""
+        return not (self.per_label and self.n_classes == 1)
+
+    @property
     def pooled_after(self) -> int:
-        # (binary: the one label's group is all pairs already)
-        if self.per_label:
-            return 0 if self.n_classes == 1 else self.n_classes
-        return 0
+        # (binary: the one label's group, group 0, is all pairs already)
+        return self.n_classes if self.per_label and self.pooled_group else 0
 
     @property
     def pooled_before(self) -> int:
@@ -179,7 +183,7 @@ def _count(spec: refinement.TreeSpec, part: refinement.PassPart, layout: Layout,
     views: list[tuple[Any, np.ndarray, np.ndarray | None]] = []
     if layout.per_label:                           # column j in group j
         views.append((np.arange(c) if cols is None else cols, s, pa))
-    if not (layout.per_label and c == 1):
+    if layout.pooled_group:
         views.append((layout.pooled_after, s, pa))
     views.append((layout.pooled_before, z, pb))
     wanted = spec.groups_wanted
@@ -220,7 +224,7 @@ def _window(spec: refinement.TreeSpec, layout: Layout, t: np.ndarray,
     if layout.per_label:
         for j in np.flatnonzero(spec.groups_wanted[:c]):
             widen(j, hull(int(j)), t[j])
-    if not (layout.per_label and c == 1):
+    if layout.pooled_group:
         widen(slice(None), hull(layout.pooled_after), t)
     widen(slice(None), hull(layout.pooled_before), 1.0)
     with np.errstate(over="ignore"):
@@ -349,7 +353,7 @@ def _first_tree(z: Backend, t: np.ndarray, layout: Layout) -> refinement.Tree:
     if layout.per_label:
         lo.append(ss.min(axis=0))
         hi.append(ss.max(axis=0))
-    if not (layout.per_label and layout.n_classes == 1):
+    if layout.pooled_group:
         lo.append([ss.min()])
         hi.append([ss.max()])
     lo.append([zs.min()])
@@ -372,19 +376,16 @@ def _decide(tree: refinement.Tree, layout: Layout, search: dict | None, found: d
     if search is not None:
         todo += [(g, search["alpha"]) for g in range(layout.n_classes)]
         todo.append(("global", search["alpha_global"]))
-    todo = [(key, alpha) for key, alpha in todo if key not in found]
-
-    def one(task: tuple[Any, Any]) -> Any:
-        key, alpha = task
+    for key, alpha in todo:
+        if key in found:
+            continue
         assert search is not None   # rules are searched only with a search
         g = layout.pooled_after if key == "global" else key
-        return _thr.search_items(refinement.items(tree, leaves[g]), search["precision"],
-                                 search["confidence"], alpha)
-
-    for (key, _), r in zip(todo, map(one, todo), strict=True):
+        r = _thr.search_items(refinement.items(tree, leaves[g]), search["precision"],
+                              search["confidence"], alpha)
         if isinstance(r, _thr.Pending):
             need.append(r.nodes)
-            for tier, t in zip(ahead, r.ahead, strict=False):   # (none without a search)
+            for tier, t in zip(ahead, r.ahead, strict=False):   # (a plain choice: none)
                 tier.append(t)
         else:
             found[key] = r

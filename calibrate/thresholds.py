@@ -459,37 +459,47 @@ def _live_blobs(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.
     e / n (e at most at the blob's end, n at least ``n_lo``), then bounds in
     one piece, then in pieces."""
     n_before, e_before = N - it.n, E - it.e
-    _, emax = _expected_bounds(it, expit_expected, at)
+    emin, emax = _expected_bounds(it, expit_expected, at)
     e_end = np.minimum(E[at], e_before[at] + (N[at] - n_before[at]) * emax)
     live = np.flatnonzero(b & (np.minimum(1.0, e_end / n_lo) >= best))
     if live.size > 256:
         # a few points' lower bounds first raise the bar the free bound must clear
         probe = live[np.linspace(0, live.size - 1, 64).astype(np.int64)]
-        lo_p, _ = _bound_lb(it, N, E, at[probe], n_lo[probe], expit_expected, 1)
+        lo_p, _ = _bound_lb(it, N, E, at[probe], n_lo[probe], emin[probe], emax[probe], 1)
         best = max(best, float(lo_p.max()))
         live = live[np.minimum(1.0, e_end[live] / n_lo[live]) >= best]
     for pieces in (1, _PIECES):
         if live.size == 0:
             break
-        live = live[_may_reach(it, N, E, at[live], n_lo[live], expit_expected, pieces, best)]
+        live = live[_may_reach(it, N, E, at[live], n_lo[live], emax[live], pieces, best)]
     return live
 
 
-def _may_reach(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.ndarray,
-               expit_expected: bool, pieces: int, best: float) -> np.ndarray:
-    """Whether the candidate at each of ``at`` (a blob) may have an expected lower
-    bound of at least ``best``, cutting its range of counts in ``pieces``.  One
-    incomplete beta value per piece instead of a root: the Clopper-Pearson bound
-    at real k, n is below p exactly when I_p(k, n - k + 1) > level; p is ``best``
-    less a margin far above the root's float error."""
-    _, emax = _expected_bounds(it, expit_expected, at)
+def _pieces(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.ndarray,
+            emax: np.ndarray, pieces: int) -> tuple:
+    """The range of counts of the candidate at each of ``at`` (a blob), [n_lo,
+    the blob's end], cut in ``pieces``: per piece its lowest count a and highest
+    b, and the most its expected sum can be at b (the blob's start plus b - start
+    values of at most ``emax`` each); with the blob's start (n, e)."""
     n_before, e_before = (N - it.n)[at], (E - it.e)[at]
     n_hi = N[at].astype(np.float64)
     cuts = n_lo[:, None] + (n_hi - n_lo)[:, None] * np.linspace(0, 1, pieces + 1)
     a = np.maximum(np.floor(cuts[:, :-1]), n_lo[:, None])
     b = np.minimum(np.ceil(cuts[:, 1:]), n_hi[:, None])
-    k = np.minimum(E[at][:, None], e_before[:, None] + (b - n_before[:, None])
-                   * emax[:, None])
+    e_top = np.minimum(E[at][:, None], e_before[:, None] + (b - n_before[:, None])
+                       * emax[:, None])
+    return a, b, e_top, n_before, e_before
+
+
+def _may_reach(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.ndarray,
+               emax: np.ndarray, pieces: int, best: float) -> np.ndarray:
+    """Whether the candidate at each of ``at`` (a blob; ``emax`` its values' largest
+    expected probability) may have an expected lower bound of at least
+    ``best``, cutting its range of counts in ``pieces``.  One incomplete beta
+    value per piece instead of a root: the Clopper-Pearson bound at real k, n is
+    below p exactly when I_p(k, n - k + 1) > level; p is ``best`` less a margin
+    far above the root's float error."""
+    a, _, k, _, _ = _pieces(it, N, E, at, n_lo, emax, pieces)
     from scipy import special
     p = max(best - 1e-9, 0.0)
     with np.errstate(all="ignore"):
@@ -499,22 +509,15 @@ def _may_reach(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.n
 
 
 def _bound_lb(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.ndarray,
-              expit_expected: bool, pieces: int) -> tuple:
+              emin: np.ndarray, emax: np.ndarray, pieces: int) -> tuple:
     """Lower and upper bounds on the expected lower bound of the candidate at each
-    of ``at`` (exact where the item is exact).  In a blob the candidate's count n
-    lies in [n_lo, the blob's end] and its expected sum is the blob's start plus
-    (n - start) values each within the blob's range of expected probabilities;
-    the range of n is cut in pieces, and the bound is taken per piece (the
-    expected lower bound grows with the expected sum, falls with n)."""
-    emin, emax = _expected_bounds(it, expit_expected, at)
-    n_before, e_before = (N - it.n)[at], (E - it.e)[at]
-    n_hi = N[at].astype(np.float64)
-    cuts = n_lo[:, None] + (n_hi - n_lo)[:, None] * np.linspace(0, 1, pieces + 1)
-    a, b = np.floor(cuts[:, :-1]), np.ceil(cuts[:, 1:])
-    a = np.maximum(a, n_lo[:, None])
-    b = np.minimum(b, n_hi[:, None])
-    e_top = np.minimum(E[at][:, None], e_before[:, None] + (b - n_before[:, None])
-                       * emax[:, None])
+    of ``at`` (exact where the item is exact; ``emin``, ``emax`` bound its
+    values' expected probabilities).  In a blob the candidate's count n lies in
+    [n_lo, the blob's end] and its expected sum is the blob's start plus
+    (n - start) values each within [emin, emax]; the range of n is cut in
+    pieces, and the bound is taken per piece (the expected lower bound grows
+    with the expected sum, falls with n)."""
+    a, b, e_top, n_before, e_before = _pieces(it, N, E, at, n_lo, emax, pieces)
     e_bot = e_before[:, None] + (a - n_before[:, None]) * emin[:, None]
     hi_b = guarantee.expected_lower_bound(e_top, a).max(axis=1)
     lo_b = guarantee.expected_lower_bound(e_bot, b).min(axis=1)

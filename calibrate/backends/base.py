@@ -31,6 +31,13 @@ Progress = Callable[[str, int], Callable[[int], None] | None]
 RowStats = kernels.BlockStats
 
 
+def _stat_names(nll_at_one: bool, third: bool) -> list[str]:
+    """The rows a temperature pass's kernel returns, in order (softmax and
+    sigmoid alike)."""
+    return ["nll", "gradient", "curvature", "gradient_at_zero"] + \
+        ["nll_at_one"] * nll_at_one + ["third", "fourth"] * third
+
+
 @dataclass(frozen=True)
 class SoftmaxStats:
     """Means over rows of the softmax NLL and its derivatives in beta = 1/T
@@ -249,8 +256,7 @@ class Backend:
                          args=(float(beta), float(unit), with_g0, nll_at_one, metrics_at_one,
                                metrics_at_beta, n_bins, third), label="temperature pass")
         rows = np.concatenate([q.stats for q in parts], axis=1)
-        names = ["nll", "gradient", "curvature", "gradient_at_zero"] + \
-            ["nll_at_one"] * nll_at_one + ["third", "fourth"] * third
+        names = _stat_names(nll_at_one, third)
         # each statistic summed once over all its rows: independent of the blocks
         stats = SoftmaxStats(**{k: float(np.sum(r)) / self.n_rows
                                 for k, r in zip(names, rows, strict=True)})
@@ -268,8 +274,7 @@ class Backend:
                                args=(np.asarray(beta, dtype=np.float64),
                                      np.asarray(unit, dtype=np.float64), nll_at_one, third),
                                label="temperature pass")
-        names = ["nll", "gradient", "curvature", "gradient_at_zero"] + \
-            ["nll_at_one"] * nll_at_one + ["third", "fourth"] * third
+        names = _stat_names(nll_at_one, third)
         return SigmoidStats(**{k: v / self.n_rows for k, v in zip(names, sums, strict=True)})
 
     def top_scores(self, temperature: float) -> tuple[np.ndarray, np.ndarray]:
