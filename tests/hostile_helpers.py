@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from scipy import special
 
@@ -121,3 +122,14 @@ def assert_clean_failure(res, code, must=(), root=None, before=None, allow_new=(
         made = set(after) - set(before) - {Path(root) / a for a in allow_new}
         assert not made, f"files created: {made}"
     return line
+
+
+def assert_threshold_file_refused(root, before, scores, out, must=()):
+    """``apply bad.json SCORES -o OUT`` fails cleanly with one line naming the
+    threshold file and ``must``, and ``calibrate.load`` refuses it with the same
+    words."""
+    res = invoke(["apply", "bad.json", scores, "-o", out])
+    line = assert_clean_failure(res, 1, ["threshold file 'bad.json'", *must], root, before)
+    with pytest.raises(calibrate.CalibrateError) as e:
+        calibrate.load("bad.json")
+    assert f"Error: {e.value}" == line

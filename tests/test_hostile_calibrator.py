@@ -12,7 +12,7 @@ import pytest
 from scipy import special
 
 import calibrate
-from hostile_helpers import assert_clean_failure, invoke, snapshot
+from hostile_helpers import assert_threshold_file_refused, invoke, snapshot
 from test_hostile_thresholds import _drop, _set
 
 
@@ -111,12 +111,7 @@ def test_bad_calibrator_refused(tmp_path, monkeypatch, name, scores, edit, must)
     d = json.loads(Path(f"{name}.json").read_text())
     edit(d)
     Path("bad.json").write_text(json.dumps(d))
-    before = snapshot(tmp_path)
-    res = invoke(["apply", "bad.json", f"{scores}.npy", "-o", "out.npy"])
-    line = assert_clean_failure(res, 1, ["threshold file 'bad.json'", *must], tmp_path, before)
-    with pytest.raises(calibrate.CalibrateError) as e:
-        calibrate.load("bad.json")
-    assert f"Error: {e.value}" == line
+    assert_threshold_file_refused(tmp_path, snapshot(tmp_path), f"{scores}.npy", "out.npy", must)
 
 
 def test_the_files_themselves_load_and_apply(tmp_path, monkeypatch):

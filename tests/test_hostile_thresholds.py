@@ -20,7 +20,14 @@ import pytest
 
 import calibrate
 from calibrate import schema
-from hostile_helpers import assert_clean_failure, invoke, make_data, run, snapshot
+from hostile_helpers import (
+    assert_clean_failure,
+    assert_threshold_file_refused,
+    invoke,
+    make_data,
+    run,
+    snapshot,
+)
 
 
 def _set(path, value):
@@ -157,12 +164,7 @@ def test_bad_threshold_file_refused(tmp_path, monkeypatch, edit, must):
     monkeypatch.chdir(tmp_path)
     make_data(tmp_path)
     _bad_file(tmp_path, edit)
-    before = snapshot(tmp_path)
-    res = invoke(["apply", "bad.json", "z.npy", "-o", "out.csv"])
-    line = assert_clean_failure(res, 1, ["threshold file 'bad.json'", *must], tmp_path, before)
-    with pytest.raises(calibrate.CalibrateError) as e:
-        calibrate.load("bad.json")
-    assert f"Error: {e.value}" == line
+    assert_threshold_file_refused(tmp_path, snapshot(tmp_path), "z.npy", "out.csv", must)
 
 
 def test_binary_file_needs_two_class_names(tmp_path, monkeypatch):

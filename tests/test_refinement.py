@@ -19,6 +19,9 @@ from calibrate.backends import as_backend, local
 from calibrate.rows import NpyRows, ShardedRows
 from conftest import make_binary, make_multiclass, make_multilabel
 
+#: The levels every streamed search here runs at.
+SEARCH = dict(precision=0.9, confidence=0.9, alpha=0.05, alpha_global=0.1)
+
 
 @pytest.fixture
 def tiny(monkeypatch):
@@ -126,8 +129,7 @@ def test_streamed_metrics_and_thresholds_equal_the_in_memory_ones(tiny, monkeypa
         monkeypatch.setattr(sigmoid_passes, "AHEAD_VALUES", -1)
     z, y = (make_binary(n=2000, seed=4) if task == "binary"
             else make_multilabel(n=1500, c=4, seed=4))
-    search = dict(precision=0.9, confidence=0.9, alpha=0.05, alpha_global=0.1)
-    got = sigmoid_passes.run(as_backend(z), y, temperature, task, search)
+    got = sigmoid_passes.run(as_backend(z), y, temperature, task, SEARCH)
     assert got.passes >= 2
     zz = np.asarray(z, np.float64).reshape(len(z), -1)
     yy = np.asarray(y).reshape(len(z), -1).astype(bool)
@@ -139,13 +141,20 @@ def test_streamed_metrics_and_thresholds_equal_the_in_memory_ones(tiny, monkeypa
         assert set(have) == {k for k, v in want.items() if v is not None}
         for k in have:
             assert have[k] == pytest.approx(want[k], rel=1e-9, abs=1e-12), (side, k)
-    s = zz / temperature
-    for j in range(zz.shape[1]):
+    _assert_sorted_thresholds(got, z, y, temperature)
+    assert got.support.tolist() == yy.sum(axis=0).tolist()
+
+
+def _assert_sorted_thresholds(got, z, y, temperature):
+    """Every label's threshold and the global one equal the in-memory search on
+    the sorted calibrated logits (the levels of ``SEARCH``)."""
+    s = np.asarray(z, np.float64).reshape(len(z), -1) / temperature
+    yy = np.asarray(y).reshape(len(z), -1).astype(bool)
+    for j in range(s.shape[1]):
         assert got.per_class[j] == TH.search(s[:, j], yy[:, j], 0.9, 0.9, 0.05,
                                              special.expit(s[:, j]))
     assert got.global_rule == TH.search(s.ravel(), yy.ravel(), 0.9, 0.9, 0.1,
                                         special.expit(s.ravel()))
-    assert got.support.tolist() == yy.sum(axis=0).tolist()
 
 
 def _data(task, seed):
@@ -223,7 +232,6 @@ def test_later_passes_look_only_inside_the_window_and_count_the_same(tiny, monke
         z[:, 3] = 1.5
     if extremes:
         z.reshape(-1)[:5] = [1e30, -1e30, 0.0, 1e-30, -1e-30]
-    search = dict(precision=0.9, confidence=0.9, alpha=0.05, alpha_global=0.1)
     monkeypatch.setattr(sigmoid_passes, "WINDOW_SHARE", 1.0)
     windowed = []
     real_count = sigmoid_passes._count
@@ -234,7 +242,7 @@ def test_later_passes_look_only_inside_the_window_and_count_the_same(tiny, monke
 
     monkeypatch.setattr(sigmoid_passes, "_count", counting)
     seen = _pass_counts(monkeypatch)
-    got = sigmoid_passes.run(as_backend(z), y, t, task, search)
+    got = sigmoid_passes.run(as_backend(z), y, t, task, SEARCH)
     assert got.passes >= 2 and any(windowed)        # the window served the later passes
     got_counts = list(seen)
     everything = (np.full(z.shape[1:] or 1, -np.inf, dtype),
@@ -243,7 +251,7 @@ def test_later_passes_look_only_inside_the_window_and_count_the_same(tiny, monke
     monkeypatch.setattr(sigmoid_passes, "WINDOW_SHARE", 0.0)
     seen.clear()
     windowed.clear()
-    want = sigmoid_passes.run(as_backend(z), y, t, task, search)
+    want = sigmoid_passes.run(as_backend(z), y, t, task, SEARCH)
     assert not any(windowed)                        # every pair located
     assert got_counts == seen                       # pass by pass, cell by cell
     assert got.to_dict() == want.to_dict()
@@ -257,15 +265,8 @@ def test_whole_cells_gathered_and_partial_tiers_give_the_sorted_answer(tiny, mon
     monkeypatch.setattr(refinement, "GATHER_ALL", gather_all)
     monkeypatch.setattr(sigmoid_passes, "AHEAD_VALUES", ahead)
     z, y = make_multilabel(n=1500, c=4, seed=9)
-    search = dict(precision=0.9, confidence=0.9, alpha=0.05, alpha_global=0.1)
-    got = sigmoid_passes.run(as_backend(z), y, 2.5, "multilabel", search)
-    s = np.asarray(z, np.float64) / 2.5
-    yy = np.asarray(y).astype(bool)
-    for j in range(4):
-        assert got.per_class[j] == TH.search(s[:, j], yy[:, j], 0.9, 0.9, 0.05,
-                                             special.expit(s[:, j]))
-    assert got.global_rule == TH.search(s.ravel(), yy.ravel(), 0.9, 0.9, 0.1,
-                                        special.expit(s.ravel()))
+    got = sigmoid_passes.run(as_backend(z), y, 2.5, "multilabel", SEARCH)
+    _assert_sorted_thresholds(got, z, y, 2.5)
 
 
 def test_one_refinement_pass_asks_for_every_stage_at_once(monkeypatch):
@@ -273,17 +274,10 @@ def test_one_refinement_pass_asks_for_every_stage_at_once(monkeypatch):
     # the equal-mass edges all ask for their cells after the first pass: with
     # the default cells, one more pass decides all of them, exactly
     z, y = make_multilabel(n=20000, c=3, seed=8)
-    search = dict(precision=0.9, confidence=0.9, alpha=0.05, alpha_global=0.1)
-    got = sigmoid_passes.run(as_backend(z), y, 2.5, "multilabel", search)
+    got = sigmoid_passes.run(as_backend(z), y, 2.5, "multilabel", SEARCH)
     assert got.passes == 2
     monkeypatch.setattr(sigmoid_passes, "AHEAD_VALUES", -1)   # nothing asked ahead
-    step_by_step = sigmoid_passes.run(as_backend(z), y, 2.5, "multilabel", search)
+    step_by_step = sigmoid_passes.run(as_backend(z), y, 2.5, "multilabel", SEARCH)
     assert step_by_step.passes > 2
     assert step_by_step.to_dict() | {"passes": 2} == got.to_dict()
-    s = np.asarray(z, np.float64) / 2.5
-    yy = np.asarray(y).astype(bool)
-    for j in range(3):
-        assert got.per_class[j] == TH.search(s[:, j], yy[:, j], 0.9, 0.9, 0.05,
-                                             special.expit(s[:, j]))
-    assert got.global_rule == TH.search(s.ravel(), yy.ravel(), 0.9, 0.9, 0.1,
-                                        special.expit(s.ravel()))
+    _assert_sorted_thresholds(got, z, y, 2.5)
