@@ -281,3 +281,33 @@ def test_one_refinement_pass_asks_for_every_stage_at_once(monkeypatch):
     assert step_by_step.passes > 2
     assert step_by_step.to_dict() | {"passes": 2} == got.to_dict()
     _assert_sorted_thresholds(got, z, y, 2.5)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_may_reach_keeps_every_blob_any_piece_of_any_candidate_keeps(seed):
+    # the start's blob filter stops testing a candidate at its first piece that
+    # may reach, and a blob at its first such candidate: the blobs it keeps are
+    # those that testing every piece of every candidate keeps
+    rng = np.random.default_rng(seed)
+    m = 400
+    n = rng.integers(1, 60, m)
+    p = np.sort(rng.random(m))[::-1]
+    k = rng.binomial(n, p)
+    e = n * p
+    it = refinement.Items(value=np.zeros(m), exact=np.zeros(m, bool), node=np.arange(m),
+                          n=n, k=k, e=e, lo=np.zeros(m), hi=np.ones(m))
+    N, E = it.N, it.E
+    at = np.minimum(np.searchsorted(N, rng.integers(1, N[-1], 3000)), m - 1)
+    n_lo = np.maximum(N[at] - n[at] + 1, N[at] - rng.integers(0, 30, at.size)).astype(float)
+    # values' expected probabilities above and below the blobs' own rates: a
+    # candidate's most promising piece (by k / n) is not always its best one
+    emax = np.minimum(1.0, p[at] * rng.uniform(0.9, 1.1, at.size))
+    best = 0.75 + 0.05 * seed
+    for pieces in (1, TH._PIECES):
+        keep = TH._may_reach(it, N, E, at, n_lo, emax, pieces, best)
+        a, _, kk, _, _ = TH._pieces(it, N, E, at, n_lo, emax, pieces)
+        every = ~(special.betainc(np.maximum(kk, 1e-12), np.maximum(a - kk + 1, 1e-12),
+                                  best - 1e-9) > 0.05).all(axis=1)
+        assert not (keep & ~every).any()
+        assert 0 < np.unique(at[keep]).size < np.unique(at).size
+        np.testing.assert_array_equal(np.unique(at[keep]), np.unique(at[every]))
