@@ -383,24 +383,35 @@ def read_scores(spec: PathSpec,
 
 
 def read_labels(spec: PathSpec) -> FileArray:
-    """Labels from a path, a glob or a list (shards concatenated: labels are small)."""
+    """Labels from a path, a glob or a list.  Class ids (N,) are small and read
+    whole (shards concatenated); an (N, C) ``.npy`` of multilabel indicators can
+    be as large as the scores, so it stays a row source (shards end to end),
+    read a block at a time."""
     if not _is_many(spec):
         return load_labels(cast(StrPath, spec))
     paths = expand(spec if isinstance(spec, (list, tuple)) else [cast(StrPath, spec)])
-    parts = [np.asarray(load_labels(p)) for p in paths]
+    parts = [load_labels(p) for p in paths]
     for p, a in zip(paths[1:], parts[1:], strict=True):
         if a.shape[1:] != parts[0].shape[1:]:
             dims = "".join(f", {n}" for n in parts[0].shape[1:])
             raise invalid(_where(p, "labels"), f"labels of shape (*{dims}) like the first shard",
                           f"shape {a.shape}")
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    if len(parts) == 1:
+        return parts[0]
+    if all(isinstance(a, RowSource) for a in parts):
+        return ShardedRows(parts, f"labels shards ({len(parts)} files)")
+    return np.concatenate([np.asarray(a) for a in parts])
 
 
 def load_labels(path: StrPath) -> FileArray:
-    """Labels from a file (.npz/.pt dicts: the array named ``labels``)."""
+    """Labels from a file (.npz/.pt dicts: the array named ``labels``); an (N, C)
+    ``.npy`` with C > 1 stays a row source (:func:`read_labels`)."""
     arrays = load_arrays(path, "labels")
     if "" in arrays:
-        return np.asarray(arrays[""])
+        a = arrays[""]
+        # ((N, 1) is a column of class ids or binary labels: small, read whole)
+        return a if isinstance(a, RowSource) and a.ndim == 2 and a.shape[1] > 1 \
+            else np.asarray(a)
     key = next((k for k in LABEL_KEYS if k in arrays), None)
     if key is None:
         raise invalid(_where(path, "labels"), "an array named " + ", ".join(LABEL_KEYS),

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import io
 from .errors import invalid
+from .rows import RowSource
 
 #: Values per Dask block of rows (64 MiB of float32).
 DASK_BLOCK_ELEMENTS = 1 << 24
@@ -27,11 +28,12 @@ DASK_BLOCK_ELEMENTS = 1 << 24
 @dataclass(frozen=True)
 class OpenedScores:
     """Scores opened from files: ``scores`` (a numpy array, row source or dask
-    array), ``labels`` (a numpy array, or None), how errors name them
+    array), ``labels`` (a numpy array, a row source for (N, C) ``.npy`` labels,
+    or None), how errors name them
     (``scores_name``, ``labels_name``), and the Dask ``client`` when a cluster
     was asked for (closed by :meth:`close`, or leaving a ``with`` block)."""
     scores: Any
-    labels: np.ndarray | None
+    labels: np.ndarray | RowSource | None
     scores_name: str
     labels_name: str
     client: Any = None
@@ -91,7 +93,9 @@ def open_scores(scores: Any, labels: Any = None, scheduler: str | None = None,
     if scheduler is not None:
         client = connect(scheduler)
         s = as_dask(s)
-    return OpenedScores(s, None if y is None else np.asarray(y), describe(sp, "scores"),
+    if y is not None and not isinstance(y, RowSource):
+        y = np.asarray(y)
+    return OpenedScores(s, y, describe(sp, "scores"),
                         describe(lp or sp, "labels"), client)
 
 

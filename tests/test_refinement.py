@@ -185,6 +185,17 @@ def test_the_same_fit_from_an_array_a_file_shards_and_any_core_count(tmp_path, m
     assert _fit_dict(NpyRows(tmp_path / "z.npy"), y, task) == want
     shards = ShardedRows([NpyRows(tmp_path / f"s{i}.npy") for i in range(3)])
     assert _fit_dict(shards, y, task) == want
+    # labels from files too: (N, C) indicators stay a row source, read a block at
+    # a time like the scores (class ids are read whole)
+    np.save(tmp_path / "y.npy", y)
+    for i, (a, b) in enumerate(itertools.pairwise(cuts)):
+        np.save(tmp_path / f"y{i}.npy", y[a:b])
+    one = calibrate.io.read_labels(str(tmp_path / "y.npy"))
+    many = calibrate.io.read_labels([str(tmp_path / f"y{i}.npy") for i in range(3)])
+    stays = task == "multilabel"
+    assert isinstance(one, NpyRows) == stays and isinstance(many, ShardedRows) == stays
+    assert _fit_dict(str(tmp_path / "z.npy"), str(tmp_path / "y.npy"), task) == want
+    assert _fit_dict(shards, many, task) == want
     monkeypatch.setattr(local, "n_workers", lambda: 1)
     assert _fit_dict(z, y, task) == want
 
