@@ -11,7 +11,7 @@ import click
 import calibrate  # cheap: the library's modules load when a command uses them
 from calibrate.params import MAX_BOOTSTRAP  # stdlib only: cheap
 
-from .common import INPUT_CHOICES, SCHEDULER, inputs, open_inputs, out
+from .common import INPUT_CHOICES, SCHEDULER, columns, inputs, open_inputs, out
 from .common import fmt as _fmt
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only (numpy stays unloaded for --help)
@@ -51,10 +51,12 @@ HEADER = (f"{'class':<14}{'threshold':>10}{'precision':>10}{'held-out':>9}{'lowe
 
 def _row(name: object, r: Mapping[str, Any]) -> str:
     h = r.get("held_out") or {}
-    return (f"{str(name)[:13]:<14}{_fmt(r.get('threshold')):>10}{_fmt(r['precision']):>10}"
-            f"{_fmt(h.get('precision')):>9}{_fmt(h.get('lower_bound')):>9}"
-            f"{_fmt(r['recall']):>8}{_fmt(h.get('recall')):>9}{r['predicted']:>10}"
-            f"{r['support']:>9}  {r['status']}")
+    return (f"{str(name)[:13]:<14}"
+            + columns((_fmt(r.get("threshold")), 10), (_fmt(r["precision"]), 10),
+                      (_fmt(h.get("precision")), 9), (_fmt(h.get("lower_bound")), 9),
+                      (_fmt(r["recall"]), 8), (_fmt(h.get("recall")), 9), (r["predicted"], 10),
+                      (r["support"], 9))
+            + f"  {r['status']}")
 
 
 def format_evaluation(rep: EvaluationReport, thresholds_path: str) -> str:

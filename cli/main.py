@@ -18,7 +18,7 @@ import calibrate  # cheap: the library's modules load when a command uses them
 from calibrate.errors import CalibrateError, quote, unsafe_char
 from calibrate.outputs import Outputs, StreamError, Terminated  # stdlib only: cheap
 
-from .common import INPUT_CHOICES, SCHEDULER, fmt, inputs, open_inputs, out, progress
+from .common import INPUT_CHOICES, SCHEDULER, columns, fmt, inputs, open_inputs, out, progress
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only (numpy stays unloaded for --help)
     from calibrate import Calibrator
@@ -480,9 +480,10 @@ TABLE_HEADER = (f"{'class':<14}{'threshold':>10}{'precision':>10}{'recall':>8}{'
 
 
 def _row(name: object, r: ClassRow) -> str:
-    return (f"{str(name)[:13]:<14}{fmt(r.threshold):>10}{fmt(r.precision):>10}"
-            f"{fmt(r.recall):>8}{r.support:>9}{r.predicted:>10}"
-            f"{fmt(r.lower_bound):>9}  {r.status}")
+    return (f"{str(name)[:13]:<14}"
+            + columns((fmt(r.threshold), 10), (fmt(r.precision), 10), (fmt(r.recall), 8),
+                      (r.support, 9), (r.predicted, 10), (fmt(r.lower_bound), 9))
+            + f"  {r.status}")
 
 
 def _threshold_table(s: FitSummary) -> list[str]:

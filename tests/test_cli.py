@@ -820,3 +820,24 @@ def test_commands_ask_glibc_to_keep_freed_memory_for_the_next_block():
     if not hasattr(ctypes.CDLL(None), "mallopt"):
         pytest.skip("not glibc")
     assert cli_main._keep_freed_memory() is True
+
+
+def test_table_columns_never_run_together_with_wide_values():
+    # a 1M x 1000 multilabel fit printed a recall of 0.003313 against its
+    # precision ("0.94510.003313") and a support of 234165386 against the
+    # recall: a cell as wide as its column keeps a space before it
+    from calibrate.summary import ClassRow
+    from cli.evaluate import _row as evaluation_row
+    from cli.main import TABLE_HEADER, _row
+
+    wide = ClassRow("470", 0.9351, 0.9451, 0.003313, 234165386, 57019233, 0.057, 0.9062, "ok")
+    assert _row("470", wide).split() == ["470", "0.9351", "0.9451", "0.003313", "234165386",
+                                         "57019233", "0.9062", "ok"]
+    narrow = ClassRow("3", 0.5, 0.9, 0.25, 40, 12, 0.1, 0.8, "ok")
+    assert len(_row("3", narrow)) == len(TABLE_HEADER) - len("status") + len("ok")
+    r = {"threshold": 0.93, "precision": 0.9451, "recall": 0.003313, "predicted": 1234567890,
+         "support": 234165386, "status": "held",
+         "held_out": {"precision": 0.95, "lower_bound": 0.9062, "recall": 0.003313}}
+    assert evaluation_row("x", r).split() == ["x", "0.93", "0.9451", "0.95", "0.9062",
+                                              "0.003313", "0.003313", "1234567890",
+                                              "234165386", "held"]
