@@ -145,9 +145,17 @@ def accumulate(spec: TreeSpec, part: PassPart, g: np.ndarray, v: np.ndarray,
     leaf = spec.locate(g, v)
     v, correct = v.ravel(), correct.ravel()
     if spec.flat:                       # every value counted in its first-level cell
-        _count_nk(part, leaf, correct, spec.n_slots)
-        part.e += np.bincount(leaf, weights=expected(v) if callable(expected)
-                              else expected.ravel(), minlength=spec.n_slots)
+        # counted over the cells of these groups only: a count's cost grows with
+        # its length, and a pooled group's 8192 cells sit beside 1000 labels' 1024 each
+        ga = np.asarray(g)
+        if leaf.size == 0:
+            return
+        a, b = int(spec.offset[ga.min()]), int(spec.offset[ga.max() + 1])
+        if a:
+            leaf = leaf - a
+        _count_nk(part, leaf, correct, b - a, a)
+        part.e[a:b] += np.bincount(leaf, weights=expected(v) if callable(expected)
+                                   else expected.ravel(), minlength=b - a)
         return
     ok = np.flatnonzero(leaf >= 0)
     ok = ok[spec.wanted[leaf[ok]]]
@@ -167,12 +175,14 @@ def accumulate(spec: TreeSpec, part: PassPart, g: np.ndarray, v: np.ndarray,
         part.gathered.append((leaf[gat], v[gat], correct[gat].astype(bool), expected[gat]))
 
 
-def _count_nk(part: PassPart, leaf: np.ndarray, correct: np.ndarray, size: int) -> None:
+def _count_nk(part: PassPart, leaf: np.ndarray, correct: np.ndarray, size: int,
+              at: int = 0) -> None:
     """Values and correct values per cell in one count: cell 2 * leaf + correct
-    (a second count over a boolean selection costs twice as much)."""
+    (a second count over a boolean selection costs twice as much), for the
+    ``size`` cells from ``at``."""
     nk = np.bincount(2 * leaf + correct, minlength=2 * size).reshape(size, 2)
-    part.k += nk[:, 1]
-    part.n += nk[:, 0] + nk[:, 1]
+    part.k[at:at + size] += nk[:, 1]
+    part.n[at:at + size] += nk[:, 0] + nk[:, 1]
 
 
 def tabulate(gathered: list) -> Tables | None:
