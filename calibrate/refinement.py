@@ -172,7 +172,9 @@ def accumulate(spec: TreeSpec, part: PassPart, g: np.ndarray, v: np.ndarray,
         _count_nk(part, lf, correct[plain], part.n.size)
         part.e += np.bincount(lf, weights=expected[plain], minlength=part.n.size)
     if gat.any():
-        part.gathered.append((leaf[gat], v[gat], correct[gat].astype(bool), expected[gat]))
+        # (cells number far below 2 ** 31: half the memory of int64 for the cell ids)
+        part.gathered.append((leaf[gat].astype(np.int32), v[gat], correct[gat].astype(bool),
+                              expected[gat]))
 
 
 def _count_nk(part: PassPart, leaf: np.ndarray, correct: np.ndarray, size: int,
@@ -187,12 +189,25 @@ def _count_nk(part: PassPart, leaf: np.ndarray, correct: np.ndarray, size: int,
 
 def tabulate(gathered: list) -> Tables | None:
     """Per gathered cell, its table of distinct values (decreasing) with their
-    count n, correct count k and expected sum e (None when nothing was gathered)."""
+    count n, correct count k and expected sum e (None when nothing was gathered).
+    Consumes ``gathered``: the list is emptied as its values are copied."""
     if not gathered:
         return None
-    lf, v, c, e = (np.concatenate([g[i] for g in gathered]) for i in range(4))
+    # a column at a time, each piece's column let go once copied: the gathered
+    # values are a pass's largest memory
+    cols = []
+    for i in range(4):
+        cols.append(np.concatenate([g[i] for g in gathered]))
+        gathered[:] = [(None,) * (i + 1) + g[i + 1:] for g in gathered]
+    gathered.clear()
+    lf, v, c, e = cols
+    del cols
     order = np.lexsort((-v, lf))
-    lf, v, c, e = lf[order], v[order], c[order], e[order]
+    lf = lf[order]
+    v = v[order]
+    c = c[order]
+    e = e[order]
+    del order
     starts = np.flatnonzero(np.r_[True, (lf[1:] != lf[:-1]) | (v[1:] != v[:-1])])
     n_v = np.diff(np.r_[starts, lf.size])
     k_v = np.add.reduceat(c.astype(np.int64), starts)

@@ -193,43 +193,73 @@ def _count(spec: refinement.TreeSpec, part: refinement.PassPart, layout: Layout,
         refinement.accumulate(spec, part, g, v, o, special.expit if p is None else p)
 
 
+@dataclass(frozen=True)
+class Window:
+    """Where a later pass looks: per view with cells counted this pass (a label's
+    group, the pooled groups), ``z * scale + shift`` in the logits' own float
+    type is a pair's position in its first-level cells (per column; ``base``
+    the column's first cell), and ``table`` marks the cells within one of a
+    wanted one.  The estimate is within a quarter of a cell of the exact
+    position (see :func:`_window`), so every pair the pass counts is inside."""
+    views: tuple[tuple[np.ndarray, np.ndarray, Any, np.ndarray, np.ndarray], ...]
+    dtype: np.dtype
+
+    def inside(self, z: np.ndarray) -> np.ndarray:
+        """Whether each logit of the (r, C) block may fall in a wanted cell."""
+        out = np.zeros(z.shape, bool)
+        with np.errstate(over="ignore", invalid="ignore"):
+            for scale, shift, base, top, table in self.views:
+                u = z * scale
+                u += shift
+                np.clip(u, 0, top, out=u)
+                cell = u.astype(np.int32)
+                if base is not None:
+                    cell += base
+                out |= table[cell]
+        return out
+
+
 def _window(spec: refinement.TreeSpec, layout: Layout, t: np.ndarray,
-            dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Per column, bounds (in ``dtype``, the logits' own) outside which no logit
-    of that column falls in a cell this pass counts: the hull of the wanted
-    first-level cells of its label's group, of the pooled groups (after: in
-    units of its temperature), widened far beyond any rounding of the
-    division or of the cell arithmetic."""
+            dtype: np.dtype) -> Window | None:
+    """The :class:`Window` of a later pass over logits of ``dtype``, or None (every
+    pair located) where a group's range sits so far from zero next to its width
+    that ``dtype`` cannot place a logit within a quarter of a cell.  In cells, the
+    estimate errs by at most (|position| + |shift|) * 2 eps (eps the dtype's
+    machine epsilon, twice its unit roundoff: rounding the scale, the shift,
+    the product and the sum); the position matters only within two cells of
+    the first-level range (farther out both clip to the same end cell), where
+    the error is below (cells + 2 + |shift|) * 2 eps: asked to stay under a
+    quarter of a cell, and the table widened by one cell each way."""
     c = layout.n_classes
-    lo, hi = np.full(c, np.inf), np.full(c, -np.inf)
+    eps = float(np.finfo(dtype).eps)
+    views = []
 
-    def hull(g: int) -> tuple[float, float] | None:
-        a = int(spec.offset[g])
-        w = np.flatnonzero(spec.roots_wanted[a:int(spec.offset[g + 1])])
-        if w.size == 0:
-            return None
-        if spec.root_scale[g] == 0:      # one cell holds every value
-            return -np.inf, np.inf
-        slack = 1e-6 / spec.root_scale[g]
-        v0, v1 = float(spec.lo[a + w[0]]), float(spec.hi[a + w[-1]])
-        with np.errstate(invalid="ignore"):
-            return (v0 - slack - 1e-9 * abs(v0) if np.isfinite(v0) else v0,
-                    v1 + slack + 1e-9 * abs(v1) if np.isfinite(v1) else v1)
+    def view(g: Any, per_column: np.ndarray) -> bool:
+        g = np.asarray(g)
+        first, last = int(spec.offset[g.min()]), int(spec.offset[g.max() + 1])
+        w = spec.roots_wanted[first:last]
+        if not w.any():
+            return True
+        table = w.copy()
+        table[1:] |= w[:-1]
+        table[:-1] |= w[1:]
+        scale = spec.root_scale[g] * per_column      # per column
+        shift = np.broadcast_to(-spec.root_lo[g] * spec.root_scale[g], (c,))
+        top = np.broadcast_to(spec.bins[g] - 1, (c,))
+        if not np.all(np.isfinite(scale)) or not np.all(np.isfinite(shift)) or \
+                (float(top.max()) + 3 + float(np.max(np.abs(shift)))) * 4 * eps > 0.5:
+            return False
+        base = (spec.offset[g] - first).astype(np.int32) if g.ndim else None
+        views.append((scale.astype(dtype), shift.astype(dtype), base, top.astype(dtype), table))
+        return True
 
-    def widen(j: Any, h: tuple[float, float] | None, scale: Any) -> None:
-        if h is not None:
-            lo[j] = np.minimum(lo[j], h[0] * scale)
-            hi[j] = np.maximum(hi[j], h[1] * scale)
-
+    ok = True
     if layout.per_label:
-        for j in np.flatnonzero(spec.groups_wanted[:c]):
-            widen(j, hull(int(j)), t[j])
+        ok &= view(np.arange(c), 1.0 / t)
     if layout.pooled_group:
-        widen(slice(None), hull(layout.pooled_after), t)
-    widen(slice(None), hull(layout.pooled_before), 1.0)
-    with np.errstate(over="ignore"):
-        return (np.nextafter(lo.astype(dtype), dtype.type(-np.inf)),
-                np.nextafter(hi.astype(dtype), dtype.type(np.inf)))
+        ok &= view(layout.pooled_after, 1.0 / t)
+    ok &= view(layout.pooled_before, np.ones(c))
+    return Window(tuple(views), dtype) if ok else None
 
 
 def _first_pass(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarray,
@@ -248,16 +278,15 @@ def _first_pass(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarr
 
 
 def _next_pass(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarray,
-               spec: refinement.TreeSpec, layout: Layout, window: tuple) -> None:
+               spec: refinement.TreeSpec, layout: Layout, window: Window | None) -> None:
     """Count the wanted cells' pairs.  Later passes want a few cells: the pairs
-    whose logits lie in their columns' ``window`` are found on the logits as
-    they are, and only those are converted and located (the same counts, in
-    the same order, as locating every pair)."""
+    that may fall in them are found on the logits as they are (``window``),
+    and only those are converted and located (the same counts, in the same
+    order, as locating every pair)."""
     z = np.asarray(zc)
     z = z.reshape(z.shape[0], -1)
-    lo, hi = window
-    if lo.dtype == z.dtype:
-        inside = (z >= lo) & (z <= hi)
+    if window is not None and window.dtype == z.dtype:
+        inside = window.inside(z)
         if np.count_nonzero(inside) <= WINDOW_SHARE * z.size:
             idx = np.flatnonzero(inside)
             v, s, o = _pair_values(z, yc, temperature, idx)

@@ -216,7 +216,7 @@ def _pass_counts(monkeypatch):
     real_add = refinement.Tree.add
 
     def add(tree, part):
-        t = refinement.tabulate(part.gathered)
+        t = refinement.tabulate(list(part.gathered))     # (a copy: tabulate consumes it)
         seen.append((part.n.tolist(), part.k.tolist(), part.e.tolist(),
                      None if t is None else (t.nodes.tolist(), t.value.tolist(), t.n.tolist(),
                                              t.k.tolist(), t.e.tolist())))
@@ -228,21 +228,28 @@ def _pass_counts(monkeypatch):
 
 @pytest.mark.parametrize("task", ["binary", "multilabel"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("extremes", [False, True])
+@pytest.mark.parametrize("case", ["plain", "extremes", "far"])
 def test_later_passes_look_only_inside_the_window_and_count_the_same(tiny, monkeypatch,
-                                                                     task, dtype, extremes):
+                                                                     task, dtype, case):
     # every later pass goes through the window here; ties, a constant column,
-    # extreme logits (infinite ones are refused before) and temperatures a
-    # thousand times apart: each pass must count exactly what locating every
-    # pair counts
+    # extreme logits (infinite ones are refused before), temperatures a
+    # thousand times apart, and ("far") logits far from zero next to their
+    # spread, where a float32 cell position is off by a hundredth of a cell:
+    # each pass must count exactly what locating every pair counts
     z, y = (make_binary(n=2000, seed=7, dtype=dtype) if task == "binary"
             else make_multilabel(n=1500, c=4, seed=7, dtype=dtype))
     z = np.round(z, 1)
     t = 2.5 if task == "binary" else np.array([0.05, 2.5, 50.0, 1.0])
     if task == "multilabel":
         z[:, 3] = 1.5
-    if extremes:
+    if case == "extremes":
         z.reshape(-1)[:5] = [1e30, -1e30, 0.0, 1e-30, -1e-30]
+    if case == "far":
+        z = (z * 0.001 + 10).astype(dtype)
+    window = sigmoid_passes._window(
+        refinement.Tree(np.full(3, 10.0), np.full(3, 10.001), np.full(3, 1024)).spec(),
+        sigmoid_passes.Layout(1, True), np.ones(1), np.dtype(dtype))
+    assert (window is None) == (dtype == np.float32)    # too far for float32 there
     monkeypatch.setattr(sigmoid_passes, "WINDOW_SHARE", 1.0)
     windowed = []
     real_count = sigmoid_passes._count
@@ -256,9 +263,7 @@ def test_later_passes_look_only_inside_the_window_and_count_the_same(tiny, monke
     got = sigmoid_passes.run(as_backend(z), y, t, task, SEARCH)
     assert got.passes >= 2 and any(windowed)        # the window served the later passes
     got_counts = list(seen)
-    everything = (np.full(z.shape[1:] or 1, -np.inf, dtype),
-                  np.full(z.shape[1:] or 1, np.inf, dtype))
-    monkeypatch.setattr(sigmoid_passes, "_window", lambda *a: everything)
+    monkeypatch.setattr(sigmoid_passes, "_window", lambda *a: None)
     monkeypatch.setattr(sigmoid_passes, "WINDOW_SHARE", 0.0)
     seen.clear()
     windowed.clear()
@@ -322,3 +327,68 @@ def test_may_reach_keeps_every_blob_any_piece_of_any_candidate_keeps(seed):
         assert not (keep & ~every).any()
         assert 0 < np.unique(at[keep]).size < np.unique(at).size
         np.testing.assert_array_equal(np.unique(at[keep]), np.unique(at[every]))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_window_finds_every_logit_of_a_wanted_cell_at_its_precision_limit(seed):
+    # logits on and beside the first-level cell edges, of groups whose range
+    # sits as far from zero as the window's float32 estimate allows (shift up
+    # to ~9e5 cells) or that it refuses: every logit whose exact cell is wanted
+    # (any view) is inside; a range too far gives no window
+    import dataclasses
+
+    rng = np.random.default_rng(seed)
+    c = 3
+    layout = sigmoid_passes.Layout(c, True)
+    t = rng.uniform(0.3, 3.0, c)
+    width = 10.0 ** rng.uniform(-3, 1, layout.n_groups)
+    bins = np.array([1024] * c + [8192, 8192])
+    limit = 0.5 / (4 * np.finfo(np.float32).eps) - bins - 3       # |shift| the guard allows
+    shift = limit * rng.uniform(0.5, 1.0, layout.n_groups) if seed % 3 else \
+        limit * np.r_[np.full(layout.n_groups - 1, 0.5), 1.1]     # one group too far
+    lo = np.sign(rng.standard_normal(layout.n_groups)) * shift * width / bins
+    tree = refinement.Tree(lo, lo + width, bins)
+    spec = tree.spec()
+    wanted = rng.random(spec.size) < 0.05
+    spec = dataclasses.replace(spec, roots_wanted=wanted, wanted=wanted)
+    window = sigmoid_passes._window(spec, layout, t, np.dtype(np.float32))
+    if seed % 3 == 0:
+        assert window is None
+        return
+    assert window is not None
+    # per column: logits at every cell edge of each view that sees it, and one
+    # and two float32 steps beside them
+    cols = []
+    for j in range(c):
+        edges = [lo[j] + width[j] * np.arange(bins[j] + 1) / bins[j]]   # label j, s units
+        for g in (c, c + 1):
+            e = lo[g] + width[g] * np.arange(bins[g] + 1) / bins[g]
+            edges.append(e)
+        zs = np.concatenate([edges[0] * t[j], edges[1] * t[j], edges[2]]).astype(np.float32)
+        zs = np.concatenate([zs, np.nextafter(zs, np.float32(np.inf)),
+                             np.nextafter(zs, np.float32(-np.inf))])
+        cols.append(zs)
+    n = min(len(x) for x in cols)
+    z = np.stack([x[:n] for x in cols], axis=1)
+    flat = dataclasses.replace(spec, flat=True)
+    v = z.astype(np.float64)
+    hit = wanted[flat.locate(np.arange(c), v / t).reshape(z.shape)]
+    hit |= wanted[flat.locate(layout.pooled_after, v / t).reshape(z.shape)]
+    hit |= wanted[flat.locate(layout.pooled_before, v).reshape(z.shape)]
+    assert hit.sum() > 100
+    inside = window.inside(z)
+    assert not (hit & ~inside).any()
+    assert inside.mean() < 0.5                      # and it does leave most out
+
+
+def test_tabulate_gives_each_cells_distinct_values_and_consumes_the_list():
+    pieces = [(np.array([5, 2, 5], np.int32), np.array([0.5, 1.0, 0.7]),
+               np.array([True, False, False]), np.array([0.1, 0.2, 0.3])),
+              (np.array([5, 2], np.int32), np.array([0.5, 3.0]), np.array([True, True]),
+               np.array([0.4, 0.5]))]
+    t = refinement.tabulate(pieces)
+    assert pieces == []
+    assert t.nodes.tolist() == [2, 5] and t.cuts.tolist() == [0, 2, 4]
+    assert t.value.tolist() == [3.0, 1.0, 0.7, 0.5]          # decreasing in each cell
+    assert t.n.tolist() == [1, 1, 1, 2] and t.k.tolist() == [1, 0, 0, 2]
+    np.testing.assert_allclose(t.e, [0.5, 0.2, 0.3, 0.5])
