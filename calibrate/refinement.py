@@ -147,9 +147,9 @@ def accumulate(spec: TreeSpec, part: PassPart, g: np.ndarray, v: np.ndarray,
     if spec.flat:                       # every value counted in its first-level cell
         # counted over the cells of these groups only: a count's cost grows with
         # its length, and a pooled group's 8192 cells sit beside 1000 labels' 1024 each
-        ga = np.asarray(g)
         if leaf.size == 0:
             return
+        ga = np.asarray(g)
         a, b = int(spec.offset[ga.min()]), int(spec.offset[ga.max() + 1])
         if a:
             leaf = leaf - a
