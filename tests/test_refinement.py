@@ -392,3 +392,16 @@ def test_tabulate_gives_each_cells_distinct_values_and_consumes_the_list():
     assert t.value.tolist() == [3.0, 1.0, 0.7, 0.5]          # decreasing in each cell
     assert t.n.tolist() == [1, 1, 1, 2] and t.k.tolist() == [1, 0, 0, 2]
     np.testing.assert_allclose(t.e, [0.5, 0.2, 0.3, 0.5])
+
+
+def test_label_columns_of_one_are_read_whole_and_fit_as_before(tmp_path):
+    # an (N, 1) label file is a column of binary labels or class ids, not
+    # multilabel indicators: read whole, it fits as the (N,) labels do
+    for task, (z, y) in (("binary", make_binary(n=3000, seed=3)),
+                         ("multiclass", make_multiclass(n=3000, c=4, seed=3))):
+        np.save(tmp_path / "z.npy", z)
+        np.save(tmp_path / "y1.npy", np.asarray(y).reshape(-1, 1))
+        col = calibrate.io.read_labels(str(tmp_path / "y1.npy"))
+        assert isinstance(col, np.ndarray) and col.shape == (3000, 1)
+        assert _fit_dict(str(tmp_path / "z.npy"), str(tmp_path / "y1.npy"), task) == \
+            _fit_dict(z, y, task)
