@@ -827,8 +827,8 @@ def test_table_columns_never_run_together_with_wide_values():
     # precision ("0.94510.003313") and a support of 234165386 against the
     # recall: a cell as wide as its column keeps a space before it
     from calibrate.summary import ClassRow
-    from cli.evaluate import _row as evaluation_row
-    from cli.main import TABLE_HEADER, _row
+    from calibrate_cli.evaluate import _row as evaluation_row
+    from calibrate_cli.main import TABLE_HEADER, _row
 
     wide = ClassRow("470", 0.9351, 0.9451, 0.003313, 234165386, 57019233, 0.057, 0.9062, "ok")
     assert _row("470", wide).split() == ["470", "0.9351", "0.9451", "0.003313", "234165386",

@@ -12,7 +12,7 @@ from calibrate import io
 from calibrate.backends import local
 from calibrate.rows import NpyRows, ShardedRows
 from calibrate_cli.main import cli
-from conftest import make_multiclass
+from conftest import make_multiclass, make_multilabel
 
 
 @pytest.fixture
@@ -182,6 +182,16 @@ def test_local_cluster_two_workers(data, tmp_path, monkeypatch):
         assert res.exit_code == 0, res.output
         c = calibrate.load(tmp_path / "c.json")
         assert c.temperature == a.temperature and c.decision_thresholds == a.decision_thresholds
+        # multilabel: the (N, C) label file stays a row source beside the dask scores
+        zm, ym = make_multilabel(n=3000, c=5, seed=4)
+        np.save(tmp_path / "zm.npy", zm)
+        np.save(tmp_path / "ym.npy", ym)
+        res = CliRunner().invoke(cli, ["fit", "zm.npy", "--labels", "ym.npy", "-o", "m.json",
+                                       "--scheduler", cluster.scheduler_address])
+        assert res.exit_code == 0, res.output
+        m, want = calibrate.load(tmp_path / "m.json"), calibrate.fit(zm, ym)
+        assert np.array_equal(m.temperature, want.temperature)
+        assert m.decision_thresholds == want.decision_thresholds
 
 
 def test_zero_dimensional_npy_refused(tmp_path):
