@@ -343,15 +343,16 @@ def _sigmoid_stats(zc: npt.ArrayLike, yc: npt.ArrayLike, beta: npt.ArrayLike,
     a = zc * (bvec.astype(zc.dtype) if zc.dtype == np.float32 else bvec)
     nll, sig = _softplus_and_sigmoid(a, o)
     y = o.astype(zc.dtype)
+    curv = sig * (1 - sig) * zc * zc
     rows = [nll.sum(axis=0, dtype=np.float64),
             ((sig - y) * zc).sum(axis=0, dtype=np.float64),
-            (sig * (1 - sig) * zc * zc).sum(axis=0, dtype=np.float64),
+            curv.sum(axis=0, dtype=np.float64),
             ((0.5 - y) * zc).sum(axis=0, dtype=np.float64)]
     if nll_at_one:
         rows.append(_softplus_and_sigmoid(z0.astype(zc.dtype, copy=False), o)[0]
                     .sum(axis=0, dtype=np.float64))
     if third:
-        w3 = sig * (1 - sig) * zc * zc * zc
+        w3 = curv * zc        # s (1 - s) z^3, the same products in the same order
         rows.append((w3 * (1 - 2 * sig)).sum(axis=0, dtype=np.float64))
         rows.append((w3 * zc * (1 - 6 * sig * (1 - sig))).sum(axis=0, dtype=np.float64))
     return np.stack(rows)
