@@ -77,6 +77,12 @@ class TreeSpec:
         first pass), never one per cell of a large tree for a few wanted ones."""
         return self.size if self.slot is None else int(self.wanted.sum())
 
+    def cells_of(self, g: Any) -> tuple[int, int]:
+        """The first-level cells [first, last) of group ``g`` (or of the groups
+        of an array ``g``, contiguous)."""
+        g = np.asarray(g)
+        return int(self.offset[g.min()]), int(self.offset[g.max() + 1])
+
     @property
     def groups_wanted(self) -> np.ndarray:
         """Per group, whether any of its cells is counted in this pass."""
@@ -149,8 +155,7 @@ def accumulate(spec: TreeSpec, part: PassPart, g: np.ndarray, v: np.ndarray,
         # its length, and a pooled group's 8192 cells sit beside 1000 labels' 1024 each
         if leaf.size == 0:
             return
-        ga = np.asarray(g)
-        a, b = int(spec.offset[ga.min()]), int(spec.offset[ga.max() + 1])
+        a, b = spec.cells_of(g)
         if a:
             leaf = leaf - a
         _count_nk(part, leaf, correct, b - a, a)

@@ -236,7 +236,7 @@ def _window(spec: refinement.TreeSpec, layout: Layout, t: np.ndarray,
 
     def view(g: Any, per_column: np.ndarray) -> bool:
         g = np.asarray(g)
-        first, last = int(spec.offset[g.min()]), int(spec.offset[g.max() + 1])
+        first, last = spec.cells_of(g)
         w = spec.roots_wanted[first:last]
         if not w.any():
             return True
@@ -267,7 +267,7 @@ def _first_pass(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarr
                 n_pairs: int, log_loss: bool) -> None:
     """The summary's sums a slice of the block at a time (their temporaries stay
     in cache), the tree's counts for the whole block at once (each count costs
-    a pass over all the tree's cells)."""
+    a pass over its groups' cells)."""
     assert acc.before is not None and acc.after is not None   # made by the first pass's init
     z, s, o = _pair_values(zc, yc, temperature)
     pb, pa = np.empty_like(z), np.empty_like(s)
