@@ -28,9 +28,10 @@ def binned(p: np.ndarray, r: np.ndarray, m: int) -> np.ndarray:
     j = 0..m: each point's weight split between its two neighbouring nodes.
     Sums of blocks' binnings are the binning of all of them."""
     pos = np.clip(p, 0.0, 1.0) * m
-    j = pos.astype(np.intp)                 # truncation: the floor, pos >= 0
-    np.minimum(j, m - 1, out=j)
-    frac = pos - j
+    node = np.floor(pos, dtype=np.float64)  # (a float: pos - node needs no conversion)
+    np.minimum(node, m - 1, out=node)
+    frac = pos - node
+    j = node.astype(np.intp)
     upper = r * frac
     out = np.bincount(j, weights=r - upper, minlength=m + 1)
     out[1:] += np.bincount(j, weights=upper, minlength=m)
