@@ -465,7 +465,7 @@ def _live_blobs(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.
     if live.size > 256:
         # a few points' lower bounds first raise the bar the free bound must clear
         probe = live[np.linspace(0, live.size - 1, 64).astype(np.int64)]
-        lo_p, _ = _bound_lb(it, N, E, at[probe], n_lo[probe], emin[probe], emax[probe], 1)
+        lo_p = _lowest_lb(it, N, E, at[probe], n_lo[probe], emin[probe], 1)
         best = max(best, float(lo_p.max()))
         live = live[np.minimum(1.0, e_end[live] / n_lo[live]) >= best]
     for pieces in (1, _PIECES):
@@ -476,18 +476,19 @@ def _live_blobs(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.
 
 
 def _pieces(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.ndarray,
-            emax: np.ndarray, pieces: int) -> tuple:
+            emax: np.ndarray | None, pieces: int) -> tuple:
     """The range of counts of the candidate at each of ``at`` (a blob), [n_lo,
     the blob's end], cut in ``pieces``: per piece its lowest count a and highest
-    b, and the most its expected sum can be at b (the blob's start plus b - start
-    values of at most ``emax`` each); with the blob's start (n, e)."""
+    b, and (given ``emax``, else None) the most its expected sum can be at b
+    (the blob's start plus b - start values of at most ``emax`` each); with
+    the blob's start (n, e)."""
     n_before, e_before = (N - it.n)[at], (E - it.e)[at]
     n_hi = N[at].astype(np.float64)
     cuts = n_lo[:, None] + (n_hi - n_lo)[:, None] * np.linspace(0, 1, pieces + 1)
     a = np.maximum(np.floor(cuts[:, :-1]), n_lo[:, None])
     b = np.minimum(np.ceil(cuts[:, 1:]), n_hi[:, None])
-    e_top = np.minimum(E[at][:, None], e_before[:, None] + (b - n_before[:, None])
-                       * emax[:, None])
+    e_top = None if emax is None else \
+        np.minimum(E[at][:, None], e_before[:, None] + (b - n_before[:, None]) * emax[:, None])
     return a, b, e_top, n_before, e_before
 
 
@@ -508,6 +509,7 @@ def _may_reach(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.n
     # live candidate is most often shown live by its first piece tested
     rank = np.argsort(-(k / a), axis=1, kind="stable")
     keep = np.zeros(at.size, bool)
+    shown = np.zeros(it.n.size, bool)        # the blobs (items) shown live so far
     todo = np.arange(at.size)
     for col in range(pieces):
         piece = rank[todo, col]
@@ -516,30 +518,29 @@ def _may_reach(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.n
             below = special.betainc(np.maximum(ka, 1e-12), np.maximum(aa - ka + 1, 1e-12), p) \
                 > guarantee.START_LEVEL
         keep[todo[~below]] = True
+        shown[at[todo[~below]]] = True
         todo = todo[below]
         if col + 1 < pieces and todo.size:   # a blob shown live needs no more witnesses
-            todo = todo[~np.isin(at[todo], at[keep])]
+            todo = todo[~shown[at[todo]]]
     return keep
 
 
-def _bound_lb(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.ndarray,
-              emin: np.ndarray, emax: np.ndarray, pieces: int) -> tuple:
-    """Lower and upper bounds on the expected lower bound of the candidate at each
-    of ``at`` (exact where the item is exact; ``emin``, ``emax`` bound its
-    values' expected probabilities).  In a blob the candidate's count n lies in
-    [n_lo, the blob's end] and its expected sum is the blob's start plus
-    (n - start) values each within [emin, emax]; the range of n is cut in
-    pieces, and the bound is taken per piece (the expected lower bound grows
-    with the expected sum, falls with n)."""
-    a, b, e_top, n_before, e_before = _pieces(it, N, E, at, n_lo, emax, pieces)
+def _lowest_lb(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.ndarray,
+               emin: np.ndarray, pieces: int) -> np.ndarray:
+    """A lower bound on the expected lower bound of the candidate at each of
+    ``at`` (exact where the item is exact; ``emin`` the least expected
+    probability of its values).  In a blob the candidate's count n lies in
+    [n_lo, the blob's end] and its expected sum is at least the blob's start
+    plus (n - start) values of ``emin``; the range of n is cut in pieces, and
+    the bound is taken per piece (the expected lower bound grows with the
+    expected sum, falls with n)."""
+    a, b, _, n_before, e_before = _pieces(it, N, E, at, n_lo, None, pieces)
     e_bot = e_before[:, None] + (a - n_before[:, None]) * emin[:, None]
-    hi_b = guarantee.expected_lower_bound(e_top, a).max(axis=1)
     lo_b = guarantee.expected_lower_bound(e_bot, b).min(axis=1)
     exact = it.exact[at]
     if exact.any():
-        lb = guarantee.expected_lower_bound(E[at][exact], N[at][exact])
-        hi_b[exact] = lo_b[exact] = lb
-    return lo_b, hi_b
+        lo_b[exact] = guarantee.expected_lower_bound(E[at][exact], N[at][exact])
+    return lo_b
 
 
 def _p_upper(it: Any, N: np.ndarray, K: np.ndarray, p: float, idx: np.ndarray) -> np.ndarray:
