@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import CalibrateError, invalid, quote
-from .outputs import StrPath, atomic_write, check_writable  # noqa: F401
+from .outputs import StrPath, atomic_write, check_writable, is_pattern  # noqa: F401
 from .outputs import check_output_suffix as _check_suffix
 from .rows import NpyRows, RowSource, ShardedRows, expand, open_regular, read_npy_header
 
@@ -357,8 +357,7 @@ def load_scores(path: StrPath,
 
 
 def _is_many(spec: PathSpec) -> bool:
-    return isinstance(spec, (list, tuple)) or any(ch in os.fspath(cast(StrPath, spec))
-                                                  for ch in "*?[")
+    return isinstance(spec, (list, tuple)) or is_pattern(cast(StrPath, spec))
 
 
 def read_scores(spec: PathSpec,

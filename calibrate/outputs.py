@@ -240,6 +240,14 @@ class Output:
         return f"{self.role} {quote(self.path)}"
 
 
+def is_pattern(path: StrPath) -> bool:
+    """Whether ``path`` is a glob pattern (``*``, ``?``, ``[``): a path that
+    names an existing file or folder is taken as it is, even with those
+    characters in its name (``run[1].npy`` is that file, not ``run1.npy``)."""
+    p = os.fspath(path)
+    return any(ch in p for ch in "*?[") and not os.path.lexists(p)
+
+
 class Outputs:
     """The outputs of one command, written as one (see the module docstring).
 
@@ -254,7 +262,7 @@ class Outputs:
             if spec is None:
                 continue
             spec = os.fspath(spec)
-            found = sorted(_glob.glob(spec)) if any(ch in spec for ch in "*?[") else [spec]
+            found = sorted(_glob.glob(spec)) if is_pattern(spec) else [spec]
             self.inputs += [(role, p) for p in found]
         self.outputs: list[Output] = []
 

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import invalid
-from .outputs import StrPath, file_kind
+from .outputs import StrPath, file_kind, is_pattern
 
 
 class RowSource:
@@ -307,11 +307,11 @@ class MappedRows(RowSource):
 
 
 def expand(paths: Iterable[StrPath]) -> list[str]:
-    """Sorted file list from paths and glob patterns (``*``, ``?``, ``[``)."""
+    """Sorted file list from paths and glob patterns (:func:`is_pattern`)."""
     out = []
     for p in paths:
         p = os.fspath(p)
-        if any(ch in p for ch in "*?["):
+        if is_pattern(p):
             found = sorted(_glob.glob(p))
             if not found:
                 raise invalid(f"pattern '{p}'", "at least one matching file", "none")

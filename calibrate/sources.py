@@ -20,6 +20,7 @@ import numpy as np
 
 from . import io
 from .errors import invalid
+from .outputs import is_pattern
 from .rows import RowSource
 
 #: Values per Dask block of rows (64 MiB of float32).
@@ -61,7 +62,7 @@ def _paths(spec: Any) -> list[str]:
 
 def describe(paths: Sequence[str], role: str) -> str:
     """How errors name an input: ``scores file 'x.npy'`` or ``scores shards 'a b'``."""
-    if len(paths) == 1 and not any(ch in paths[0] for ch in "*?["):
+    if len(paths) == 1 and not is_pattern(paths[0]):
         return f"{role} file '{paths[0]}'"
     return f"{role} shards '{' '.join(paths)}'"
 

@@ -98,6 +98,25 @@ def test_open_scores_reads_files_globs_and_shards(tmp_path):
     assert sources.open_scores(tmp_path / "z0.npy", require_labels=False).labels is None
 
 
+def test_an_existing_path_is_read_as_named_even_with_glob_characters(tmp_path):
+    # "run[1].npy" is that file, not the pattern matching "run1.npy"; a
+    # pattern matching nothing is still refused, naming the pattern
+    z, y = make_multiclass(n=300, c=4)
+    np.save(tmp_path / "run[1].npy", z)
+    np.save(tmp_path / "run1.npy", 3 * z)
+    np.save(tmp_path / "lab[1].npy", y)
+    o = sources.open_scores(str(tmp_path / "run[1].npy"), str(tmp_path / "lab[1].npy"))
+    assert np.array_equal(np.asarray(o.scores), z) and np.array_equal(o.labels, y)
+    assert o.scores_name == f"scores file '{tmp_path}/run[1].npy'"
+    want = calibrate.fit(z, y).temperature
+    assert calibrate.fit(str(tmp_path / "run[1].npy"), str(tmp_path / "lab[1].npy")) \
+        .temperature == want
+    assert calibrate.fit(str(tmp_path / "run1.npy"), y).temperature != want
+    assert calibrate.fit(str(tmp_path / "run[1]*.npy"), y).temperature != want  # run1.npy
+    with pytest.raises(CalibrateError, match=r"pattern '.*run\[2\]\.npy'"):
+        calibrate.fit(str(tmp_path / "run[2].npy"), y)
+
+
 def test_as_dask_cuts_rows_like_the_command_line():
     da = pytest.importorskip("dask.array")
     z, _ = make_multiclass(n=1000, c=10)
