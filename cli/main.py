@@ -61,6 +61,9 @@ class Group(click.Group):
              prog_name: str | None = None, **kwargs: Any) -> NoReturn:
         kwargs.pop("standalone_mode", None)
         closed = _park_closed_std_fds()
+        stdout = sys.stdout
+        if 1 not in closed:
+            sys.stdout = _complete_stdout(stdout)
         restore = _install_signal_handlers()
         shown = warnings.showwarning
         warnings.showwarning = _show_warning
@@ -95,6 +98,7 @@ class Group(click.Group):
         finally:
             warnings.showwarning = shown
             restore()
+            sys.stdout = stdout
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
@@ -129,6 +133,50 @@ def _park_closed_std_fds() -> list[int]:
                 os.dup2(null, fd)
                 os.close(null)
     return closed
+
+
+class _CompleteWriter(io_module.RawIOBase):
+    """A descriptor written in full.  Python's unbuffered stdout (``-u``,
+    PYTHONUNBUFFERED) is a raw file whose short writes (a pipe whose reader
+    went away mid-write, a non-blocking pipe that is full) were silently cut
+    short: here a short write goes on with the rest, and a full non-blocking
+    descriptor is waited on rather than failed."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self.fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def write(self, b: Any) -> int:
+        import select
+        view = memoryview(b).cast("B")
+        done = 0
+        while done < len(view):
+            try:
+                done += os.write(self.fd, view[done:])
+            except BlockingIOError:
+                select.select([], [self.fd], [])
+        return done
+
+
+def _complete_stdout(stream: Any) -> Any:
+    """``stream`` (sys.stdout) over a :class:`_CompleteWriter` of descriptor 1,
+    with its encoding and line buffering; as it is when it is not descriptor 1
+    (a test's capture)."""
+    try:
+        if stream is None or stream.fileno() != 1:
+            return stream
+        stream.flush()
+    except (OSError, ValueError, AttributeError, io_module.UnsupportedOperation):
+        return stream
+    return io_module.TextIOWrapper(_CompleteWriter(1), encoding=stream.encoding,
+                                   errors=stream.errors, line_buffering=stream.line_buffering,
+                                   write_through=True)
 
 
 def _silence_stdout() -> None:

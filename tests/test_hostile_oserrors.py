@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hostile_helpers import assert_clean_failure, invoke, make_data, run, snapshot
@@ -132,6 +133,47 @@ def test_stdout_cut_off_by_its_reader(tmp_path):
     from hostile_helpers import Result
     assert_clean_failure(Result(p.returncode, "", err), 1, ["stdout", "Broken pipe", "EPIPE"],
                          tmp_path, before)
+
+
+def _unbuffered_apply(tmp_path, z, extra=()):
+    """`calibrate apply t.json big.npy` under PYTHONUNBUFFERED=1 (stdout then a raw
+    file: short writes), its stdout a pipe set non-blocking, read slowly."""
+    import fcntl
+    import time
+    np.save(tmp_path / "big.npy", np.tile(z, (max(1, 40000 // len(z)), 1)))
+    r, w = os.pipe()
+    fcntl.fcntl(w, fcntl.F_SETFL, fcntl.fcntl(w, fcntl.F_GETFL) | os.O_NONBLOCK)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    p = subprocess.Popen([sys.executable, "-m", "calibrate_cli.main", "apply", "t.json",
+                          "big.npy", *extra], cwd=tmp_path, stdout=w, stderr=subprocess.PIPE,
+                         env=env)
+    os.close(w)
+    time.sleep(1.5)                          # the pipe fills while nobody reads
+    return p, r
+
+
+def test_unbuffered_stdout_on_a_full_nonblocking_pipe_is_written_in_full(tmp_path):
+    # short writes were dropped: 64 KiB of the decisions arrived, exit 0
+    z, _ = make_data(tmp_path)
+    p, r = _unbuffered_apply(tmp_path, z)
+    with os.fdopen(r, "rb") as fh:
+        got = fh.read()
+    assert p.wait(timeout=60) == 0 and p.stderr.read() == b""
+    want = subprocess.run([sys.executable, "-m", "calibrate_cli.main", "apply", "t.json",
+                           "big.npy"], cwd=tmp_path, capture_output=True, check=True).stdout
+    assert len(want) > 1 << 17 and got == want
+
+
+def test_unbuffered_stdout_cut_off_mid_write_fails_and_replaces_nothing(tmp_path):
+    z, _ = make_data(tmp_path)
+    (tmp_path / "P.npy").write_bytes(SENTINEL)
+    p, r = _unbuffered_apply(tmp_path, z, ["--probabilities", "P.npy"])
+    os.read(r, 1000)
+    os.close(r)                               # the reader goes away mid-write
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 1
+    assert err.startswith("Error: stdout:") and "Broken pipe" in err and err.count("\n") == 1
+    assert (tmp_path / "P.npy").read_bytes() == SENTINEL
 
 
 # ---- faults the OS rarely gives on demand (in-process, the call made to fail)
