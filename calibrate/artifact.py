@@ -98,7 +98,10 @@ class Calibrator:
         a :class:`~calibrate.scores.PreparedScores` without labels.
 
         The input kind defaults to the one the file was fitted on (not a
-        fresh detection: a small batch of logits can look like probabilities).
+        fresh detection: a small batch of logits can look like probabilities);
+        but softmax probabilities given to a file fitted on logits are refused,
+        and sigmoid scores all in [0, 1] warned about (see
+        :func:`calibrate.scores.detect_input_kind`).
         """
         params.validate({"input": input_kind}, params.APPLY)
         s = as_backend(scores, name, progress)
@@ -107,7 +110,8 @@ class Calibrator:
         if self.task != "binary" and s.shape[1] != want:
             raise invalid(name, f"{want} score columns, as in the threshold file",
                           f"{s.shape[1]}")
-        kind = _scores.detect_input_kind(s, self.task, input_kind or self.input_kind, name)
+        kind = _scores.detect_input_kind(s, self.task, input_kind or self.input_kind, name,
+                                         fitted_on=None if input_kind else self.input_kind)
         return _scores.PreparedScores(s.logits(self.task, kind), None, self.task, kind,
                                       want, name)
 

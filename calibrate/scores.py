@@ -123,21 +123,28 @@ def _rounded_probabilities(backend: Backend, st: RowStats, name: str) -> bool:
             warnings.warn(
                 f"{name}: values in [0, 1] rounded to {d} decimals whose rows sum to 1 "
                 f"only within that rounding (up to {st.sum_err:.3g} off): read as "
-                "probabilities; pass --input (input_kind=) to say otherwise",
+                "probabilities; pass --input logits (input_kind='logits') to say otherwise",
                 InputKindWarning, stacklevel=4)
             return True
     total = backend.row_totals()
     bad = np.flatnonzero(np.abs(total - 1.0) > kernels.SUM_TOL)
     i = int(bad[0])
     raise invalid(name, "softmax probabilities (rows summing to 1) or logits; values all "
-                  "in [0, 1] are never read as logits unless you say so",
+                  f"within [0, 1] (to {kernels.SUM_TOL:g}) are never read as logits unless "
+                  "you say so",
                   f"{bad.size} of {backend.n_rows} rows not summing to 1 (row {i} sums to "
                   f"{total[i]:.6g}); pass --input probabilities or --input logits "
-                  "(input_kind=)")
+                  "(input_kind='probabilities' or 'logits')")
+
+
+#: Values a sigmoid task's scores must have, all within [0, 1], before applying
+#: a file fitted on logits warns that they look like probabilities (a few
+#: logits can all lie there; a thousand hardly).
+SIGMOID_LOOKALIKE = 1000
 
 
 def detect_input_kind(backend: Backend, task: str, input_kind: str = "auto",
-                      name: str = "scores") -> str:
+                      name: str = "scores", fitted_on: str | None = None) -> str:
     """Decide whether the scores are logits, probabilities or log-probabilities.
 
     Softmax tasks (multiclass, and binary given as two columns): values in
@@ -148,6 +155,12 @@ def detect_input_kind(backend: Backend, task: str, input_kind: str = "auto",
     tasks: values all in [0, 1] are read as probabilities, with a warning
     naming the override.  NaN and +inf are refused; -inf only makes sense as
     a log-probability of 0.
+
+    ``fitted_on``: the input kind of a threshold file applied without one
+    given (then ``input_kind`` is that kind).  A file fitted on logits refuses
+    softmax probabilities (rows in [0, 1] summing to 1 are never logits) and
+    warns about sigmoid scores all in [0, 1] (at least
+    :data:`SIGMOID_LOOKALIKE` of them).
     """
     if input_kind not in ("auto",) + INPUT_KINDS:
         raise invalid("input", "one of auto, " + ", ".join(INPUT_KINDS), repr(input_kind))
@@ -160,6 +173,8 @@ def detect_input_kind(backend: Backend, task: str, input_kind: str = "auto",
     in_unit = kernels.in_unit_range(st.min, st.max)
     if input_kind == "auto":
         input_kind = _detected(backend, st, softmax, in_unit, name)
+    elif fitted_on == "logits" and in_unit and not st.neginf:
+        _probabilities_for_logits(backend, st, softmax, name)
     if st.neginf and input_kind != "log-probabilities":
         raise invalid(name, "finite scores", "-inf")
     if input_kind == "probabilities" and not in_unit:
@@ -168,6 +183,19 @@ def detect_input_kind(backend: Backend, task: str, input_kind: str = "auto",
     if input_kind == "log-probabilities" and st.max > kernels.SUM_TOL:
         raise invalid(name, "log-probabilities <= 0", f"a maximum of {st.max:.6g}")
     return input_kind
+
+
+def _probabilities_for_logits(backend: Backend, st: RowStats, softmax: bool, name: str) -> None:
+    """Scores all in [0, 1] given to a file fitted on logits (see
+    :func:`detect_input_kind`)."""
+    override = ("pass --input probabilities (input_kind='probabilities'), or --input logits "
+                "(input_kind='logits') if they are logits")
+    if softmax and st.sum_err <= kernels.SUM_TOL:
+        raise invalid(name, "logits, as the threshold file was fitted on",
+                      f"rows in [0, 1] summing to 1, as softmax probabilities do; {override}")
+    if not softmax and backend.n_rows * int(np.prod(backend.shape[1:])) >= SIGMOID_LOOKALIKE:
+        warnings.warn(f"{name}: all values lie in [0, 1], yet read as logits, as the threshold "
+                      f"file was fitted on; {override}", InputKindWarning, stacklevel=4)
 
 
 def _detected(backend: Backend, st: RowStats, softmax: bool, in_unit: bool, name: str) -> str:

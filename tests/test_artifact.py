@@ -126,3 +126,35 @@ def test_save_is_atomic_and_leaves_nothing_behind(tmp_path):
 def test_from_dict_rejects_non_object():
     with pytest.raises(CalibrateError, match="expected a JSON object, found list"):
         Calibrator.from_dict([1, 2])
+
+
+def test_softmax_probabilities_given_to_a_file_fitted_on_logits_are_refused():
+    # the file's input kind is the default at apply, but rows in [0, 1] summing to
+    # 1 are never logits: applied as such they gave "0 predicted", exit 0
+    from scipy import special
+    z, y = make_multiclass(n=3000)
+    cal = calibrate.fit(z, y, confidence=None)
+    p = special.softmax(z.astype(np.float64), axis=1)
+    with pytest.raises(CalibrateError, match=r"^scores: expected logits, as the threshold "
+                       r"file was fitted on, found rows in \[0, 1\] summing to 1.*"
+                       r"--input probabilities"):
+        cal.predict(p)
+    assert np.array_equal(cal.predict(p, input_kind="probabilities"), cal.predict(z))
+    cal.predict(p, input_kind="logits")                     # said so: taken as given
+    zb, yb = make_binary(n=3000)
+    two = np.stack([special.expit(-zb.astype(np.float64)), special.expit(zb)], axis=1)
+    with pytest.raises(CalibrateError, match="expected logits"):
+        calibrate.fit(zb, yb).predict(two)
+
+
+def test_sigmoid_scores_all_in_the_unit_interval_given_to_a_logits_file_warn():
+    from scipy import special
+    z, y = make_multilabel(n=3000)
+    cal = calibrate.fit(z, y, confidence=None)
+    with pytest.warns(calibrate.scores.InputKindWarning, match="yet read as logits"):
+        cal.predict(special.expit(z))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cal.predict(special.expit(z[:5]))           # a few logits can all lie there
+        cal.predict(z)

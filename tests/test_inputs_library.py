@@ -41,6 +41,7 @@ def test_rounded_probabilities_are_probabilities(probs, decimals):
     assert (off > 1e-3) == bool(said)
     if said:
         assert f"rounded to {decimals} decimals" in said[0]
+        assert said[0].endswith("pass --input logits (input_kind='logits') to say otherwise")
 
 
 def test_rounded_float32_probabilities_are_probabilities(probs):
@@ -61,7 +62,8 @@ def test_unit_range_values_that_are_not_rows_of_probabilities_are_refused(probs,
     with pytest.raises(CalibrateError) as e:
         calibrate.fit(make_bad(p), y)
     msg = str(e.value)
-    assert where in msg and "--input probabilities or --input logits" in msg
+    assert where in msg and msg.endswith("; pass --input probabilities or --input logits "
+                                         "(input_kind='probabilities' or 'logits')")
     assert "\n" not in msg
 
 
