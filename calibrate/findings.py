@@ -128,9 +128,8 @@ def refusal(exc: WorseThanChance, prepared: Any) -> WorseThanChance:
     if lost is None or not lost.any():
         return exc
     return type(exc)(f"{exc}; {int(lost.sum())} of {lost.size} rows give the true class "
-                     f"probability 0 (or below what {prepared.logits.dtype} holds), which "
-                     "can make every temperature worse than none: --method mix (or auto) "
-                     "absorbs them", exc.index)
+                     "probability 0, which can make every temperature worse than none: "
+                     "--method mix (or auto) absorbs them", exc.index)
 
 
 def _effect(prepared: Any, fitted: Any, names: list, lost_rows: Any) -> dict | None:
@@ -170,7 +169,7 @@ def _plain(v: Any) -> Any:
 def lost_note(lost: dict, task: str) -> str:
     """The summary's line on rows whose true class has input probability 0."""
     line = (f"note: {lost['count']} of {lost['of']} {lost['unit']} give the true class "
-            f"probability 0 (or below what {lost['dtype']} holds)")
+            "probability 0")
     if "nll_other_rows" in lost:
         o = lost["nll_other_rows"]
         line += (f"; {lost['method']} fitted without them: the other {lost['unit']}' NLL "

@@ -187,36 +187,50 @@ def row_totals(b: npt.ArrayLike) -> npt.NDArray[np.float64]:
 
 # -- logits from probabilities and log-probabilities ------------------------------
 
+#: The log-probability of a probability of 0 (and of any below float32's
+#: smallest normal number, 1.2e-38), and minus the logit of a sigmoid
+#: probability of 1, whatever the scores' float type: the same probabilities
+#: give the same logits stored as float32 or float64, in one column or two (the
+#: floors had followed the type: -87.3 or -708.4 for 0, a logit of 15.9 or
+#: 36.0 for 1, and gave other temperatures).  Float32's floor, so a few rows at
+#: it leave a temperature fit possible; values below it are as good as 0.
+LOG_ZERO = float(np.log(np.finfo(np.float32).tiny))
+
+
 def softmax_logits(x: np.ndarray, input_kind: str) -> np.ndarray:
     """Softmax-task scores of ``input_kind`` -> logits (same float dtype).
 
     Log-probabilities are logits up to a per-row constant, which softmax
-    ignores: ``log(max(p, tiny))`` for probabilities, ``max(lp, log tiny)``
-    for log-probabilities (only -inf needs the floor).
+    ignores: ``max(log p, LOG_ZERO)`` for probabilities (p clipped to [0,
+    1]), ``max(lp, LOG_ZERO)`` for log-probabilities.
     """
     dt = float_dtype(x.dtype)
     x = np.asarray(x).astype(dt, copy=False)
     if input_kind == "logits":
         return x
-    tiny = np.finfo(dt).tiny
     if input_kind == "log-probabilities":
-        return np.maximum(x, np.log(tiny)).astype(dt, copy=False)
-    return np.log(np.clip(x, tiny, 1))
+        return np.maximum(x, LOG_ZERO).astype(dt, copy=False)
+    with np.errstate(divide="ignore"):
+        return np.maximum(np.log(np.clip(x, 0, 1)), LOG_ZERO).astype(dt, copy=False)
 
 
 def sigmoid_logits(x: np.ndarray, input_kind: str) -> np.ndarray:
     """Sigmoid-task scores of ``input_kind`` -> logits, elementwise:
-    ``log p - log1p(-p)`` with p clipped to (tiny, 1 - eps)."""
+    ``log p - log1p(-p)`` (p clipped to [0, 1]; from log-probabilities
+    ``lp - log(-expm1(lp))``), clipped to [LOG_ZERO, -LOG_ZERO]: 0 and 1 give
+    -87.3 and 87.3, as two softmax columns (1, 0) and (0, 1) do."""
     dt = float_dtype(x.dtype)
     x = np.asarray(x).astype(dt, copy=False)
     if input_kind == "logits":
         return x
-    tiny, eps = np.finfo(dt).tiny, np.finfo(dt).eps
-    if input_kind == "log-probabilities":
-        lp = np.minimum(np.maximum(x, np.log(tiny)), np.log1p(-eps))
-        return (lp - np.log(-np.expm1(lp))).astype(dt, copy=False)
-    p = np.clip(x, tiny, 1 - eps)
-    return (np.log(p) - np.log1p(-p)).astype(dt, copy=False)
+    with np.errstate(divide="ignore"):
+        if input_kind == "log-probabilities":
+            lp = np.minimum(x, 0)
+            z = lp - np.log(-np.expm1(lp))
+        else:
+            p = np.clip(x, 0, 1)
+            z = np.log(p) - np.log1p(-p)
+    return np.clip(z, LOG_ZERO, -LOG_ZERO).astype(dt, copy=False)
 
 
 def binary_logits(x: npt.ArrayLike, input_kind: str) -> np.ndarray:
@@ -249,7 +263,7 @@ def lost_true_class(zc: npt.ArrayLike, yc: npt.ArrayLike, task: str) -> tuple[np
     ceiling of :func:`sigmoid_logits`).  Returns a tuple of one bool array."""
     zc, yc = np.asarray(zc), np.asarray(yc)
     dt = float_dtype(zc.dtype)
-    floor = float(np.log(np.finfo(dt).tiny)) + 0.01
+    floor = LOG_ZERO + 0.01
     z = zc.astype(np.float64)
     if task == "multiclass":
         logq = z[np.arange(z.shape[0]), yc] - special.logsumexp(z, axis=1)

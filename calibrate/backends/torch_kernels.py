@@ -17,21 +17,10 @@ KIND_IDS = {"logits": 0, "probabilities": 1, "log-probabilities": 2}
 
 
 
-# torch.finfo is not scriptable: numpy's constants for the two compute dtypes.
-def _tiny(dtype: torch.dtype) -> float:
-    return 2.2250738585072014e-308 if dtype == torch.float64 else 1.1754943508222875e-38
-
-
-def _log_tiny(dtype: torch.dtype) -> float:
-    return -708.3964185322641 if dtype == torch.float64 else -87.3365478515625
-
-
-def _one_minus_eps(dtype: torch.dtype) -> float:
-    return 0.9999999999999998 if dtype == torch.float64 else 0.9999998807907104
-
-
-def _log1p_minus_eps(dtype: torch.dtype) -> float:
-    return -2.220446049250313e-16 if dtype == torch.float64 else -1.1920930376163597e-07
+def _log_zero() -> float:
+    """:data:`calibrate.kernels.LOG_ZERO` (a literal in a function: TorchScript
+    takes no module-level float)."""
+    return -87.3365478515625
 
 
 def compute_dtype(x: Tensor) -> Tensor:
@@ -45,24 +34,27 @@ def compute_dtype(x: Tensor) -> Tensor:
 
 
 def softmax_logits(x: Tensor, kind: int) -> Tensor:
-    """Softmax-task scores -> logits: log(max(p, tiny)) for probabilities,
-    max(lp, log tiny) for log-probabilities."""
+    """Softmax-task scores -> logits, as :func:`calibrate.kernels.softmax_logits`:
+    max(log p, LOG_ZERO) for probabilities, max(lp, LOG_ZERO) for log-probabilities."""
     if kind == 1:
-        return torch.log(torch.clamp(x, _tiny(x.dtype), 1.0))
+        return torch.clamp_min(torch.log(torch.clamp(x, 0.0, 1.0)), _log_zero())
     if kind == 2:
-        return torch.clamp_min(x, _log_tiny(x.dtype))
+        return torch.clamp_min(x, _log_zero())
     return x
 
 
 def sigmoid_logits(x: Tensor, kind: int) -> Tensor:
-    """Sigmoid-task scores -> logits: logit(p) with p clipped to (tiny, 1 - eps)."""
+    """Sigmoid-task scores -> logits, as :func:`calibrate.kernels.sigmoid_logits`:
+    logit(p) clipped to [LOG_ZERO, -LOG_ZERO]."""
     if kind == 1:
-        p = torch.clamp(x, _tiny(x.dtype), _one_minus_eps(x.dtype))
-        return torch.log(p) - torch.log1p(-p)
-    if kind == 2:
-        lp = torch.clamp(x, _log_tiny(x.dtype), _log1p_minus_eps(x.dtype))
-        return lp - torch.log(-torch.expm1(lp))
-    return x
+        p = torch.clamp(x, 0.0, 1.0)
+        z = torch.log(p) - torch.log1p(-p)
+    elif kind == 2:
+        lp = torch.clamp_max(x, 0.0)
+        z = lp - torch.log(-torch.expm1(lp))
+    else:
+        return x
+    return torch.clamp(z, _log_zero(), -_log_zero())
 
 
 def binary_logits(x: Tensor, kind: int) -> Tensor:
