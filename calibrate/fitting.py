@@ -114,7 +114,7 @@ def check_groups(groups: Any, n_rows: int, name: str = "groups") -> np.ndarray |
     if groups is None:
         return None
     if isinstance(groups, (str, os.PathLike)):
-        g = as_array(groups, name)
+        g = as_array(groups, name, role="groups")
     else:
         g = np.asarray(groups.cpu() if hasattr(groups, "cpu") else groups)
     if g.dtype.kind not in "biufUS":

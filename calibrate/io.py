@@ -381,31 +381,32 @@ def read_scores(spec: PathSpec,
     return ShardedRows(parts, f"scores shards ({len(parts)} files)"), None
 
 
-def read_labels(spec: PathSpec) -> FileArray:
+def read_labels(spec: PathSpec, role: str = "labels") -> FileArray:
     """Labels from a path, a glob or a list.  Class ids (N,) are small and read
     whole (shards concatenated); an (N, C) ``.npy`` of multilabel indicators can
     be as large as the scores, so it stays a row source (shards end to end),
     read a block at a time."""
     if not _is_many(spec):
-        return load_labels(cast(StrPath, spec))
+        return load_labels(cast(StrPath, spec), role)
     paths = expand(spec if isinstance(spec, (list, tuple)) else [cast(StrPath, spec)])
-    parts = [load_labels(p) for p in paths]
+    parts = [load_labels(p, role) for p in paths]
     for p, a in zip(paths[1:], parts[1:], strict=True):
         if a.shape[1:] != parts[0].shape[1:]:
             dims = "".join(f", {n}" for n in parts[0].shape[1:])
-            raise invalid(_where(p, "labels"), f"labels of shape (*{dims}) like the first shard",
+            raise invalid(_where(p, role), f"{role} of shape (*{dims}) like the first shard",
                           f"shape {a.shape}")
     if len(parts) == 1:
         return parts[0]
     if all(isinstance(a, RowSource) for a in parts):
-        return ShardedRows(parts, f"labels shards ({len(parts)} files)")
+        return ShardedRows(parts, f"{role} shards ({len(parts)} files)")
     return np.concatenate([np.asarray(a) for a in parts])
 
 
-def load_labels(path: StrPath) -> FileArray:
+def load_labels(path: StrPath, role: str = "labels") -> FileArray:
     """Labels from a file (.npz/.pt dicts: the array named ``labels``); an (N, C)
-    ``.npy`` with C > 1 stays a row source (:func:`read_labels`)."""
-    arrays = load_arrays(path, "labels")
+    ``.npy`` with C > 1 stays a row source (:func:`read_labels`).  ``role``
+    names the file in errors (another small per-row array: "groups")."""
+    arrays = load_arrays(path, role)
     if "" in arrays:
         a = arrays[""]
         # ((N, 1) is a column of class ids or binary labels: small, read whole)
@@ -413,7 +414,7 @@ def load_labels(path: StrPath) -> FileArray:
             else np.asarray(a)
     key = next((k for k in LABEL_KEYS if k in arrays), None)
     if key is None:
-        raise invalid(_where(path, "labels"), "an array named " + ", ".join(LABEL_KEYS),
+        raise invalid(_where(path, role), "an array named " + ", ".join(LABEL_KEYS),
                       "arrays " + (", ".join(quote(k) for k in sorted(arrays)) or "none"))
     return arrays[key]
 

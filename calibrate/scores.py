@@ -90,8 +90,10 @@ def resolve_task(scores: Any, labels: Any, task: str = "auto") -> str:
 
 def check_shape(scores: Any, task: str, name: str = "scores") -> None:
     """Raise unless ``scores`` has a shape the task accepts."""
-    if int(np.prod(scores.shape)) == 0 or scores.shape[0] == 0:
-        raise invalid(name, "at least one row", "an empty array")
+    if scores.shape[0] == 0:
+        raise invalid(name, "at least one row", f"an empty array of shape {tuple(scores.shape)}")
+    if int(np.prod(scores.shape)) == 0:
+        raise invalid(name, "at least one score column", f"shape {tuple(scores.shape)}")
     if task == "binary":
         if scores.ndim == 1 or (scores.ndim == 2 and scores.shape[1] in (1, 2)):
             return

@@ -47,6 +47,18 @@ class Confidence(click.ParamType):
         return v
 
 
+class OpenUnit(click.FloatRange):
+    """click's FloatRange refusing NaN too (NaN compares false with both bounds,
+    so the range let it through to the library: exit 1 instead of 2)."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        v = super().convert(value, param, ctx)
+        if v != v:
+            self.fail(f"{value!r} is not in the range {self.min:g}<x<{self.max:g}.", param, ctx)
+        return v
+
+
 class Group(click.Group):
     """Usage errors in one line (``Error: ...``, exit 2); data errors exit 1.
 
@@ -267,7 +279,7 @@ def _echo_warnings(caught: Iterable[warnings.WarningMessage]) -> None:
 @click.option("-o", "--output", default="thresholds.json", show_default=True,
               type=click.Path(dir_okay=False), help="Threshold file to write.")
 @click.option("--precision", default=0.9, show_default=True,
-              type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              type=OpenUnit(0, 1, min_open=True, max_open=True),
               help="Precision target.")
 @click.option("--confidence", default="0.95", show_default=True, type=Confidence(),
               help="Probability that the target holds on new data, or 'none' for the "

@@ -116,6 +116,16 @@ def b_empty(tmp, z, y):
     return _fit("empty.npy", labels="lab.npy")
 
 
+def b_groups_strings(tmp, z, y):
+    np.save("groups.npy", np.array([f"img{i // 3}" for i in range(len(y))]))
+    return _fit("z.npy", "--groups", "groups.npy", "--method", "auto")
+
+
+def b_no_columns(tmp, z, y):
+    np.save("nocols.npy", np.zeros((len(y), 0), np.float32))
+    return _fit("nocols.npy")
+
+
 def b_3d(tmp, z, y):
     np.save("cube.npy", np.zeros((4, 3, 2), np.float32))
     np.save("lab.npy", np.zeros(4, np.int64))
@@ -283,6 +293,10 @@ ROWS = [
     pytest.param(b_labels_short, 1, ["labels", f"{N} labels", f"found {N - 1}"], [],
                  id="labels-length-mismatch"),
     pytest.param(b_empty, 1, ["scores", "at least one row", "empty"], [], id="empty-scores"),
+    pytest.param(b_groups_strings, 1, ["groups file 'groups.npy'", "a numeric array",
+                                       "dtype <U"], ["labels"], id="groups-file-of-strings"),
+    pytest.param(b_no_columns, 1, ["scores file 'nocols.npy'", "at least one score column",
+                                   f"shape ({N}, 0)"], [], id="no-score-columns"),
     pytest.param(b_3d, 1, ["scores", "(N, C)", "(4, 3, 2)"], [], id="3d-scores"),
     pytest.param(b_strings, 1, ["scores", "numeric array", "<U1"], [], id="string-array"),
     pytest.param(b_object, 1, ["obj.npy", "numeric array", "object array"], ["memory-mapped"],
@@ -305,6 +319,8 @@ ROWS = [
                  id="csv-not-numbers"),
     pytest.param(b_opt("--precision", "1.5"), 2, ["--precision", "1.5", "0<x<1"], [],
                  id="precision-1.5"),
+    pytest.param(b_opt("--precision", "nan"), 2, ["--precision", "'nan'", "0<x<1"], [],
+                 id="precision-nan"),
     pytest.param(b_opt("--precision", "0"), 2, ["--precision", "0", "0<x<1"], [],
                  id="precision-0"),
     pytest.param(b_opt("--confidence", "2"), 2, ["--confidence", "(0, 1)", "'2'"], [],

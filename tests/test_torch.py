@@ -179,7 +179,9 @@ def test_device_path_multilabel_shared_temperature(device_path):
     (lambda z, y: (z.index_fill(0, torch.tensor([3]), float("nan")), y),
      "scores: expected finite scores, found NaN"),
     (lambda z, y: (z, y + 20), "labels: expected class ids in [0, 10), found the value"),
-    (lambda z, y: (z[:, :1].repeat(1, 3)[:, :0], y), "scores: expected at least one row"),
+    (lambda z, y: (z[:, :1].repeat(1, 3)[:, :0], y),
+     "scores: expected at least one score column, found shape (300, 0)"),
+    (lambda z, y: (z[:0], y[:0]), "scores: expected at least one row, found an empty array"),
     (lambda z, y: (-z, y), "expected a model better than chance"),
 ])
 def test_device_path_refuses_bad_data_with_the_numpy_message(device_path, bad, message):

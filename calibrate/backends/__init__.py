@@ -68,10 +68,10 @@ def _check_tensor(x: Any, name: str) -> None:
         raise invalid(name, "a numeric array", f"dtype {x.dtype}")
 
 
-def _from_path(x: Any, name: str, labels: bool) -> Any:
+def _from_path(x: Any, name: str, labels: bool, role: str = "labels") -> Any:
     from .. import io
 
-    return io.read_labels(x) if labels else io.read_scores(x)[0]
+    return io.read_labels(x, role) if labels else io.read_scores(x)[0]
 
 
 def _as_numpy(x: Any, name: str) -> np.ndarray:
@@ -151,11 +151,11 @@ def as_labels(x: Any, name: str = "labels") -> Any:
     return as_array(x, name)
 
 
-def as_array(x: Any, name: str = "labels") -> np.ndarray:
+def as_array(x: Any, name: str = "labels", role: str = "labels") -> np.ndarray:
     """``x`` read whole as a numeric numpy array (labels, and other small arrays);
-    a str or PathLike is a file of them."""
+    a str or PathLike is a file of them (named as the ``role`` file in errors)."""
     if isinstance(x, (str, os.PathLike)):
-        x = _from_path(x, name, labels=True)
+        x = _from_path(x, name, labels=True, role=role)
     mod = _module(x)
     if mod == "torch":
         return _tensor_to_numpy(x, name)
