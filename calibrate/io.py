@@ -341,6 +341,22 @@ def _is_header(line: str, where: str) -> bool:
 
 
 # -- scores and labels ----------------------------------------------------------
+class ArrayChoiceWarning(UserWarning):
+    """An .npz or .pt dict holds several arrays under the names that could be the
+    scores (or the labels): the first name in order is read, and this says which."""
+
+
+def _named(arrays: Mapping[str, Any], keys: tuple[str, ...], where: str, role: str) -> str | None:
+    """The first of ``keys`` in ``arrays`` (None if none), with a warning naming
+    the others when several are there."""
+    found = [k for k in keys if k in arrays]
+    if len(found) > 1:
+        warnings.warn(f"{where}: holds {', '.join(quote(k) for k in found)}: read "
+                      f"{quote(found[0])} as the {role} (the first in the order "
+                      f"{', '.join(keys)})", ArrayChoiceWarning, stacklevel=4)
+    return found[0] if found else None
+
+
 def load_scores(path: StrPath,
                 with_labels: bool = True) -> tuple[FileArray, FileArray | None]:
     """Scores from a file, and labels too when the file holds them (.npz/.pt
@@ -348,12 +364,13 @@ def load_scores(path: StrPath,
     arrays = load_arrays(path, "scores")
     if "" in arrays:
         return arrays[""], None
-    key = next((k for k in SCORE_KEYS if k in arrays), None)
+    key = _named(arrays, SCORE_KEYS, _where(path, "scores"), "scores")
     if key is None:
         raise invalid(_where(path, "scores"), "an array named " + ", ".join(SCORE_KEYS),
                       "arrays " + (", ".join(quote(k) for k in sorted(arrays)) or "none"))
-    lab = next((arrays[k] for k in LABEL_KEYS if k in arrays), None) if with_labels else None
-    return arrays[key], lab
+    lab_key = _named(arrays, LABEL_KEYS, _where(path, "scores"), "labels") \
+        if with_labels else None
+    return arrays[key], (None if lab_key is None else arrays[lab_key])
 
 
 def _is_many(spec: PathSpec) -> bool:
@@ -412,7 +429,7 @@ def load_labels(path: StrPath, role: str = "labels") -> FileArray:
         # ((N, 1) is a column of class ids or binary labels: small, read whole)
         return a if isinstance(a, RowSource) and a.ndim == 2 and a.shape[1] > 1 \
             else np.asarray(a)
-    key = next((k for k in LABEL_KEYS if k in arrays), None)
+    key = _named(arrays, LABEL_KEYS, _where(path, role), role)
     if key is None:
         raise invalid(_where(path, role), "an array named " + ", ".join(LABEL_KEYS),
                       "arrays " + (", ".join(quote(k) for k in sorted(arrays)) or "none"))

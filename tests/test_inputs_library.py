@@ -147,3 +147,21 @@ def test_dask_arrays_with_unknown_chunk_sizes_say_so():
     with pytest.raises(CalibrateError, match="unknown chunk sizes"):
         calibrate.fit(unknown, y)
     assert calibrate.fit(unknown.compute_chunk_sizes(), y).temperature > 0
+
+
+def test_a_dict_with_several_score_or_label_names_says_which_it_read(tmp_path):
+    # read the first name in the documented order, and say so: the choice was silent
+    from calibrate.io import ArrayChoiceWarning
+    z, y = make_multiclass(n=500, c=4)
+    np.savez(tmp_path / "two.npz", probs=np.full(z.shape, 0.25), logits=z, labels=y,
+             targets=(y + 1) % 4)
+    with pytest.warns(ArrayChoiceWarning) as said:
+        cal = calibrate.fit(str(tmp_path / "two.npz"))
+    msgs = [str(w.message) for w in said]
+    assert any("holds 'logits', 'probs': read 'logits' as the scores" in m for m in msgs)
+    assert any("holds 'labels', 'targets': read 'labels' as the labels" in m for m in msgs)
+    assert cal.temperature == calibrate.fit(z, y).temperature
+    np.savez(tmp_path / "one.npz", logits=z, labels=y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        calibrate.fit(str(tmp_path / "one.npz"))
