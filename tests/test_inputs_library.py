@@ -156,7 +156,8 @@ def test_a_dict_with_several_score_or_label_names_says_which_it_read(tmp_path):
     np.savez(tmp_path / "two.npz", probs=np.full(z.shape, 0.25), logits=z, labels=y,
              targets=(y + 1) % 4)
     with pytest.warns(ArrayChoiceWarning) as said:
-        cal = calibrate.fit(str(tmp_path / "two.npz"))
+        o = calibrate.open_scores(tmp_path / "two.npz")
+        cal = calibrate.fit(o.scores, o.labels)
     msgs = [str(w.message) for w in said]
     assert any("holds 'logits', 'probs': read 'logits' as the scores" in m for m in msgs)
     assert any("holds 'labels', 'targets': read 'labels' as the labels" in m for m in msgs)
@@ -164,4 +165,4 @@ def test_a_dict_with_several_score_or_label_names_says_which_it_read(tmp_path):
     np.savez(tmp_path / "one.npz", logits=z, labels=y)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        calibrate.fit(str(tmp_path / "one.npz"))
+        calibrate.open_scores(tmp_path / "one.npz")
