@@ -579,10 +579,16 @@ def write_array(path: StrPath, array: Any,
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+#: A plain decimal number: a spreadsheet reads "-1" or "+1" as one, never runs it.
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def _csv_field(name: object) -> str:
     """A class name as a CSV cell: quoted when it holds a comma, a quote or a
-    line break, and prefixed with ``'`` when a spreadsheet would run it."""
+    line break, and prefixed with ``'`` when a spreadsheet would run it (it
+    starts with = + - @, a tab or a carriage return, and is not a plain number:
+    the classes "-1" and "+1" stay as they are)."""
     s = str(name)
-    if s.startswith(FORMULA_START):
+    if s.startswith(FORMULA_START) and not _PLAIN_NUMBER.fullmatch(s):
         s = "'" + s
     return '"' + s.replace('"', '""') + '"' if any(ch in s for ch in ',"\r\n') else s

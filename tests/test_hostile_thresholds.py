@@ -297,9 +297,10 @@ def test_csv_decisions_escape_formula_names(tmp_path, monkeypatch):
     got = {int(r[0]): r[1] for r in rows[1:]}
     assert len(rows) == 11 and sorted(got) == list(range(10))
     for k, name in enumerate(FORMULA_NAMES):
-        want = "'" + name if name[0] in "=+-@" else name
+        number = name == "-2"                 # a plain number: a spreadsheet never runs it
+        want = "'" + name if name[0] in "=+-@" and not number else name
         assert got[k] == want, (name, got[k])
-        assert not got[k].startswith(("=", "+", "-", "@"))
+        assert number or not got[k].startswith(("=", "+", "-", "@"))
 
 
 def test_multilabel_csv_header_escapes_formula_names(tmp_path, monkeypatch):
@@ -315,6 +316,17 @@ def test_multilabel_csv_header_escapes_formula_names(tmp_path, monkeypatch):
     with open("d.csv", newline="", encoding="utf-8") as fh:
         header = next(csv.reader(fh))
     assert header == ["'=A1", "'-x", "ok,fine"]
+
+
+@pytest.mark.parametrize("name, cell", [
+    ("-1", "-1"), ("+1", "+1"), ("-0.5", "-0.5"), ("+2.5e-3", "+2.5e-3"), ("-.5", "-.5"),
+    ("-1+1", "'-1+1"), ("-2+3+cmd|' /C calc'!A0", "'-2+3+cmd|' /C calc'!A0"),
+    ("+1e", "'+1e"), ("-", "'-"), ("1", "1"), ("=1", "'=1"),
+])
+def test_csv_cells_keep_plain_numbers_and_escape_formulas(name, cell):
+    # binary classes named "-1" / "+1" came out as "'-1" / "'+1"
+    from calibrate.io import _csv_field
+    assert _csv_field(name) == cell
 
 
 def test_jsonl_keeps_names_exactly(tmp_path, monkeypatch):
