@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import CalibrateError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["fit", "load", "evaluate", "open_scores", "Calibrator", "CalibrateError"]
 
 #: Public names and the module that defines each.
