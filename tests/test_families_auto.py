@@ -176,3 +176,23 @@ def test_dask_array_gives_the_same_auto():
     assert a.choice == b.choice and a.cv_rows == b.cv_rows == 600
     assert [s.cv_nll for s in a.scores] == pytest.approx([s.cv_nll for s in b.scores], rel=1e-12)
     np.testing.assert_allclose(b.fitted.temperature, a.fitted.temperature, rtol=1e-9)
+
+
+def test_a_forests_probabilities_fit_without_floating_point_warnings():
+    # a random forest's votes (many exact zeros) sent the cross-validated families'
+    # Newton through overflowing steps, handled, but numpy's RuntimeWarnings
+    # reached the library's user
+    import warnings
+
+    from sklearn.datasets import load_digits
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.model_selection import train_test_split
+
+    import calibrate
+    X, y = load_digits(return_X_y=True)
+    Xa, Xb, ya, yb = train_test_split(X, y, test_size=0.3, random_state=0)
+    p = RandomForestClassifier(n_estimators=20, random_state=0).fit(Xa, ya).predict_proba(Xb)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        cal = calibrate.fit(p, yb, method="auto")
+    assert cal.method in ("temperature", "mix", "vector")

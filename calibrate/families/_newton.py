@@ -74,8 +74,11 @@ def _step(g: np.ndarray, h: np.ndarray, free: np.ndarray) -> np.ndarray:
     lam, vec = np.linalg.eigh(hf)
     top = np.abs(lam).max(axis=1, keepdims=True)
     lam = np.maximum(np.abs(lam), 1e-10 * np.maximum(top, 1e-300))
-    coef = np.einsum("mji,mj->mi", vec, gf) / lam
-    return np.where(free, np.einsum("mij,mj->mi", vec, coef), 0.0)
+    # (a huge gradient over a floored eigenvalue may overflow: such a step is
+    # cut to the box's edge by _into_box)
+    with np.errstate(over="ignore", invalid="ignore"):
+        coef = np.einsum("mji,mj->mi", vec, gf) / lam
+        return np.where(free, np.einsum("mij,mj->mi", vec, coef), 0.0)
 
 
 def _into_box(x: np.ndarray, step: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -85,7 +88,8 @@ def _into_box(x: np.ndarray, step: np.ndarray, lo: np.ndarray, hi: np.ndarray) -
     with np.errstate(divide="ignore", invalid="ignore"):
         room = np.where(step > 0, (x - lo) / step, np.where(step < 0, (x - hi) / step, np.inf))
     alpha = np.minimum(1.0, room.min(axis=1))
-    new = np.clip(x - alpha[:, None] * step, lo, hi)
+    with np.errstate(invalid="ignore"):   # (an infinite step: 0 * inf, replaced below)
+        new = np.clip(x - alpha[:, None] * step, lo, hi)
     edge = (room <= alpha[:, None]) & (alpha[:, None] < 1.0)
     return np.where(edge, np.where(step > 0, lo, hi), new)
 

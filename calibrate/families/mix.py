@@ -91,8 +91,11 @@ def _kernel(zc: np.ndarray, yc: np.ndarray, beta: float, w: float) -> tuple[Any,
     bq = np.exp(np.minimum(-np.log(c) - logq, 700.0))
     gw = r - bq
     ad = a * d
-    return (-logq.sum(), -ad.sum(), gw.sum(), (ad * ad - a * (d * d - v)).sum(),
-            (r * d - ad * gw).sum(), (gw * gw).sum())
+    # (near w = 0 a row the model gave the true class ~0 has bq ~ e^700: its
+    # curvature terms overflow to inf, which the Newton step sets aside)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return (-logq.sum(), -ad.sum(), gw.sum(), (ad * ad - a * (d * d - v)).sum(),
+                (r * d - ad * gw).sum(), (gw * gw).sum())
 
 
 def _evaluate(z: Any, y: np.ndarray) -> Callable[[np.ndarray], Any]:
