@@ -134,11 +134,14 @@ def row_stats(b: npt.ArrayLike) -> BlockStats:
 @dataclass
 class LabelStats:
     """What label checks need from a block of labels: the smallest and largest
-    value (in the labels' own type), and whether any is NaN / inf or not an integer."""
+    value (in the labels' own type), whether any is NaN / inf or not an
+    integer, and (labels (N, C)) whether some row does not sum to exactly 1:
+    False for one-hot rows."""
     lo: Any
     hi: Any
     nonfinite: bool
     fractional: bool
+    not_one_hot: bool = False
 
     def __iadd__(self, other: LabelStats) -> LabelStats:
         if other.lo is not None:
@@ -146,6 +149,7 @@ class LabelStats:
             self.hi = other.hi if self.hi is None else max(self.hi, other.hi)
         self.nonfinite |= other.nonfinite
         self.fractional |= other.fractional
+        self.not_one_hot |= other.not_one_hot
         return self
 
 
@@ -154,6 +158,8 @@ def label_stats(acc: LabelStats, y: npt.ArrayLike) -> None:
     y = np.asarray(y)
     if y.size == 0:
         return
+    if y.ndim == 2 and not acc.not_one_hot:
+        acc.not_one_hot = not np.all(y.sum(axis=1) == 1)   # (real multilabel: the first block)
     if y.dtype.kind == "f":
         finite = np.isfinite(y)
         if not finite.all():

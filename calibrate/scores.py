@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from . import kernels
-from .backends import Backend, Progress, RowStats, as_backend, as_labels
+from .backends import Backend, Progress, RowStats, as_array, as_backend, as_labels
 from .errors import invalid
 from .params import INPUT_KINDS, TASKS
 
@@ -222,14 +222,18 @@ def to_logits(scores: Any, task: str, input_kind: str) -> np.ndarray:
 
 
 def check_labels(labels: Any, task: str, n_rows: int, n_cls: int,
-                 name: str = "labels") -> Any:
+                 name: str = "labels", task_detected: bool = False) -> Any:
     """Validate labels for ``task``: class ids (multiclass) or 0/1 (binary,
     multilabel).  Multiclass labels come back as int64 (N,), binary as int8
     (N,); multilabel as given (N, C), possibly a row source read in blocks by
-    the passes."""
+    the passes.  One-hot multiclass labels (N, C) become class ids; labels
+    that made ``task_detected`` multilabel with a single 1 in every row warn
+    (a softmax classifier's one-hot targets, most likely)."""
     y = labels
     if int(np.prod(y.shape)) == 0:
         raise invalid(name, "at least one label", "an empty array")
+    if task == "multiclass" and y.ndim == 2 and y.shape[1] == n_cls > 1:
+        y = _one_hot_ids(y, n_rows, name)
     if task == "multilabel":
         if y.ndim != 2 or y.shape[1] != n_cls:
             raise invalid(name, f"multilabel 0/1 labels of shape (N, {n_cls})",
@@ -255,9 +259,35 @@ def check_labels(labels: Any, task: str, n_rows: int, n_cls: int,
             else float(bad)
         raise invalid(name, what, f"the value {shown}")
     if task == "multilabel":
+        if task_detected and not st.not_one_hot:
+            warnings.warn(
+                f"{name}: every row holds exactly one 1, as one-hot class labels do: fitted "
+                "as multilabel (a sigmoid and thresholds per class); for a softmax "
+                "classifier pass --task multiclass (task='multiclass') or the class ids",
+                InputKindWarning, stacklevel=4)
         return y
     # 0/1 as int8: every pass over binary labels reads an eighth of int64's bytes
     return y.astype(np.int8 if task == "binary" else np.int64)
+
+
+def _one_hot_ids(y: Any, n_rows: int, name: str) -> np.ndarray:
+    """Class ids from one-hot labels (N, C): 0/1 values, exactly one 1 a row."""
+    a = as_array(y, name)
+    if a.shape[0] != n_rows:
+        raise invalid(name, f"{n_rows} labels, one per score row", f"{a.shape[0]}")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise invalid(name, "integer labels", "NaN or inf")
+    ok = ((a == 0) | (a == 1)).all(axis=1) & (a.sum(axis=1, dtype=np.float64) == 1)
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        raise invalid(name, "multiclass labels: class ids (N,) or one-hot rows (N, C) "
+                      "with a single 1", f"row {i} holding {_short_row(a[i])}")
+    return a.argmax(axis=1)
+
+
+def _short_row(row: np.ndarray) -> str:
+    vals = [f"{v:g}" for v in row[:8].tolist()]
+    return "[" + ", ".join(vals) + (", ...]" if row.size > 8 else "]")
 
 
 def prepare(scores: Any, labels: Any = None, task: str = "auto", input_kind: str = "auto",
@@ -270,11 +300,12 @@ def prepare(scores: Any, labels: Any = None, task: str = "auto", input_kind: str
     """
     s = as_backend(scores, scores_name, progress)
     y = None if labels is None else as_labels(labels, labels_name)
+    detected = task == "auto"
     task = resolve_task(s, y, task)
     check_shape(s, task, scores_name)
     kind = detect_input_kind(s, task, input_kind, scores_name)
     z = s.logits(task, kind)
     n_cls = n_classes(s, task)
     if y is not None:
-        y = check_labels(y, task, s.n_rows, n_cls, labels_name)
+        y = check_labels(y, task, s.n_rows, n_cls, labels_name, task_detected=detected)
     return PreparedScores(z, y, task, kind, n_cls, scores_name)

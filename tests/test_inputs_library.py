@@ -166,3 +166,33 @@ def test_a_dict_with_several_score_or_label_names_says_which_it_read(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         calibrate.open_scores(tmp_path / "one.npz")
+
+
+def test_one_hot_labels_warn_when_they_make_the_task_multilabel():
+    # a softmax classifier's one-hot targets silently gave a multilabel fit
+    from conftest import make_multilabel
+    z, y = make_multiclass(n=2000, c=5)
+    one_hot = np.eye(5, dtype=np.int8)[y]
+    with pytest.warns(scores.InputKindWarning, match=r"^labels: every row holds exactly one "
+                      r"1, as one-hot class labels do: fitted as multilabel.*--task multiclass"):
+        assert calibrate.fit(z, one_hot).task == "multilabel"
+    zm, ym = make_multilabel(n=2000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert calibrate.fit(zm, ym).task == "multilabel"
+
+
+def test_one_hot_labels_with_task_multiclass_are_class_ids():
+    z, y = make_multiclass(n=2000, c=5)
+    one_hot = np.eye(5)[y]                                     # float 0/1 too
+    a, b = calibrate.fit(z, one_hot, task="multiclass"), calibrate.fit(z, y)
+    assert a.task == "multiclass" and a.temperature == b.temperature
+    assert a.thresholds == b.thresholds
+    two = one_hot.copy()
+    two[7, (y[7] + 1) % 5] = 1
+    with pytest.raises(CalibrateError, match=r"^labels: expected multiclass labels: class ids "
+                       r"\(N,\) or one-hot rows \(N, C\) with a single 1, found row 7 holding"):
+        calibrate.fit(z, two, task="multiclass")
+    with pytest.raises(CalibrateError, match="found row 3 holding"):
+        calibrate.fit(z, np.where(np.arange(2000)[:, None] == 3, 0.5, one_hot),
+                      task="multiclass")
