@@ -164,6 +164,9 @@ class _CompleteWriter(io_module.RawIOBase):
     def fileno(self) -> int:
         return self.fd
 
+    def isatty(self) -> bool:
+        return os.isatty(self.fd)
+
     def write(self, b: Any) -> int:
         import select
         view = memoryview(b).cast("B")
