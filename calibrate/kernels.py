@@ -186,6 +186,23 @@ def decimals(b: npt.ArrayLike) -> int | None:
     return None
 
 
+#: Significant bits of the half-precision types, tried when probabilities do not
+#: sum to 1: bfloat16 (8) and float16 (11).
+HALF_BITS = (8, 11)
+
+
+def significant_bits(b: npt.ArrayLike) -> int | None:
+    """The fewest significant bits (of :data:`HALF_BITS`) that hold every value
+    of the block exactly, or None: 8 for probabilities a model computed in
+    bfloat16 (a .pt file's tensors arrive as float32)."""
+    m, _ = np.frexp(np.asarray(b, dtype=np.float64))
+    for k in HALF_BITS:
+        s = m * float(2 ** k)
+        if np.array_equal(s, np.round(s)):
+            return k
+    return None
+
+
 def row_totals(b: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """The sum of each row, float64."""
     return np.asarray(b).sum(axis=1, dtype=np.float64)

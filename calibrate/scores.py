@@ -116,18 +116,30 @@ def _softmax_task(backend: Backend, task: str) -> bool:
 def _rounded_probabilities(backend: Backend, st: RowStats, name: str) -> bool:
     """Whether values in [0, 1] whose rows miss 1 by more than float error are
     probabilities rounded to a few decimals (then the rows miss 1 by at most
-    half a unit of that rounding per column).  Anything else in [0, 1] is
+    half a unit of that rounding per column) or held in half precision (every
+    value in 8 or 11 significant bits, as bfloat16 and float16 hold them: the
+    rows then miss 1 by a few units of 2^-bits).  Anything else in [0, 1] is
     refused: it could be probabilities with broken rows, or logits."""
+    override = "read as probabilities; pass --input logits (input_kind='logits') to say otherwise"
     d = backend.decimals()
     if d is not None:
         tol = backend.shape[1] * 0.5 * 10.0 ** -d + kernels.SUM_TOL
         if st.sum_err <= tol:
             warnings.warn(
                 f"{name}: values in [0, 1] rounded to {d} decimals whose rows sum to 1 "
-                f"only within that rounding (up to {st.sum_err:.3g} off): read as "
-                "probabilities; pass --input logits (input_kind='logits') to say otherwise",
+                f"only within that rounding (up to {st.sum_err:.3g} off): {override}",
                 InputKindWarning, stacklevel=4)
             return True
+    k = backend.significant_bits()
+    # (each value within 2^-k of itself, relative; the model's own sums in that
+    # precision add a few more units)
+    if k is not None and st.sum_err <= 4.0 * 2.0 ** -k + kernels.SUM_TOL:
+        what = "bfloat16" if k == 8 else "float16"
+        warnings.warn(
+            f"{name}: values in [0, 1] held in {k} significant bits (as {what} holds them) "
+            f"whose rows sum to 1 only within that precision (up to {st.sum_err:.3g} off): "
+            f"{override}", InputKindWarning, stacklevel=4)
+        return True
     total = backend.row_totals()
     bad = np.flatnonzero(np.abs(total - 1.0) > kernels.SUM_TOL)
     i = int(bad[0])

@@ -196,3 +196,27 @@ def test_one_hot_labels_with_task_multiclass_are_class_ids():
     with pytest.raises(CalibrateError, match="found row 3 holding"):
         calibrate.fit(z, np.where(np.arange(2000)[:, None] == 3, 0.5, one_hot),
                       task="multiclass")
+
+
+def _bfloat16(x):
+    """float32 rounded to bfloat16 (nearest, ties to even), as float32."""
+    u = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
+    return u.astype(np.uint32).view(np.float32)
+
+
+def test_half_precision_probabilities_are_probabilities(probs):
+    # a bfloat16 softmax (a .pt file's tensors arrive as float32) misses 1 by up to
+    # a few 2^-8: it was refused as "rows not summing to 1"
+    p, y = probs
+    h = _bfloat16(p)
+    assert np.abs(h.sum(axis=1, dtype=np.float64) - 1).max() > 1e-3
+    with pytest.warns(scores.InputKindWarning, match=r"held in 8 significant bits \(as "
+                      r"bfloat16 holds them\).*read as probabilities"):
+        cal = calibrate.fit(h, y)
+    assert cal.input_kind == "probabilities"
+    assert cal.temperature == pytest.approx(calibrate.fit(p, y).temperature, rel=2e-2)
+    off = h.copy()
+    off[:, 0] = _bfloat16(off[:, 0] * 0.5)             # rows far off: not rounding
+    with pytest.raises(CalibrateError, match="rows not summing to 1"):
+        calibrate.fit(off, y)

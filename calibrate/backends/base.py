@@ -223,6 +223,11 @@ class Backend:
         found = self.map(kernels.decimals, label="checking scores")
         return None if any(d is None for d in found) else max(found)
 
+    def significant_bits(self) -> int | None:
+        """The significant bits every value fits in (see :func:`kernels.significant_bits`)."""
+        found = self.map(kernels.significant_bits, label="checking scores")
+        return None if any(k is None for k in found) else max(found)
+
     def row_totals(self) -> np.ndarray:
         """The sum of each row (float64)."""
         return np.concatenate(self.map(kernels.row_totals, label="checking scores"))
