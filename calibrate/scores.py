@@ -172,9 +172,9 @@ def detect_input_kind(backend: Backend, task: str, input_kind: str = "auto",
 
     ``fitted_on``: the input kind of a threshold file applied without one
     given (then ``input_kind`` is that kind).  A file fitted on logits refuses
-    softmax probabilities (rows in [0, 1] summing to 1 are never logits) and
-    warns about sigmoid scores all in [0, 1] (at least
-    :data:`SIGMOID_LOOKALIKE` of them).
+    softmax-task scores all in [0, 1] (never read as logits unless said so, as
+    at fit: probabilities, summing to 1 or rounded) and warns about sigmoid
+    scores all in [0, 1] (at least :data:`SIGMOID_LOOKALIKE` of them).
     """
     if input_kind not in ("auto",) + INPUT_KINDS:
         raise invalid("input", "one of auto, " + ", ".join(INPUT_KINDS), repr(input_kind))
@@ -204,9 +204,13 @@ def _probabilities_for_logits(backend: Backend, st: RowStats, softmax: bool, nam
     :func:`detect_input_kind`)."""
     override = ("pass --input probabilities (input_kind='probabilities'), or --input logits "
                 "(input_kind='logits') if they are logits")
-    if softmax and st.sum_err <= kernels.SUM_TOL:
-        raise invalid(name, "logits, as the threshold file was fitted on",
-                      f"rows in [0, 1] summing to 1, as softmax probabilities do; {override}")
+    if softmax:
+        # as at fit, where such values are never read as logits unless said so
+        found = ("rows in [0, 1] summing to 1, as softmax probabilities do"
+                 if st.sum_err <= kernels.SUM_TOL else
+                 f"values all within [0, 1] (to {kernels.SUM_TOL:g}), as probabilities are "
+                 f"and logits hardly ever (rows summing to 1 within {st.sum_err:.3g})")
+        raise invalid(name, "logits, as the threshold file was fitted on", f"{found}; {override}")
     if not softmax and backend.n_rows * int(np.prod(backend.shape[1:])) >= SIGMOID_LOOKALIKE:
         warnings.warn(f"{name}: all values lie in [0, 1], yet read as logits, as the threshold "
                       f"file was fitted on; {override}", InputKindWarning, stacklevel=4)

@@ -1,6 +1,7 @@
 """The threshold file: bit-exact floats, exact reproduction, refusals."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -158,3 +159,16 @@ def test_sigmoid_scores_all_in_the_unit_interval_given_to_a_logits_file_warn():
         warnings.simplefilter("error")
         cal.predict(special.expit(z[:5]))           # a few logits can all lie there
         cal.predict(z)
+
+
+def test_rounded_probabilities_given_to_a_logits_file_are_refused_too():
+    from scipy import special
+    z, y = make_multiclass(n=3000)
+    cal = calibrate.fit(z, y, confidence=None)
+    p = np.round(special.softmax(z.astype(np.float64), axis=1), 2)
+    with pytest.raises(CalibrateError, match=r"expected logits, as the threshold file was "
+                       r"fitted on, found values all within \[0, 1\].*--input probabilities"):
+        cal.predict(p)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert (cal.predict(p, input_kind="probabilities") == cal.predict(z)).mean() > 0.9
