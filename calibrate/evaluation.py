@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from . import kernels, params, rules, sigmoid_passes, summary
-from .artifact import Calibrator, to_probability
+from .artifact import Calibrator
 from .backends import Backend, as_array, as_labels
 from .bootstrap import bootstrap_metrics
 from .guarantee import lower_bound
@@ -213,7 +213,9 @@ def evaluate(cal: Calibrator, scores: Any, labels: Any, input_kind: str | None =
     target = float(cal.target["precision"])
     tau, tau_g = cal.rule_thresholds("per-class"), cal.rule_thresholds("global")
     if cal.task == "multiclass" or cal.method != "temperature":
-        units = rules.decision_units(z, y, cal.task, cal.calibrator, cal.n_scored)
+        # (multilabel labels left in their file: the families take them in memory)
+        units = rules.decision_units(z, as_array(y, "labels"), cal.task, cal.calibrator,
+                                     cal.n_scored)
         counts_ = rules.RuleCounts.of_units(units, tau, tau_g)
     else:   # a sigmoid temperature: counted in a pass over the rows
         counts_ = sigmoid_passes.rule_counts(z, y, cal.temperature, tau, tau_g[0])
@@ -234,11 +236,14 @@ def _rule_rows(cal: Calibrator, c: rules.RuleCounts, target: float) -> tuple:
     """The per-class rows, the pooled row and the global rule's row on new data."""
     held = cal.summary if isinstance(cal.summary, dict) else {}
     per_tau = cal.decision_thresholds["per_class"]
+    # as probabilities the file's way (isotonic: its curve at the model's logit,
+    # not the sigmoid of that logit)
+    per_p = cal.thresholds["per_class"]
     held_rows = held.get("per_class") or [None] * len(per_tau)
     scored = cal.classes[1:] if cal.task == "binary" else cal.classes
     per_rows = tuple(
         _row(name, c.predicted[j], c.correct[j], c.support[j], c.n_units,
-             per_tau[j] is not None, target, to_probability(per_tau[j], cal.task),
+             per_tau[j] is not None, target, per_p[j],
              _promised(held_rows[j] if j < len(held_rows) else None))
         for j, name in enumerate(scored))
     total_support = int(np.sum(c.support))
@@ -246,7 +251,7 @@ def _rule_rows(cal: Calibrator, c: rules.RuleCounts, target: float) -> tuple:
                    c.n_units, True, target, None, with_threshold=False)
     g_tau = cal.decision_thresholds["global"]
     glob = _row(None, c.global_predicted, c.global_correct, total_support, c.n_units,
-                g_tau is not None, target, to_probability(g_tau, cal.task),
+                g_tau is not None, target, cal.thresholds["global"],
                 _promised(held.get("global")))
     return per_rows, overall, glob
 

@@ -248,3 +248,28 @@ def test_fit_summary_lists_every_metric(files):
             assert row == (f"{label:22}{100 * s[key]['before']:>9.2f}%"
                            f"{100 * s[key]['after']:>9.2f}%")
     assert any("top-label confidence" in ln for ln in lines)
+
+
+@pytest.mark.parametrize("method", ["platt", "isotonic"])
+def test_multilabel_families_evaluate_labels_from_their_file(tmp_path, method):
+    # the families' path gave the decision counter a row source: AttributeError traceback
+    z, y = make_multilabel(n=3000, seed=3)
+    cal = calibrate.fit(z[:2000], y[:2000], method=method)
+    np.save(tmp_path / "z.npy", z[2000:])
+    np.save(tmp_path / "y.npy", y[2000:])
+    from_file = evaluate(cal, str(tmp_path / "z.npy"), str(tmp_path / "y.npy")).to_dict()
+    assert from_file == evaluate(cal, z[2000:], y[2000:]).to_dict()
+    cal.save(tmp_path / "t.json")
+    r = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "t.json"), str(tmp_path / "z.npy"),
+                                 "--labels", str(tmp_path / "y.npy"), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["n"] == 1000
+
+
+def test_isotonic_thresholds_are_reported_as_the_files_probabilities():
+    # evaluate showed sigmoid(the model's logit) for an isotonic file's threshold
+    z, y = make_binary(n=4000, seed=2)
+    cal = calibrate.fit(z[:3000], y[:3000], method="isotonic")
+    rep = evaluate(cal, z[3000:], y[3000:])
+    want = cal.thresholds["per_class"][0]
+    assert rep.per_class[0].threshold == want and want == rep.per_class[0].held_out["threshold"]
+    assert rep.global_rule.threshold == cal.thresholds["global"]
