@@ -181,7 +181,8 @@ class EvaluationReport(_Record):
 
 
 def evaluate(cal: Calibrator, scores: Any, labels: Any, input_kind: str | None = None,
-             bootstrap: int = 0, seed: int = 0) -> EvaluationReport:
+             bootstrap: int = 0, seed: int = 0, *, scores_name: str = "scores",
+             labels_name: str = "labels") -> EvaluationReport:
     """Apply ``cal`` to new ``scores`` with true ``labels`` and compare with its promise.
 
     Parameters
@@ -193,6 +194,8 @@ def evaluate(cal: Calibrator, scores: Any, labels: Any, input_kind: str | None =
     bootstrap : int
         With n > 0, percentile bootstrap intervals (n resamples of the rows,
         ``seed``) for the ECE-like metrics, before and after.
+    scores_name, labels_name : str
+        How errors name the inputs (the command line: their files).
 
     Returns
     -------
@@ -207,14 +210,15 @@ def evaluate(cal: Calibrator, scores: Any, labels: Any, input_kind: str | None =
     """
     params.validate({"input": input_kind, "bootstrap": bootstrap, "seed": seed},
                     params.EVALUATE)
-    z = cal.logits(scores, input_kind)
+    z = cal.logits(scores, input_kind, scores_name)
     n_rows = int(z.n_rows)
-    y = check_labels(as_labels(labels, "labels"), cal.task, n_rows, len(cal.classes))
+    y = check_labels(as_labels(labels, labels_name), cal.task, n_rows, len(cal.classes),
+                     labels_name)
     target = float(cal.target["precision"])
     tau, tau_g = cal.rule_thresholds("per-class"), cal.rule_thresholds("global")
     if cal.task == "multiclass" or cal.method != "temperature":
         # (multilabel labels left in their file: the families take them in memory)
-        units = rules.decision_units(z, as_array(y, "labels"), cal.task, cal.calibrator,
+        units = rules.decision_units(z, as_array(y, labels_name), cal.task, cal.calibrator,
                                      cal.n_scored)
         counts_ = rules.RuleCounts.of_units(units, tau, tau_g)
     else:   # a sigmoid temperature: counted in a pass over the rows

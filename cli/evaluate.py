@@ -165,7 +165,8 @@ def evaluate(thresholds: str, scores: tuple[str, ...], labels_paths: tuple[str, 
         opened = open_inputs(scores, labels_paths, scheduler)
         s, y = opened.scores, opened.labels
         res = calibrate.evaluate(cal, s, y, input_kind=input_kind, bootstrap=bootstrap,
-                                 seed=seed)
+                                 seed=seed, scores_name=opened.scores_name,
+                                 labels_name=opened.labels_name)
         if plot is not None:
             tx.write(plot, plots.render_report(
                 cal, s, y, plot.suffix[1:], input_kind=input_kind,

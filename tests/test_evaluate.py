@@ -227,8 +227,12 @@ def test_cli_errors(files, tmp_path):
     assert "Missing option '--labels'" in res.stderr
     np.save(tmp_path / "five.npy", np.load(d / "test.npy")[:, :5])
     res = invoke(["evaluate", out, tmp_path / "five.npy", "--labels", d / "test_y.npy"], code=1)
-    assert res.stderr.startswith("Error: ") and "10 score columns" in res.stderr
-    assert len(res.stderr.strip().splitlines()) == 1
+    assert res.stderr.startswith(f"Error: scores file '{tmp_path / 'five.npy'}': ")
+    assert "10 score columns" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    np.save(tmp_path / "short_y.npy", np.load(d / "test_y.npy")[:10])
+    res = invoke(["evaluate", out, d / "test.npy", "--labels", tmp_path / "short_y.npy"], code=1)
+    assert res.stderr == (f"Error: labels file '{tmp_path / 'short_y.npy'}': expected 3000 "
+                          "labels, one per score row, found 10\n")
     res = invoke(["evaluate", out, d / "test.npy", "--labels", d / "test_y.npy",
                   "--plot", tmp_path / "x.txt"], code=1)
     assert "plot file" in res.stderr and ".png, .pdf or .svg" in res.stderr
