@@ -226,6 +226,20 @@ class ThresholdClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         out[~keep] = self.abstain_label
         return out
 
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy of :meth:`predict`: the (weighted) share of rows predicted as
+        their label, an abstention counting as an error.  Compared element by
+        element, so string labels with a numeric ``abstain_label`` (predictions
+        an object array) score too (scikit-learn's accuracy refuses mixed types)."""
+        pred = self.predict(X)
+        y = np.asarray(y)
+        if y.shape != pred.shape:
+            raise ValueError(f"y: expected {pred.shape[0]} labels, one per row of X, "
+                             f"found shape {y.shape}")
+        right = np.array([a == b for a, b in zip(pred.tolist(), y.tolist(), strict=True)],
+                         dtype=bool)
+        return float(np.average(right, weights=sample_weight))
+
     def predict_proba(self, X: Any) -> np.ndarray:
         """Calibrated probabilities, one column per class of ``classes_``."""
         check_is_fitted(self, "calibrator_")

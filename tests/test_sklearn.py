@@ -267,3 +267,25 @@ def test_importing_calibrate_sklearn_does_not_import_torch():
     code = ("import sys, calibrate.sklearn; assert 'torch' not in sys.modules; "
             "assert calibrate.sklearn.ThresholdClassifier.__module__ == 'calibrate.sklearn'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_score_with_string_labels_and_the_default_abstain_label():
+    # predictions mix the strings with -1 (an object array): scikit-learn's accuracy
+    # raised TypeError comparing them; an abstention is an error
+    from sklearn.metrics import accuracy_score
+    X, y = load_digits(return_X_y=True)
+    names = np.array(list("abcdefghij"))
+    Xtr, Xr, ytr, yr = train_test_split(X, y, test_size=0.6, random_state=0)
+    Xv, Xt, yv, yt = train_test_split(Xr, yr, test_size=0.5, random_state=0)
+    est = LogisticRegression(max_iter=2000).fit(Xtr, names[ytr])
+    tc = ThresholdClassifier(FrozenEstimator(est)).fit(Xv, names[yv])
+    pred = tc.predict(Xt)
+    assert pred.dtype == object and (pred == -1).any()
+    want = float(np.mean([p == t for p, t in zip(pred, names[yt], strict=True)]))
+    assert tc.score(Xt, names[yt]) == want and 0.5 < want < 1
+    w = np.linspace(0.5, 2.0, len(yt))
+    assert tc.score(Xt, names[yt], sample_weight=w) == pytest.approx(
+        np.average([p == t for p, t in zip(pred, names[yt], strict=True)], weights=w))
+    num = ThresholdClassifier(FrozenEstimator(LogisticRegression(max_iter=2000)
+                                              .fit(Xtr, ytr))).fit(Xv, yv)
+    assert num.score(Xt, yt) == accuracy_score(yt, num.predict(Xt))
