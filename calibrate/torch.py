@@ -207,7 +207,7 @@ class ThresholdHead(nn.Module):
             decisions = s >= tau
             proba = torch.sigmoid(s).to(z.dtype)
         elif self.method_id == 5:
-            cols = z.reshape(z.size(0), -1)
+            cols = z.reshape(z.size(0), self.n_scored)   # (not -1: a batch may be empty)
             p = tk.interp_columns(cols, self.iso_knots, self.iso_values, self.iso_count)
             p = torch.minimum(torch.maximum(p, self.iso_lo), self.iso_hi).to(z.dtype)
             decisions = z.to(torch.float64) >= tau

@@ -532,3 +532,19 @@ def test_cuda_head_and_collect():
     assert z.device.type == "cuda" and labels.device.type == "cuda"
     z2, _ = collect(net, loader, device="cuda", out_device="cpu")
     assert z2.device.type == "cpu"
+
+
+@pytest.mark.parametrize("task, method", [
+    ("binary", "temperature"), ("binary", "platt"), ("binary", "isotonic"),
+    ("multilabel", "temperature"), ("multilabel", "platt"), ("multilabel", "isotonic"),
+    ("multiclass", "temperature"), ("multiclass", "vector"), ("multiclass", "mix"),
+])
+def test_head_takes_an_empty_batch(task, method):
+    # isotonic reshaped its columns with -1, which an empty batch cannot resolve
+    zv, yv, zt = _sample(task)
+    head = ThresholdHead(calibrate.fit(zv, yv, method=method))
+    d3, p3 = head(_t(zt[:3]))
+    for m in (head, torch.jit.script(head)):
+        d, p = m(_t(zt[:0]))
+        assert d.shape == (0,) + tuple(d3.shape[1:]) and p.shape == (0,) + tuple(p3.shape[1:])
+        assert d.dtype == d3.dtype and p.dtype == p3.dtype
