@@ -28,6 +28,7 @@ gives that number.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,9 +36,10 @@ from typing import Any
 import numpy as np
 
 from . import kernels, params, rules, sigmoid_passes, summary
-from .artifact import Calibrator
+from .artifact import Calibrator, load
 from .backends import Backend, as_array, as_labels
 from .bootstrap import bootstrap_metrics
+from .errors import invalid
 from .guarantee import lower_bound
 from .scores import check_labels
 
@@ -187,7 +189,7 @@ def evaluate(cal: Calibrator, scores: Any, labels: Any, input_kind: str | None =
 
     Parameters
     ----------
-    cal : Calibrator
+    cal : Calibrator, or the path of a threshold file
     scores, labels : arrays (numpy, torch, dask, row sources), as for :func:`calibrate.fit`
     input_kind : str, optional
         What ``scores`` hold; default: the kind recorded in the file.
@@ -210,6 +212,10 @@ def evaluate(cal: Calibrator, scores: Any, labels: Any, input_kind: str | None =
     """
     params.validate({"input": input_kind, "bootstrap": bootstrap, "seed": seed},
                     params.EVALUATE)
+    if isinstance(cal, (str, os.PathLike)):          # a threshold file, as ThresholdHead takes
+        cal = load(cal)
+    elif not isinstance(cal, Calibrator):
+        raise invalid("cal", "a Calibrator or a threshold file's path", type(cal).__name__)
     z = cal.logits(scores, input_kind, scores_name)
     n_rows = int(z.n_rows)
     y = check_labels(as_labels(labels, labels_name), cal.task, n_rows, len(cal.classes),

@@ -34,6 +34,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 import re
 from collections.abc import Callable, Sequence
 from types import ModuleType
@@ -90,6 +91,9 @@ def to_probability(value: float | None, task: str) -> float | None:
 # -- reading ----------------------------------------------------------------
 def load(path: StrPath) -> Calibrator:
     """Read, parse and check a threshold file: a :class:`~calibrate.Calibrator`."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise invalid("path", "a threshold file's path (str or os.PathLike)",
+                      type(path).__name__)
     where = f"threshold file {quote(path)}"
     raw = read_capped(path, where, MAX_BYTES)
     return from_dict(parse(raw, where), where)

@@ -277,3 +277,15 @@ def test_isotonic_thresholds_are_reported_as_the_files_probabilities():
     want = cal.thresholds["per_class"][0]
     assert rep.per_class[0].threshold == want and want == rep.per_class[0].held_out["threshold"]
     assert rep.global_rule.threshold == cal.thresholds["global"]
+
+
+def test_evaluate_takes_a_path_and_refuses_anything_else(mc, tmp_path):
+    cal, z, y = mc[0], mc[3], mc[4]
+    cal.save(tmp_path / "t.json")
+    assert evaluate(str(tmp_path / "t.json"), z, y).to_dict() == evaluate(cal, z, y).to_dict()
+    with pytest.raises(CalibrateError, match=r"^cal: expected a Calibrator or a threshold "
+                       r"file's path, found int$"):
+        evaluate(3, z, y)
+    with pytest.raises(CalibrateError, match=r"^path: expected a threshold file's path \(str "
+                       r"or os.PathLike\), found NoneType$"):
+        calibrate.load(None)
