@@ -43,6 +43,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special
 
+from .errors import check_unit_interval, invalid
+
 #: Predictions at the first threshold tested without calibrated probabilities.
 START_PREDICTIONS = 100
 #: Level of the expected lower bound that places the start with them; fixed,
@@ -57,8 +59,11 @@ def lower_bound(n_correct: npt.ArrayLike, n: npt.ArrayLike, confidence: float) -
 
     Returns ``Beta.ppf(1 - confidence; k, n - k + 1)`` elementwise (0 where k = 0).
     """
+    check_unit_interval("confidence", confidence)
     k = np.asarray(n_correct, dtype=np.float64)
     n = np.asarray(n, dtype=np.float64)
+    if not np.all((k >= 0) & (k <= n)):
+        raise invalid("n_correct", "counts from 0 to n", "a count outside them (or NaN)")
     # scipy.special directly: the same function as stats.beta.ppf without the
     # distribution machinery, which costs ~0.4 ms a call over 1000 classes.
     with np.errstate(invalid="ignore", divide="ignore"):

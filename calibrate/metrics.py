@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .backends import as_array, as_backend
+from .errors import invalid
 from .smooth_ece import smooth_ece, smooth_ece_at, smooth_reliability  # noqa: F401
 
 #: The metric behind each summary key, spelled out for readers of the file.
@@ -45,6 +46,19 @@ def nll(logits: Any, labels: Any, task: str, temperature: Any = 1.0) -> float:
     return float(np.mean(z.sigmoid_stats(y, beta).nll))
 
 
+def _check_pairs(p: np.ndarray, o: np.ndarray, n_bins: int) -> None:
+    """The checks of a public metric's arguments: as many outcomes as
+    probabilities, probabilities in [0, 1], a whole number of bins >= 1."""
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise invalid("n_bins", "a whole number of bins >= 1", repr(n_bins))
+    if p.size != o.size:
+        raise invalid("outcomes", f"one per probability ({p.size})", f"{o.size}")
+    if p.size and not (np.all(p >= 0) and np.all(p <= 1)):
+        raise invalid("probabilities", "values in [0, 1]",
+                      "NaN" if np.isnan(p).any()
+                      else f"values from {p.min():.6g} to {p.max():.6g}")
+
+
 def ece(probabilities: npt.ArrayLike, outcomes: npt.ArrayLike, n_bins: int = 15) -> float:
     """Expected calibration error with equal-width bins (Guo et al. 2017).
 
@@ -55,6 +69,7 @@ def ece(probabilities: npt.ArrayLike, outcomes: npt.ArrayLike, n_bins: int = 15)
     """
     p = np.asarray(probabilities, dtype=np.float64).ravel()
     o = np.asarray(outcomes, dtype=np.float64).ravel()
+    _check_pairs(p, o, n_bins)
     if p.size == 0:
         return float("nan")
     b = np.clip(np.ceil(p * n_bins).astype(np.int64) - 1, 0, n_bins - 1)

@@ -27,6 +27,7 @@ from scipy import special
 
 from . import kernels
 from .backends import Backend, as_backend
+from .errors import invalid
 
 threshold_array = kernels.threshold_array
 
@@ -149,7 +150,14 @@ def decision_units(logits: Backend, y: np.ndarray, task: str, calibration: Any,
 def top_scores(logits: Any, temperature: float) -> tuple[np.ndarray, np.ndarray]:
     """Argmax class (ties: lowest index) and its calibrated log-probability of
     any multiclass logits: int64 (N,) and float64 (N,)."""
-    return as_backend(logits).top_scores(temperature)
+    import math
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.number)) \
+            or not math.isfinite(float(temperature)) or not float(temperature) > 0:
+        raise invalid("temperature", "a positive finite number", repr(temperature))
+    b = as_backend(logits)
+    if b.ndim != 2:
+        raise invalid("logits", "multiclass logits of shape (N, C)", f"shape {tuple(b.shape)}")
+    return b.top_scores(temperature)
 
 
 def sigmoid_scores(logits: Any, temperature: Any) -> np.ndarray:

@@ -237,6 +237,23 @@ def to_logits(scores: Any, task: str, input_kind: str) -> np.ndarray:
     return as_backend(scores).logits(task, input_kind).to_numpy()
 
 
+def check_block_arguments(z: Any, y: Any, task: str) -> None:
+    """The cheap checks of a building block's arguments (``calibrate.fit``
+    checks everything once, before the blocks run): a known task, one label
+    per score row, multiclass class ids within the score columns."""
+    if task not in TASKS:
+        raise invalid("task", "one of " + ", ".join(TASKS), repr(task))
+    n = int(z.shape[0]) if len(z.shape) else 0
+    if len(y.shape) == 0 or int(y.shape[0]) != n:
+        raise invalid("labels", f"{n} labels, one per score row",
+                      f"shape {tuple(y.shape)}")
+    if task == "multiclass" and isinstance(y, np.ndarray) and y.size:
+        c = int(z.shape[1]) if len(z.shape) == 2 else 0
+        if y.ndim != 1 or y.min() < 0 or y.max() >= c:
+            raise invalid("labels", f"class ids (N,) in [0, {c})",
+                          f"shape {y.shape}, values from {y.min()} to {y.max()}")
+
+
 def check_labels(labels: Any, task: str, n_rows: int, n_cls: int,
                  name: str = "labels", task_detected: bool = False) -> Any:
     """Validate labels for ``task``: class ids (multiclass) or 0/1 (binary,

@@ -574,6 +574,8 @@ def fit_temperature(logits: Any, labels: Any, task: str, name: str = "scores",
     ``name`` and ``classes`` are how a refusal names the input and a class;
     ``summary_bins`` see :func:`fit_softmax_temperature`.
     """
+    from .scores import check_block_arguments
+    check_block_arguments(logits, labels, task)
     try:
         if task == "multiclass":
             return fit_softmax_temperature(logits, labels, nll_before, name=name,

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from . import guarantee
+from .errors import check_unit_interval, invalid
 
 #: Threshold that accepts every score: the lowest finite float64.
 ACCEPT_ALL = -float(np.finfo(np.float64).max)
@@ -136,6 +137,12 @@ def search(scores: np.ndarray, correct: np.ndarray, precision: float,
     the sequence starts at ``start_predictions`` predictions.  Returns a
     :class:`Threshold`.
     """
+    check_unit_interval("precision", precision)
+    check_unit_interval("confidence", confidence, allow_none=True)
+    if len(scores) != len(correct):
+        raise invalid("correct", f"one per score ({len(scores)})", f"{len(correct)}")
+    if len(scores) and np.isnan(scores).any():
+        raise invalid("scores", "scores that are numbers", "NaN")
     if len(scores) == 0:
         return Threshold(None, 0, 0, None, None, "no-predictions")
     c = candidates(scores, correct, expected)

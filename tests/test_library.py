@@ -107,3 +107,46 @@ def test_import_loads_no_heavy_dependency():
             "heavy = {m.split('.')[0] for m in sys.modules} & {'torch', 'sklearn', 'matplotlib'}; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda z, y: calibrate.guarantee.lower_bound(11, 10, 0.95),
+     "n_correct: expected counts from 0 to n"),
+    (lambda z, y: calibrate.guarantee.lower_bound(5, 10, 2.0),
+     "confidence: expected a number strictly between 0 and 1, found 2.0"),
+    (lambda z, y: calibrate.metrics.ece(np.random.rand(10), np.zeros(5)),
+     r"outcomes: expected one per probability \(10\), found 5"),
+    (lambda z, y: calibrate.metrics.ece(np.array([1.5, 0.2]), np.ones(2)),
+     r"probabilities: expected values in \[0, 1\], found values from 0.2 to 1.5"),
+    (lambda z, y: calibrate.metrics.ece(np.random.rand(4), np.ones(4), n_bins=0),
+     "n_bins: expected a whole number of bins >= 1, found 0"),
+    (lambda z, y: calibrate.thresholds.search(np.zeros(3), np.zeros(4, bool), 0.9),
+     r"correct: expected one per score \(3\), found 4"),
+    (lambda z, y: calibrate.thresholds.search(np.arange(9.0), np.ones(9, bool), -0.5),
+     "precision: expected a number strictly between 0 and 1"),
+    (lambda z, y: calibrate.thresholds.search(np.full(9, np.nan), np.ones(9, bool), 0.9),
+     "scores: expected scores that are numbers, found NaN"),
+    (lambda z, y: calibrate.temperature.fit_temperature(z, y[:10], "multiclass"),
+     r"labels: expected 3000 labels, one per score row, found shape \(10,\)"),
+    (lambda z, y: calibrate.temperature.fit_temperature(z, y + 3, "multiclass"),
+     r"labels: expected class ids \(N,\) in \[0, 10\)"),
+    (lambda z, y: calibrate.temperature.fit_temperature(z, y, "foo"),
+     "task: expected one of multiclass, binary, multilabel, found 'foo'"),
+    (lambda z, y: calibrate.families.fit("vector", z, y[:10], "multiclass"),
+     "labels: expected 3000 labels"),
+    (lambda z, y: calibrate.families.auto(z, y[:10], "multiclass"), "labels: expected 3000"),
+    (lambda z, y: calibrate.rules.top_scores(z, 0.0),
+     "temperature: expected a positive finite number, found 0.0"),
+    (lambda z, y: calibrate.rules.top_scores(z[0], 1.0),
+     r"logits: expected multiclass logits of shape \(N, C\), found shape \(10,\)"),
+])
+def test_building_blocks_refuse_bad_arguments_by_name(call, message):
+    # they raised IndexError, ZeroDivisionError or returned NaN / "accept all"
+    import calibrate.families
+    import calibrate.guarantee
+    import calibrate.rules
+    import calibrate.temperature
+    import calibrate.thresholds
+    z, y = make_multiclass(n=3000)
+    with pytest.raises(calibrate.CalibrateError, match="^" + message):
+        call(z, y)

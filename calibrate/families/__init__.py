@@ -76,6 +76,8 @@ def fit(method: str, z: Any, y: Any, task: str, temperature: float | None = None
     for vector).
     """
     check_method(method, task)
+    from ..scores import check_block_arguments
+    check_block_arguments(z, y, task)
     if method == "temperature":
         return _MODULES[method].fit(z, y, task, classes=classes)
     if method == "isotonic":

@@ -48,6 +48,7 @@ import numpy.typing as npt
 
 from .. import metrics
 from ..errors import invalid
+from ..scores import check_block_arguments
 from . import vector
 from ._common import Family
 from ._passes import take
@@ -327,6 +328,7 @@ def _refit(choice: str, fold_fits: list[Any], z: Any, y: npt.ArrayLike, task: st
                **(options if choice == "vector" else {}))
 
 
+# long: a docstring for its many options; the body checks, compares, then refits
 def auto(z: Any, y: npt.ArrayLike, task: str, groups: npt.ArrayLike | None = None,
          methods: Sequence[str] | None = None, n_folds: int = N_FOLDS, seed: int = 0,
          rule: str = "lowest", max_cv_elements: int = CV_ELEMENTS, classes: Any = None,
@@ -348,6 +350,7 @@ def auto(z: Any, y: npt.ArrayLike, task: str, groups: npt.ArrayLike | None = Non
     the split-half test finds per-class signal.  Returns an :class:`AutoResult`,
     with the uncalibrated model's figures on the same rows (``baseline``).
     """
+    check_block_arguments(z, y if hasattr(y, "shape") else np.asarray(y), task)
     from . import check_method
     from . import methods as task_methods
     names = task_methods(task) if methods is None else tuple(methods)
