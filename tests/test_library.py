@@ -150,3 +150,18 @@ def test_building_blocks_refuse_bad_arguments_by_name(call, message):
     z, y = make_multiclass(n=3000)
     with pytest.raises(calibrate.CalibrateError, match="^" + message):
         call(z, y)
+
+
+def test_setup_cfg_installs_every_package():
+    # the Quick start's plain `pip install .` left out calibrate.backends and
+    # calibrate.families (an editable install, as the tests use, hid it)
+    import configparser
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    cfg = configparser.ConfigParser()
+    cfg.read(root / "setup.cfg")
+    listed = {p.strip() for p in cfg["options"]["packages"].replace("\n", ",").split(",")
+              if p.strip()}
+    found = {".".join(p.parent.relative_to(root).parts)
+             for p in (root / "calibrate").rglob("__init__.py")} | {"calibrate_cli"}
+    assert found == listed
