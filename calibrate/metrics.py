@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from . import params
 from .backends import as_array, as_backend
 from .errors import invalid
 from .smooth_ece import smooth_ece, smooth_ece_at, smooth_reliability  # noqa: F401
@@ -48,9 +49,8 @@ def nll(logits: Any, labels: Any, task: str, temperature: Any = 1.0) -> float:
 
 def _check_pairs(p: np.ndarray, o: np.ndarray, n_bins: int) -> None:
     """The checks of a public metric's arguments: as many outcomes as
-    probabilities, probabilities in [0, 1], a whole number of bins >= 1."""
-    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise invalid("n_bins", "a whole number of bins >= 1", repr(n_bins))
+    probabilities, probabilities in [0, 1], an integer number of bins >= 1."""
+    params.validate({"n_bins": n_bins}, params.BLOCKS)
     if p.size != o.size:
         raise invalid("outcomes", f"one per probability ({p.size})", f"{o.size}")
     if p.size and not (np.all(p >= 0) and np.all(p <= 1)):

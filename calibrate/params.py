@@ -45,6 +45,8 @@ class Interval:
     def describe(self) -> str:
         if (self.lo, self.hi, self.closed) == (0, 1, "neither"):
             return "a number strictly between 0 and 1"
+        if (self.lo, self.hi, self.closed) == (0, math.inf, "neither"):
+            return "a positive finite number"
         left = "[" if self.closed in ("left", "both") else "("
         right = "]" if self.closed in ("right", "both") else ")"
         return f"a number in {left}{self.lo:g}, {self.hi:g}{right}"
@@ -153,6 +155,13 @@ CLASSIFIER: dict = {
 #: Most bootstrap resamples ``evaluate`` takes: each one recomputes every ECE on
 #: all rows, and percentile intervals gain nothing from more.
 MAX_BOOTSTRAP = 10_000
+
+#: The parameters the public building blocks check themselves (their data
+#: checks are their own: lengths, ranges).
+BLOCKS: dict = {
+    "temperature": [Interval(0, math.inf)],
+    "n_bins": [Integer(1)],
+}
 
 EVALUATE: dict = {
     "input": [Options(INPUT_KINDS), None],

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from . import kernels
+from . import kernels, params
 from .backends import Backend, as_backend
 from .errors import invalid
 
@@ -150,10 +150,7 @@ def decision_units(logits: Backend, y: np.ndarray, task: str, calibration: Any,
 def top_scores(logits: Any, temperature: float) -> tuple[np.ndarray, np.ndarray]:
     """Argmax class (ties: lowest index) and its calibrated log-probability of
     any multiclass logits: int64 (N,) and float64 (N,)."""
-    import math
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.number)) \
-            or not math.isfinite(float(temperature)) or not float(temperature) > 0:
-        raise invalid("temperature", "a positive finite number", repr(temperature))
+    params.validate({"temperature": temperature}, params.BLOCKS)
     b = as_backend(logits)
     if b.ndim != 2:
         raise invalid("logits", "multiclass logits of shape (N, C)", f"shape {tuple(b.shape)}")

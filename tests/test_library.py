@@ -119,7 +119,7 @@ def test_import_loads_no_heavy_dependency():
     (lambda z, y: calibrate.metrics.ece(np.array([1.5, 0.2]), np.ones(2)),
      r"probabilities: expected values in \[0, 1\], found values from 0.2 to 1.5"),
     (lambda z, y: calibrate.metrics.ece(np.random.rand(4), np.ones(4), n_bins=0),
-     "n_bins: expected a whole number of bins >= 1, found 0"),
+     "n_bins: expected an integer >= 1, found 0"),
     (lambda z, y: calibrate.thresholds.search(np.zeros(3), np.zeros(4, bool), 0.9),
      r"correct: expected one per score \(3\), found 4"),
     (lambda z, y: calibrate.thresholds.search(np.arange(9.0), np.ones(9, bool), -0.5),
