@@ -378,15 +378,17 @@ def _sigmoid_stats(zc: npt.ArrayLike, yc: npt.ArrayLike, beta: npt.ArrayLike,
     o = np.asarray(yc).reshape(zc.shape) == 1
     bvec = np.asarray(beta, dtype=np.float64)
     a = zc * (bvec.astype(zc.dtype) if zc.dtype == np.float32 else bvec)
-    nll, sig = _softplus_and_sigmoid(a, o)
     y = o.astype(zc.dtype)
+    sign = y * -2
+    sign += 1                      # -1 for a positive, +1 for a negative: exact
+    nll, sig = _softplus_and_sigmoid(a, sign)
     curv = sig * (1 - sig) * zc * zc
     rows = [nll.sum(axis=0, dtype=np.float64),
             ((sig - y) * zc).sum(axis=0, dtype=np.float64),
             curv.sum(axis=0, dtype=np.float64),
             ((0.5 - y) * zc).sum(axis=0, dtype=np.float64)]
     if nll_at_one:
-        rows.append(_softplus_and_sigmoid(z0.astype(zc.dtype, copy=False), o)[0]
+        rows.append(_softplus_and_sigmoid(z0.astype(zc.dtype, copy=False), sign)[0]
                     .sum(axis=0, dtype=np.float64))
     if third:
         w3 = curv * zc        # s (1 - s) z^3, the same products in the same order
@@ -395,16 +397,13 @@ def _sigmoid_stats(zc: npt.ArrayLike, yc: npt.ArrayLike, beta: npt.ArrayLike,
     return np.stack(rows)
 
 
-def _softplus_and_sigmoid(a: np.ndarray, o: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """softplus(-a) where ``o`` else softplus(a) (the binary cross entropy of logit
-    a), and sigmoid(a), from one exponential.  No ``np.where``: on a random
-    mask it costs ten times the arithmetic that gives the same bits (a times
-    +-1 is a or -a; t = exp(-|a|) <= 1, so max(t, a >= 0) is 1 where a >= 0
-    and t elsewhere)."""
+def _softplus_and_sigmoid(a: np.ndarray, sign: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """softplus(sign a) (``sign`` -1 for a positive, +1 for a negative: the binary
+    cross entropy of logit a), and sigmoid(a), from one exponential.  No
+    ``np.where``: on a random mask it costs ten times the arithmetic that gives
+    the same bits (a times +-1 is a or -a; t = exp(-|a|) <= 1, so
+    max(t, a >= 0) is 1 where a >= 0 and t elsewhere)."""
     t = np.exp(-np.abs(a))
-    sign = o.astype(a.dtype)
-    sign *= -2
-    sign += 1
     nll = np.log1p(t) + np.maximum(a * sign, 0)
     inv = 1 / (1 + t)
     return nll, np.maximum(t, a >= 0) * inv

@@ -211,7 +211,7 @@ def _probabilities_for_logits(backend: Backend, st: RowStats, softmax: bool, nam
                  f"values all within [0, 1] (to {kernels.SUM_TOL:g}), as probabilities are "
                  f"and logits hardly ever (rows summing to 1 within {st.sum_err:.3g})")
         raise invalid(name, "logits, as the threshold file was fitted on", f"{found}; {override}")
-    if not softmax and backend.n_rows * int(np.prod(backend.shape[1:])) >= SIGMOID_LOOKALIKE:
+    if backend.n_rows * int(np.prod(backend.shape[1:])) >= SIGMOID_LOOKALIKE:
         warnings.warn(f"{name}: all values lie in [0, 1], yet read as logits, as the threshold "
                       f"file was fitted on; {override}", InputKindWarning, stacklevel=4)
 
@@ -266,7 +266,7 @@ def check_labels(labels: Any, task: str, n_rows: int, n_cls: int,
     if int(np.prod(y.shape)) == 0:
         raise invalid(name, "at least one label", "an empty array")
     if task == "multiclass" and y.ndim == 2 and y.shape[1] == n_cls > 1:
-        y = _one_hot_ids(y, n_rows, name)
+        y = _one_hot_ids(y, name)
     if task == "multilabel":
         if y.ndim != 2 or y.shape[1] != n_cls:
             raise invalid(name, f"multilabel 0/1 labels of shape (N, {n_cls})",
@@ -303,11 +303,9 @@ def check_labels(labels: Any, task: str, n_rows: int, n_cls: int,
     return y.astype(np.int8 if task == "binary" else np.int64)
 
 
-def _one_hot_ids(y: Any, n_rows: int, name: str) -> np.ndarray:
+def _one_hot_ids(y: Any, name: str) -> np.ndarray:
     """Class ids from one-hot labels (N, C): 0/1 values, exactly one 1 a row."""
-    a = as_array(y, name)
-    if a.shape[0] != n_rows:
-        raise invalid(name, f"{n_rows} labels, one per score row", f"{a.shape[0]}")
+    a = as_array(y, name)       # (the row count: checked by check_labels, on the ids)
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         raise invalid(name, "integer labels", "NaN or inf")
     ok = ((a == 0) | (a == 1)).all(axis=1) & (a.sum(axis=1, dtype=np.float64) == 1)

@@ -44,6 +44,7 @@ import numpy as np
 
 from .backends import Backend, SoftmaxPass, as_array, as_backend, as_labels
 from .errors import CalibrateError
+from .scores import check_block_arguments
 
 #: Lowest temperature returned for logits of ordinary scale, where separable
 #: data would otherwise drive T to 0 (relative to the scale for others).
@@ -574,7 +575,6 @@ def fit_temperature(logits: Any, labels: Any, task: str, name: str = "scores",
     ``name`` and ``classes`` are how a refusal names the input and a class;
     ``summary_bins`` see :func:`fit_softmax_temperature`.
     """
-    from .scores import check_block_arguments
     check_block_arguments(logits, labels, task)
     try:
         if task == "multiclass":

@@ -30,6 +30,7 @@ from typing import Any, Literal, overload
 import numpy as np
 import numpy.typing as npt
 
+from ..scores import check_block_arguments
 from . import isotonic, mix, ovr_platt, platt, temperature, vector
 from ._common import Family, sigmoid_nll
 
@@ -76,7 +77,6 @@ def fit(method: str, z: Any, y: Any, task: str, temperature: float | None = None
     for vector).
     """
     check_method(method, task)
-    from ..scores import check_block_arguments
     check_block_arguments(z, y, task)
     if method == "temperature":
         return _MODULES[method].fit(z, y, task, classes=classes)
