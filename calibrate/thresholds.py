@@ -255,13 +255,6 @@ def _elementwise(fn: Any, *arrays: np.ndarray) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty(0)
 
 
-def _segment_first(mask: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
-    """Per segment [start, stop): the first index where ``mask`` holds, else stop."""
-    idx = np.where(mask, np.arange(mask.size), mask.size)
-    first = np.minimum.reduceat(idx, starts)
-    return np.minimum(first, stops)
-
-
 def _choose_small(groups: np.ndarray, cb: np.ndarray, n: np.ndarray, k: np.ndarray,
                   e: np.ndarray | None, precision: float, confidence: float | None,
                   alpha: float | None, start_predictions: int) -> tuple:
@@ -286,13 +279,11 @@ def _choose_small(groups: np.ndarray, cb: np.ndarray, n: np.ndarray, k: np.ndarr
     status[(status == "ok") & (total < guarantee.min_certifiable(precision, a))] = "too-few"
     if e is None:
         want = np.minimum(start_predictions, total)
-        start = _segment_first(nn >= want[seg], starts, stops)
+        start = guarantee.segment_first(nn >= want[seg], starts, stops)
     else:
-        lb = _elementwise(guarantee.expected_lower_bound, e[sel], nn)
-        best = np.maximum.reduceat(lb, starts)
-        start = _segment_first(lb == best[seg], starts, stops)
+        start, _ = guarantee.best_expected(e[sel], nn, starts, _elementwise)
     fail = _elementwise(lambda k, n: guarantee.p_values(k, n, precision), kk, nn) > a
-    first_fail = _segment_first(fail & (local >= start[seg]), starts, stops)
+    first_fail = guarantee.segment_first(fail & (local >= start[seg]), starts, stops)
     status[(status == "ok") & (first_fail == start)] = "uncertified"
     return sel[np.maximum(first_fail - 1, 0)], status
 
@@ -440,13 +431,16 @@ def _start_item(it: Any, N: np.ndarray, E: np.ndarray, expit_expected: bool,
         n_lo = np.where(blob[at], np.maximum(np.ceil(grid), n_before[at] + 1), N[at])
     b = blob[at]
     exact_at = np.unique(at[~b])                   # candidate order: the first max wins
-    lb = guarantee.expected_lower_bound(E[exact_at], N[exact_at])
-    live = _live_blobs(it, N, E, at, n_lo, b, float(lb.max()) if lb.size else -np.inf,
-                       expit_expected)
+    best_at, best = None, -np.inf
+    if exact_at.size:
+        first, top = guarantee.best_expected(E[exact_at], N[exact_at])
+        best_at, best = int(exact_at[first[0]]), float(top[0])
+    live = _live_blobs(it, N, E, at, n_lo, b, best, expit_expected)
     if open_up is None and live.size == 0:
-        return int(exact_at[np.argmax(lb)])   # no cell can hold the start
-    if lb.size:
-        guess = int(exact_at[np.argmax(lb)])
+        assert best_at is not None   # (a grid point is exact or in a live blob)
+        return best_at   # no cell can hold the start
+    if best_at is not None:
+        guess = best_at
     else:   # no exact candidate yet: about the best end of a cell (exact counts)
         ends = np.unique(at)
         with np.errstate(all="ignore"):
@@ -507,11 +501,10 @@ def _may_reach(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.n
     holds every blob where one may, through at least one of its candidates
     (once a blob is shown live, its other candidates need no test).  One
     incomplete beta value per piece instead of a root: the Clopper-Pearson
-    bound at real k, n is below p exactly when I_p(k, n - k + 1) > level; p is
-    ``best`` less a margin far above the root's float error."""
+    bound at real k, n is below p exactly when I_p(k, n - k + 1) > level
+    (:func:`guarantee.may_reach`: p is ``best`` less a margin far above the
+    computed root's error)."""
     a, _, k, _, _ = _pieces(it, N, E, at, n_lo, emax, pieces)
-    from scipy import special
-    p = max(best - 1e-9, 0.0)
     # the pieces in order of their free bound k / a, most promising first: a
     # live candidate is most often shown live by its first piece tested
     rank = np.argsort(-(k / a), axis=1, kind="stable")
@@ -520,10 +513,7 @@ def _may_reach(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.n
     todo = np.arange(at.size)
     for col in range(pieces):
         piece = rank[todo, col]
-        ka, aa = k[todo, piece], a[todo, piece]
-        with np.errstate(all="ignore"):
-            below = special.betainc(np.maximum(ka, 1e-12), np.maximum(aa - ka + 1, 1e-12), p) \
-                > guarantee.START_LEVEL
+        below = ~guarantee.may_reach(k[todo, piece], a[todo, piece], best)
         keep[todo[~below]] = True
         shown[at[todo[~below]]] = True
         todo = todo[below]

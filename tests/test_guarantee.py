@@ -369,3 +369,50 @@ def test_blockwise_sequence_equals_full_sequence():
         want = fixed_sequence(p_values(k, n, 0.9), 0.05, start)
         block = int(rng.integers(1, 50))
         assert fixed_sequence_counts(k, n, 0.9, 0.05, start, block=block) == want
+
+
+def _brute_best(e, n, starts):
+    lb = guarantee.expected_lower_bound(e, n)
+    stops = list(starts[1:]) + [len(e)]
+    first = [a + int(np.argmax(lb[a:b])) for a, b in zip(starts, stops, strict=True)]
+    return np.array(first), lb[first]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_best_expected_is_the_first_largest_bound_of_every_segment(seed):
+    """The filtered search (roots only for candidates that may reach the bar)
+    gives the index and value of computing every bound, in every segment: small
+    classes (bars below the trusted range, nothing filtered), large ones,
+    ties (repeated candidates) and all-correct runs."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 400, 30)
+    es, ns = [], []
+    for m in sizes:
+        p = rng.random(m) ** rng.uniform(0.05, 3)          # calibrated probabilities
+        if rng.random() < 0.3:
+            p = np.repeat(p[: max(1, m // 3)], 3)[:m]      # tied candidates
+        es.append(np.cumsum(np.sort(p)[::-1]))
+        ns.append(np.arange(1, len(es[-1]) + 1, dtype=np.float64))
+    e, n = np.concatenate(es), np.concatenate(ns)
+    starts = np.concatenate(([0], np.cumsum([len(x) for x in es])[:-1]))
+    first, best = guarantee.best_expected(e, n, starts)
+    want_first, want_best = _brute_best(e, n, starts)
+    np.testing.assert_array_equal(first, want_first)
+    np.testing.assert_array_equal(best, want_best)   # bit for bit
+    assert guarantee.start_index(ns[0], es[0]) == want_first[0]
+
+
+def test_may_reach_never_drops_a_candidate_that_reaches_the_bar():
+    """may_reach is False only where the computed bound is below the bar, over
+    random real-valued (k, n) and bars across the trusted range; below it
+    everything may reach."""
+    rng = np.random.default_rng(3)
+    n = np.floor(10 ** rng.uniform(0, 6, 200_000)) + 1
+    k = n * rng.random(n.size) ** 0.2
+    lb = guarantee.expected_lower_bound(k, n)
+    for bar in (0.11, 0.3, 0.5, 0.7, 0.9, 0.99):
+        dropped = ~guarantee.may_reach(k, n, bar)
+        assert dropped.any() and np.all(lb[dropped] < bar)
+        near = np.abs(lb - bar) < 1e-3
+        assert np.all(~dropped[near & (lb >= bar)])
+    assert guarantee.may_reach(k, n, guarantee.LB_TRUSTED).all()
