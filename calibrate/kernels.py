@@ -345,18 +345,18 @@ def row_slices_of(n_rows: int, n_cols: int, pairs: int | None = None) -> list[sl
 
 def sigmoid_stats(zc: npt.ArrayLike, yc: npt.ArrayLike, beta: npt.ArrayLike,
                   unit: npt.ArrayLike = 1.0, nll_at_one: bool = False,
-                  third: bool = False) -> npt.NDArray[np.float64]:
+                  third: bool = False, with_g0: bool = True) -> npt.NDArray[np.float64]:
     """:func:`_sigmoid_stats` of a block, summed over slices of its rows."""
     z, y = np.asarray(zc), np.asarray(yc)
     cols = z.shape[1] if z.ndim == 2 else 1
-    parts = [_sigmoid_stats(z[s], y[s], beta, unit, nll_at_one, third)
+    parts = [_sigmoid_stats(z[s], y[s], beta, unit, nll_at_one, third, with_g0)
              for s in row_slices_of(z.shape[0], cols)]
     return parts[0] if len(parts) == 1 else np.sum(parts, axis=0)
 
 
 def _sigmoid_stats(zc: npt.ArrayLike, yc: npt.ArrayLike, beta: npt.ArrayLike,
                    unit: npt.ArrayLike = 1.0, nll_at_one: bool = False,
-                   third: bool = False) -> npt.NDArray[np.float64]:
+                   third: bool = False, with_g0: bool = True) -> npt.NDArray[np.float64]:
     """Column sums of NLL, NLL', NLL'' at ``beta`` (one per column) and of NLL'(0)
     for sigmoid(beta z) against 0/1 labels::
 
@@ -366,7 +366,8 @@ def _sigmoid_stats(zc: npt.ArrayLike, yc: npt.ArrayLike, beta: npt.ArrayLike,
     and with ``nll_at_one`` a further row: the NLL at beta = ``unit`` (T = 1);
     with ``third`` two more, the third and fourth derivatives
     s (1 - s) (1 - 2 s) z^3 and s (1 - s) (1 - 6 s + 6 s^2) z^4 (for a step of
-    higher order).
+    higher order).  Without ``with_g0`` the NLL'(0) row is zeros (only a
+    fit's first pass needs it).
     ``zc`` (n, C) and labels ``yc`` (n, C) or (n,); ``beta`` is (C,); ``unit``
     (powers of two, one per column) as in :func:`softmax_stats`.  One
     exponential serves the NLL and s: with t = exp(-|a|), softplus(+-a) =
@@ -386,7 +387,8 @@ def _sigmoid_stats(zc: npt.ArrayLike, yc: npt.ArrayLike, beta: npt.ArrayLike,
     rows = [nll.sum(axis=0, dtype=np.float64),
             ((sig - y) * zc).sum(axis=0, dtype=np.float64),
             curv.sum(axis=0, dtype=np.float64),
-            ((0.5 - y) * zc).sum(axis=0, dtype=np.float64)]
+            ((0.5 - y) * zc).sum(axis=0, dtype=np.float64) if with_g0
+            else np.zeros(zc.shape[1])]
     if nll_at_one:
         rows.append(_softplus_and_sigmoid(z0.astype(zc.dtype, copy=False), sign)[0]
                     .sum(axis=0, dtype=np.float64))

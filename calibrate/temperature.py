@@ -439,10 +439,12 @@ def fit_sigmoid_temperature(logits: Any, labels: Any, min_class_count: int = MIN
 
     seen: dict = {}
 
-    def per_column(b: np.ndarray, third: bool = False) -> tuple:
+    def per_column(b: np.ndarray, third: bool = False, first: bool = True) -> tuple:
         # the first pass also gives every column's NLL at T = 1; a pass from a
-        # warm start, the third and fourth derivatives for a step of higher order
-        st = z.sigmoid_stats(y, b, units, nll_at_one="one" not in seen, third=third)
+        # warm start, the third and fourth derivatives for a step of higher order;
+        # a Newton's first pass, NLL'(0) (the refusal of worse than chance)
+        st = z.sigmoid_stats(y, b, units, nll_at_one="one" not in seen, third=third,
+                             with_g0=first)
         if st.nll_at_one is not None:
             seen["one"] = st.nll_at_one
         seen["last"] = st.nll
@@ -490,14 +492,15 @@ def fit_sigmoid_temperature(logits: Any, labels: Any, min_class_count: int = MIN
 
 
 def _first_call(evaluate: Callable, third: bool) -> Callable:
-    """``evaluate`` asked, on its first call only, for the third and fourth
-    derivatives (when ``third``: from a warm start, whose step of higher
-    order usually leaves one pass to go)."""
+    """``evaluate`` told which call is a Newton's first (the only one whose
+    NLL'(0) is used), and asked on it for the third and fourth derivatives
+    (when ``third``: from a warm start, whose step of higher order usually
+    leaves one pass to go)."""
     calls = [0]
 
     def once(b: np.ndarray) -> tuple:
         calls[0] += 1
-        return evaluate(b, third=third and calls[0] == 1)
+        return evaluate(b, third=third and calls[0] == 1, first=calls[0] == 1)
     return once
 
 
@@ -509,7 +512,7 @@ def _sample_statistics(z: Backend, y: Any, units: np.ndarray) -> Callable | None
     zs = as_backend(z.sample(SAMPLE_ROWS))
     ys = as_backend(y).sample(SAMPLE_ROWS)
 
-    def on_sample(b: np.ndarray, third: bool = False) -> tuple:
+    def on_sample(b: np.ndarray, third: bool = False, first: bool = True) -> tuple:
         st = zs.sigmoid_stats(ys, b, units)
         return st.nll, st.gradient, st.curvature, st.gradient_at_zero, None, None, None
     return on_sample
@@ -539,8 +542,9 @@ def _pooled_temperature(per_column: Callable, units: np.ndarray, separable: Call
     r = units / u
 
     def pooled(columns: Callable) -> Callable:
-        def evaluate(b: np.ndarray, third: bool = False) -> tuple:
-            f, g, h, g0, _, t, q = columns(np.full(units.size, b[0]) * r, third=third)
+        def evaluate(b: np.ndarray, third: bool = False, first: bool = True) -> tuple:
+            f, g, h, g0, _, t, q = columns(np.full(units.size, b[0]) * r, third=third,
+                                           first=first)
             return (f.sum(), (g * r).sum(), (h * r * r).sum(), (g0 * r).sum(), None,
                     None if t is None else (t * r ** 3).sum(),
                     None if q is None else (q * r ** 4).sum())

@@ -271,13 +271,15 @@ class Backend:
             SoftmaxPass.of([q.at_beta for q in parts]) if metrics_at_beta else None)
 
     def sigmoid_stats(self, y: Any, beta: np.ndarray, unit: Any = 1.0,
-                      nll_at_one: bool = False, third: bool = False) -> SigmoidStats:
+                      nll_at_one: bool = False, third: bool = False,
+                      with_g0: bool = True) -> SigmoidStats:
         """(N, C) logits / ``unit`` (powers of two per column) against (N, C) or (N,)
         0/1 labels (an array or a row source); with ``third`` the NLL's third
-        and fourth derivatives too."""
+        and fourth derivatives too; ``gradient_at_zero`` is 0 unless ``with_g0``."""
         sums = self.sum_blocks(kernels.sigmoid_stats, y,
                                args=(np.asarray(beta, dtype=np.float64),
-                                     np.asarray(unit, dtype=np.float64), nll_at_one, third),
+                                     np.asarray(unit, dtype=np.float64), nll_at_one, third,
+                                     with_g0),
                                label="temperature pass")
         names = _stat_names(nll_at_one, third)
         return SigmoidStats(**{k: v / self.n_rows for k, v in zip(names, sums, strict=True)})

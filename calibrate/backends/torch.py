@@ -154,8 +154,10 @@ class TorchBackend(Backend):
                             v[4] if nll_at_one else None)
 
     def sigmoid_stats(self, y: Any, beta: np.ndarray, unit: Any = 1.0,
-                      nll_at_one: bool = False, third: bool = False) -> SigmoidStats:
-        # (``third`` asks for more than needed: without those rows Newton takes plain steps)
+                      nll_at_one: bool = False, third: bool = False,
+                      with_g0: bool = True) -> SigmoidStats:
+        # (``third`` asks for more than needed: without those rows Newton takes
+        # plain steps; NLL'(0) always comes, a sum among four on the device)
         z = self.tensor
         yt = self._labels(y, z.dtype).reshape(z.shape)
         bt = torch.as_tensor(np.asarray(beta, dtype=np.float64), device=self.device).to(z.dtype)
