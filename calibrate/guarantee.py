@@ -83,6 +83,36 @@ def p_values(n_correct: npt.ArrayLike, n: npt.ArrayLike, target: float) -> np.nd
     return np.where(k > 0, p, 1.0)
 
 
+def p_exceeds(n_correct: npt.ArrayLike, n: npt.ArrayLike, target: float,
+              alpha: float) -> np.ndarray:
+    """``p_values(n_correct, n, target) > alpha``, bit for bit, with the
+    incomplete beta computed only where two bounds on the binomial tail leave
+    the answer open (on a long sequence, a fifth of the candidates):
+
+    * k <= n target (integer counts): P(X >= k) >= 1/2, since the median of
+      Binomial(n, target) is at least floor(n target) -- a failure at any
+      alpha below 1/2;
+    * k > n target: P(X >= k) <= exp(-n KL(k/n || target)) (Chernoff and
+      Hoeffding), a rejection where that is below alpha (with a margin far
+      above rounding).
+    """
+    k = np.asarray(n_correct, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    out = np.ones(k.shape, bool)
+    if k.size < 256 or not (np.all(k == np.floor(k)) and np.all(n == np.floor(n))
+                            and np.all(n >= 1)):
+        return p_values(k, n, target) > alpha   # (few, or not counts: no bounds)
+    with np.errstate(all="ignore"):
+        q = k / n
+        kl = special.rel_entr(q, target) + special.rel_entr(1.0 - q, 1.0 - target)
+    fail = (k <= n * target * (1.0 - 1e-12)) if alpha < 0.49 else np.zeros(k.shape, bool)
+    reject = ~fail & (q > target) & (n * kl > -math.log(alpha) + 1e-6)
+    out[reject] = False
+    open_ = ~(fail | reject)
+    out[open_] = p_values(k[open_], n[open_], target) > alpha
+    return out
+
+
 def min_certifiable(target: float, alpha: float) -> int:
     """Fewest predictions that can certify ``target`` at level alpha (all correct)."""
     return max(1, math.ceil(math.log(alpha) / math.log(target))) if target > 0 else 1
@@ -232,7 +262,11 @@ def fixed_sequence(pvalues: np.ndarray, alpha: float, start: int) -> int | None:
     ``alpha`` and stops at the first p-value above it.  Returns None when the
     first one is not rejected.
     """
-    tail = np.asarray(pvalues[start:]) > alpha
+    return _last_before_failure(np.asarray(pvalues[start:]) > alpha, start)
+
+
+def _last_before_failure(tail: np.ndarray, start: int) -> int | None:
+    """:func:`fixed_sequence` from the failures (p-value > alpha) from ``start`` on."""
     if tail.size == 0 or tail[0]:
         return None
     first_fail = int(np.argmax(tail)) if tail.any() else tail.size
@@ -247,7 +281,7 @@ def fixed_sequence_counts(n_correct: np.ndarray, n: np.ndarray, target: float, a
     j = start
     while j < len(n):
         stop = min(len(n), j + block)
-        r = fixed_sequence(p_values(n_correct[j:stop], n[j:stop], target), alpha, 0)
+        r = _last_before_failure(p_exceeds(n_correct[j:stop], n[j:stop], target, alpha), 0)
         if r is None:
             return None if j == start else j - 1
         if r < stop - j - 1:

@@ -282,7 +282,7 @@ def _choose_small(groups: np.ndarray, cb: np.ndarray, n: np.ndarray, k: np.ndarr
         start = guarantee.segment_first(nn >= want[seg], starts, stops)
     else:
         start, _ = guarantee.best_expected(e[sel], nn, starts, _elementwise)
-    fail = _elementwise(lambda k, n: guarantee.p_values(k, n, precision), kk, nn) > a
+    fail = _elementwise(lambda k, n: guarantee.p_exceeds(k, n, precision, a), kk, nn)
     first_fail = guarantee.segment_first(fail & (local >= start[seg]), starts, stops)
     status[(status == "ok") & (first_fail == start)] = "uncertified"
     return sel[np.maximum(first_fail - 1, 0)], status
@@ -458,7 +458,11 @@ def _live_blobs(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.
     """The places among ``at`` (``b``: inside a blob) whose candidate may beat
     ``best``, the best exact expected lower bound: first the free bound lb <=
     e / n (e at most at the blob's end, n at least ``n_lo``), then bounds in
-    one piece, then in pieces."""
+    one piece, then in pieces.
+
+    Only a blob's place of least ``n_lo`` is tested: every candidate of the
+    blob's other places lies in its range of counts, so its bounds hold for
+    them too (a blob is live exactly when that place is)."""
     n_before, e_before = N - it.n, E - it.e
     emin, emax = _expected_bounds(it, expit_expected, at)
     e_end = np.minimum(E[at], e_before[at] + (N[at] - n_before[at]) * emax)
@@ -469,6 +473,8 @@ def _live_blobs(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.
         lo_p = _lowest_lb(it, N, E, at[probe], n_lo[probe], emin[probe], 1)
         best = max(best, float(lo_p.max()))
         live = live[np.minimum(1.0, e_end[live] / n_lo[live]) >= best]
+    order = live[np.lexsort((n_lo[live], at[live]))]
+    live = order[np.r_[True, at[order[1:]] != at[order[:-1]]]] if order.size else order
     for pieces in (1, _PIECES):
         if live.size == 0:
             break
@@ -540,15 +546,16 @@ def _lowest_lb(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.n
     return lo_b
 
 
-def _p_upper(it: Any, N: np.ndarray, K: np.ndarray, p: float, idx: np.ndarray) -> np.ndarray:
-    """The largest p-value any candidate inside blobs ``idx`` can have: with all of
-    their wrong values first (k stays, n grows by them), then every added value
-    right (which only lowers it)."""
+def _p_upper_exceeds(it: Any, N: np.ndarray, K: np.ndarray, p: float, alpha: float,
+                     idx: np.ndarray) -> np.ndarray:
+    """Whether the largest p-value any candidate inside blobs ``idx`` can have
+    exceeds ``alpha``: the largest is with all of their wrong values first (k
+    stays, n grows by them), then every added value right (which only lowers it)."""
     n_before, k_before = N[idx] - it.n[idx], K[idx] - it.k[idx]
     w = it.n[idx] - it.k[idx]
     k_worst = np.where(w >= 1, k_before, k_before + 1)
     n_worst = np.where(w >= 1, n_before + w, n_before + 1)
-    return guarantee.p_values(k_worst, n_worst, p)
+    return guarantee.p_exceeds(k_worst, n_worst, p, alpha)
 
 
 def _sequence(it: Any, N: np.ndarray, K: np.ndarray, p: float, alpha: float,
@@ -556,18 +563,18 @@ def _sequence(it: Any, N: np.ndarray, K: np.ndarray, p: float, alpha: float,
     """Fixed-sequence testing from the start item: the last candidate before the
     first failure (an item index), None when the start fails.  p-values are
     computed block by block from the start, only until the first failure."""
-    if guarantee.p_values(K[start], N[start], p) > alpha:
+    if guarantee.p_exceeds(K[start], N[start], p, alpha):
         return None
     blob = ~it.exact
     unsure: list = []
     j, block = start + 1, 64
     while j < it.n.size:
         idx = np.arange(j, min(it.n.size, j + block))
-        fails = idx[guarantee.p_values(K[idx], N[idx], p) > alpha]   # item ends: exact
+        fails = idx[guarantee.p_exceeds(K[idx], N[idx], p, alpha)]   # item ends: exact
         scan = idx[idx <= fails[0]] if fails.size else idx
         bl = scan[blob[scan]]
         if bl.size:
-            unsure.append(bl[_p_upper(it, N, K, p, bl) > alpha])
+            unsure.append(bl[_p_upper_exceeds(it, N, K, p, alpha, bl)])
         if fails.size:
             stop = int(fails[0])
             break

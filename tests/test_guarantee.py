@@ -416,3 +416,25 @@ def test_may_reach_never_drops_a_candidate_that_reaches_the_bar():
         near = np.abs(lb - bar) < 1e-3
         assert np.all(~dropped[near & (lb >= bar)])
     assert guarantee.may_reach(k, n, guarantee.LB_TRUSTED).all()
+
+
+@pytest.mark.parametrize("target", [0.5, 0.8, 0.9, 0.95, 0.99, 0.999])
+def test_p_exceeds_is_the_p_value_test_bit_for_bit(target):
+    """The bounds that spare most incomplete beta values never decide otherwise
+    than the p-value itself: counts from 1 to a million, all correct, none
+    correct, right at the target, and levels from Bonferroni-small to 1/2."""
+    rng = np.random.default_rng(int(target * 1000))
+    n = np.floor(10 ** rng.uniform(0, 6, 100_000)) + 1
+    q = np.clip(target + rng.normal(0, 3, n.size) * np.sqrt(target * (1 - target) / n), 0, 1)
+    k = np.round(q * n)
+    k[:50], k[50:100] = n[:50], 0                         # all correct, none correct
+    k[100:200] = np.floor(n[100:200] * target)            # at the target
+    k[200:300] = np.ceil(n[200:300] * target)
+    for alpha in (1e-9, 1e-4, 0.01, 0.05, 0.2, 0.4999, 0.6):
+        want = guarantee.p_values(k, n, target) > alpha
+        np.testing.assert_array_equal(guarantee.p_exceeds(k, n, target, alpha), want)
+    assert bool(guarantee.p_exceeds(20.0, 20.0, target, 0.05)) == \
+        bool(guarantee.p_values(20, 20, target) > 0.05)
+    k_real = k * 0.999 + 0.3                              # not counts: computed as is
+    np.testing.assert_array_equal(guarantee.p_exceeds(k_real, n, target, 0.05),
+                                  guarantee.p_values(k_real, n, target) > 0.05)
