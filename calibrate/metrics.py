@@ -194,9 +194,19 @@ def calibration_pairs(probabilities: npt.ArrayLike, labels: npt.ArrayLike,
 # ---------------------------------------------------------------------------
 # Binned estimators on (confidence, outcome) pairs
 
-def bin_width(p: np.ndarray, n_bins: int) -> npt.NDArray[np.int64]:
-    """Equal-width bin of each p: b = ceil(p n_bins) - 1, bins (lo, hi], p = 0 in bin 0."""
-    return np.clip(np.ceil(p * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+def bin_width(p: np.ndarray, n_bins: int, offsets: Any = None) -> npt.NDArray[np.int64]:
+    """Equal-width bin of each p: b = ceil(p n_bins) - 1, bins (lo, hi], p = 0 in bin 0
+    (plus ``offsets``, integers broadcast against p: a bin per class and bin).
+    Computed in p's float type, as p * n_bins always was, whose small
+    integers are exact, and converted once."""
+    b = np.multiply(p, n_bins)
+    np.ceil(b, out=b)
+    b -= 1
+    np.clip(b, 0, n_bins - 1, out=b)
+    b = b.astype(np.int64)
+    if offsets is not None:
+        b += offsets
+    return b
 
 
 def bin_mass(p: np.ndarray, n_bins: int) -> npt.NDArray[np.int64]:

@@ -40,6 +40,8 @@ SAMPLE_ROWS = 4096
 #: fewer) and of the pooled groups.
 LABEL_BINS = 1024
 POOLED_BINS = 8192
+#: Labels whose first-level cells a first pass counts together.
+LABEL_BLOCK = 32
 
 
 @dataclass
@@ -72,7 +74,7 @@ class Sums:
         c = p.shape[1]
         pf = p.ravel()
         res = o.ravel() - pf                                   # o - p
-        key = (metrics.bin_width(p, n_bins) + n_bins * np.arange(c)).ravel()
+        key = metrics.bin_width(p, n_bins, offsets=n_bins * np.arange(c)).ravel()
         size = c * n_bins
         self.count += np.bincount(key, minlength=size).reshape(c, n_bins)
         self.gap += np.bincount(key, weights=res, minlength=size).reshape(c, n_bins)
@@ -98,7 +100,7 @@ class Sums:
             sign -= 1.0
             sign *= res                                       # res where k, else -res
             self.top_label += np.bincount(top, weights=sign, minlength=2 * n_bins)
-        self.grid += smooth_ece.binned(pf, res / n_pairs, smooth_ece.FINEST_GRID)
+        self.grid += smooth_ece.binned(pf, res / n_pairs, smooth_ece.FINEST_GRID, in_unit=True)
 
     def metrics(self, n_pairs: int, binary: bool, mass_ece: float) -> dict:
         """Every summary metric (keys of :data:`calibrate.metrics.NAMES`) from the sums."""
@@ -197,6 +199,15 @@ def _count(spec: refinement.TreeSpec, part: refinement.PassPart, layout: Layout,
     for g, v, p in views:
         if not wanted[g].any():
             continue                     # nothing of these groups is counted this pass
+        if spec.flat and np.ndim(g) == 1 and v.ndim == 2 and p is not None and \
+                v.shape[1] > LABEL_BLOCK:
+            # The labels' cells a block of labels at a time: the counts' cells then
+            # stay in cache (a row's pairs fall in a thousand labels' cells apart).
+            # Each cell is one label's, so it sums the same pairs in the same order.
+            for a in range(0, v.shape[1], LABEL_BLOCK):
+                cs = slice(a, a + LABEL_BLOCK)
+                refinement.accumulate(spec, part, g[cs], v[:, cs], o[:, cs], p[:, cs])
+            continue
         refinement.accumulate(spec, part, g, v, o, special.expit if p is None else p)
 
 

@@ -23,16 +23,17 @@ _SMOOTH_SIGMA_MIN = 1e-3       # below this the data are calibrated to the grid'
 FINEST_GRID = 1 << 16
 
 
-def binned(p: np.ndarray, r: np.ndarray, m: int) -> np.ndarray:
+def binned(p: np.ndarray, r: np.ndarray, m: int, in_unit: bool = False) -> np.ndarray:
     """Linear binning of weights r at positions p in [0, 1] onto the grid j / m,
     j = 0..m: each point's weight split between its two neighbouring nodes.
-    Sums of blocks' binnings are the binning of all of them."""
-    pos = np.clip(p, 0.0, 1.0) * m
+    Sums of blocks' binnings are the binning of all of them.  ``in_unit``: the
+    caller vouches that every p is in [0, 1] (probabilities from expit)."""
+    pos = (p if in_unit else np.clip(p, 0.0, 1.0)) * m
     node = np.floor(pos, dtype=np.float64)  # (a float: pos - node needs no conversion)
     np.minimum(node, m - 1, out=node)
-    frac = pos - node
     j = node.astype(np.intp)
-    upper = r * frac
+    upper = np.subtract(pos, node, out=pos)    # the fraction past the node ...
+    upper *= r                                 # ... times r
     out = np.bincount(j, weights=r - upper, minlength=m + 1)
     out[1:] += np.bincount(j, weights=upper, minlength=m)
     return out

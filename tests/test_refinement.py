@@ -405,3 +405,31 @@ def test_label_columns_of_one_are_read_whole_and_fit_as_before(tmp_path):
         assert isinstance(col, np.ndarray) and col.shape == (3000, 1)
         assert _fit_dict(str(tmp_path / "z.npy"), str(tmp_path / "y1.npy"), task) == \
             _fit_dict(z, y, task)
+
+
+def test_labels_counted_in_blocks_give_the_same_fit_bit_for_bit(monkeypatch):
+    """A first pass counts labels' cells a block of labels at a time: with blocks
+    of 8 labels of 70, and with no blocks, every metric, threshold and count of
+    the streamed fit is the same, bit for bit."""
+    z, y = make_multilabel(n=3000, c=70, seed=9)
+    t = np.linspace(0.5, 2.0, 70)
+    runs = []
+    for block in (8, 10**9):
+        monkeypatch.setattr(sigmoid_passes, "LABEL_BLOCK", block)
+        runs.append(sigmoid_passes.run(as_backend(z), y, t, "multilabel", SEARCH).to_dict())
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bin_width_with_offsets_is_the_bin_plus_the_offset(dtype):
+    """Equal-width bins (lo, hi] from p * n_bins in p's own float type (float32
+    values just above an edge stay in the bin float32 rounding puts them in),
+    with per-column offsets."""
+    p = np.array([[0.0, 1 / 15, 0.2, 1.0], [1e-30, 0.5, 14 / 15, 0.99999]], dtype=dtype)
+    want = np.clip(np.ceil(p * 15).astype(np.int64) - 1, 0, 14)
+    np.testing.assert_array_equal(metrics.bin_width(p, 15), want)
+    np.testing.assert_array_equal(metrics.bin_width(p, 15, offsets=15 * np.arange(4)),
+                                  want + 15 * np.arange(4))
+    # float32's 0.2 is 0.2000000030: times 15 it rounds to 3 in float32, not in float64
+    v = np.array([0.2], np.float32).astype(dtype)
+    assert metrics.bin_width(v, 15)[0] == (2 if dtype == np.float32 else 3)
