@@ -42,6 +42,10 @@ LABEL_BINS = 1024
 POOLED_BINS = 8192
 #: Labels whose first-level cells a first pass counts together.
 LABEL_BLOCK = 32
+#: A later pass looks through the labels' cells alone (the pooled groups'
+#: wanted cells marked in them) while that leaves at most this share of the
+#: pairs inside its window.
+FOLD_SHARE = 0.25
 
 
 @dataclass
@@ -238,7 +242,7 @@ class Window:
 
 
 def _window(spec: refinement.TreeSpec, layout: Layout, t: np.ndarray,
-            dtype: np.dtype) -> Window | None:
+            dtype: np.dtype, root_n: np.ndarray | None = None) -> Window | None:
     """The :class:`Window` of a later pass over logits of ``dtype``, or None (every
     pair located) where a group's range sits so far from zero next to its width
     that ``dtype`` cannot place a logit within a quarter of a cell.  In cells, the
@@ -247,20 +251,27 @@ def _window(spec: refinement.TreeSpec, layout: Layout, t: np.ndarray,
     the product and the sum); the position matters only within two cells of
     the first-level range (farther out both clip to the same end cell), where
     the error is below (cells + 2 + |shift|) * 2 eps: asked to stay under a
-    quarter of a cell, and the table widened by one cell each way."""
+    quarter of a cell, and the table widened by one cell each way.
+
+    With labels' groups, the pooled groups' wanted cells are marked in the
+    labels' cells when, by the first-level counts ``root_n``, that leaves at
+    most :data:`FOLD_SHARE` of the pairs inside: one view then does the work
+    of three."""
     c = layout.n_classes
     eps = float(np.finfo(dtype).eps)
     views = []
 
-    def view(g: Any, per_column: np.ndarray) -> bool:
+    def view(g: Any, per_column: np.ndarray, marks: np.ndarray | None = None) -> bool:
         g = np.asarray(g)
         first, last = spec.cells_of(g)
         w = spec.roots_wanted[first:last]
-        if not w.any():
+        if not w.any() and (marks is None or not marks.any()):
             return True
         table = w.copy()
         table[1:] |= w[:-1]
         table[:-1] |= w[1:]
+        if marks is not None:
+            table |= marks
         scale = spec.root_scale[g] * per_column      # per column
         shift = np.broadcast_to(-spec.root_lo[g] * spec.root_scale[g], (c,))
         top = np.broadcast_to(spec.bins[g] - 1, (c,))
@@ -271,13 +282,66 @@ def _window(spec: refinement.TreeSpec, layout: Layout, t: np.ndarray,
         views.append((scale.astype(dtype), shift.astype(dtype), base, top.astype(dtype), table))
         return True
 
+    marks = _pooled_marks(spec, layout, t) if layout.per_label and root_n is not None \
+        else None
+    if marks is not None:
+        first, last = spec.cells_of(np.arange(c))
+        w = spec.roots_wanted[first:last]
+        table = marks | w
+        table[1:] |= w[:-1]
+        table[:-1] |= w[1:]
+        n = root_n[first:last]
+        if n[table].sum() > FOLD_SHARE * n.sum():
+            marks = None        # the pooled cells would open up too many labels' cells
     ok = True
     if layout.per_label:
-        ok &= view(np.arange(c), 1.0 / t)
-    if layout.pooled_group:
-        ok &= view(layout.pooled_after, 1.0 / t)
-    ok &= view(layout.pooled_before, np.ones(c))
+        ok &= view(np.arange(c), 1.0 / t, marks)
+    if marks is None:
+        if layout.pooled_group:
+            ok &= view(layout.pooled_after, 1.0 / t)
+        ok &= view(layout.pooled_before, np.ones(c))
     return Window(tuple(views), dtype) if ok else None
+
+
+def _pooled_marks(spec: refinement.TreeSpec, layout: Layout, t: np.ndarray) -> np.ndarray:
+    """Over the labels' first-level cells (column j's in group j): the cells whose
+    values may hold a pair of a pooled group's wanted cell, or of a cell next to
+    one (a label's values are z / T_j, the calibrated pooled group's too, the
+    other's z).  Each run of such pooled cells is a range of values, taken to
+    each label's cells one cell wider on each side than its floor: float error
+    in the window's estimate or at a cell's edge cannot move a pair across."""
+    c = layout.n_classes
+    first, last = spec.cells_of(np.arange(c))
+    lo, scale = spec.root_lo[:c, None], spec.root_scale[:c, None]
+    top = (spec.bins[:c] - 1)[:, None].astype(np.float64)
+    base = (spec.offset[:c] - first)[:, None]
+    diff = np.zeros(last - first + 1, np.int64)
+    pooled = [(layout.pooled_before, True)] + \
+        ([(layout.pooled_after, False)] if layout.pooled_group else [])
+    for g, as_given in pooled:
+        a, b = spec.cells_of(g)
+        w = spec.roots_wanted[a:b]
+        if not w.any():
+            continue
+        ww = w.copy()
+        ww[1:] |= w[:-1]
+        ww[:-1] |= w[1:]
+        edge = np.diff(np.concatenate(([0], ww.astype(np.int8), [0])))
+        ra, rb = np.flatnonzero(edge == 1), np.flatnonzero(edge == -1)   # runs [ra, rb)
+        v_lo = spec.root_lo[g] + ra / spec.root_scale[g]
+        v_hi = spec.root_lo[g] + rb / spec.root_scale[g]
+        v_lo[ra == 0], v_hi[rb == b - a] = -np.inf, np.inf   # the end cells reach on
+        s_lo, s_hi = (v_lo / t[:, None], v_hi / t[:, None]) if as_given else \
+            (np.broadcast_to(v_lo, (c, ra.size)), np.broadcast_to(v_hi, (c, ra.size)))
+        with np.errstate(invalid="ignore"):
+            # (NaN where a range is degenerate: then the label's every cell; such a
+            # label's own view refuses the window anyway)
+            ca = np.clip(np.nan_to_num(np.floor((s_lo - lo) * scale) - 1, nan=0.0), 0, top)
+            cb = np.clip(np.nan_to_num(np.floor((s_hi - lo) * scale) + 1, nan=np.inf), 0, top)
+        ca, cb = ca.astype(np.int64), cb.astype(np.int64)
+        np.add.at(diff, (base + ca).ravel(), 1)
+        np.add.at(diff, (base + cb).ravel() + 1, -1)
+    return np.cumsum(diff[:-1]) > 0
 
 
 def _first_pass(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarray,
@@ -370,7 +434,8 @@ def run(z: Backend, y: Any, temperature: Any, task: str, search: dict | None = N
             pending = np.union1d(pending, ahead)
         tree.refine(pending)
         spec = tree.spec()
-        window = _window(spec, layout, t, kernels.float_dtype(zc.dtype))
+        window = _window(spec, layout, t, kernels.float_dtype(zc.dtype),
+                         tree.n[:int(tree.offset[-1])])
         part = zc.fold(_next_pass, y, args=(t, spec, layout, window),
                        init=lambda spec=spec: Pass(None, None, refinement.PassPart.of(spec)),
                        label="thresholds")

@@ -381,6 +381,70 @@ def test_window_finds_every_logit_of_a_wanted_cell_at_its_precision_limit(seed):
     assert inside.mean() < 0.5                      # and it does leave most out
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_folded_window_finds_every_logit_of_a_wanted_pooled_cell(seed):
+    # with the first-level counts, a later pass's window marks the pooled
+    # groups' few wanted cells in the labels' cells and looks through those
+    # alone (one view), even where a pooled group's range sits too far from zero
+    # for a float32 position of its own; many scattered pooled cells, which
+    # would open up most labels' cells, keep the three views
+    import dataclasses
+
+    rng = np.random.default_rng(seed)
+    c = 4
+    layout = sigmoid_passes.Layout(c, True)
+    t = rng.uniform(0.3, 3.0, c)
+    bins = np.array([1024] * c + [8192, 8192])
+    lo_s = rng.normal(0, 1, c) - 3
+    lo = np.r_[lo_s, lo_s.min() - 1, (lo_s * t).min() - 1]
+    width = np.r_[np.full(c, 6.0), 8.0, 8.0 * t.max()]
+    if seed % 2:
+        lo[-1] = 2e6 * width[-1]      # the logits' pooled range far from zero
+    tree = refinement.Tree(lo, lo + width, bins)
+    spec = tree.spec()
+    wanted = np.zeros(spec.size, bool)
+    wanted[rng.choice(int(bins[:c].sum()), 40, replace=False)] = True       # labels' cells
+    for g in (c, c + 1):                                                     # 3 runs each
+        start = int(tree.offset[g])
+        for a in rng.choice(8192 - 5, 3, replace=False):
+            wanted[start + a:start + a + rng.integers(1, 5)] = True
+    spec = dataclasses.replace(spec, roots_wanted=wanted, wanted=wanted)
+    root_n = np.ones(int(tree.offset[-1]), np.int64)
+    window = sigmoid_passes._window(spec, layout, t, np.dtype(np.float32), root_n)
+    assert window is not None and len(window.views) == 1
+    # logits at every edge of every group's cells, in each column's units, and
+    # a float32 step beside them
+    cols = []
+    for j in range(c):
+        zs = [lo[j] + width[j] * np.arange(bins[j] + 1) / bins[j]]
+        zs.append(lo[c] + width[c] * np.arange(bins[c] + 1) / bins[c])
+        zs = np.concatenate([np.concatenate(zs) * t[j],
+                             lo[c + 1] + width[c + 1] * np.arange(bins[c + 1] + 1) / bins[c + 1]])
+        zs = zs.astype(np.float32)
+        cols.append(np.concatenate([zs, np.nextafter(zs, np.float32(np.inf)),
+                                    np.nextafter(zs, np.float32(-np.inf))]))
+    n = min(len(x) for x in cols)
+    z = np.stack([x[:n] for x in cols], axis=1)
+    flat = dataclasses.replace(spec, flat=True)
+    v = z.astype(np.float64)
+    hit = wanted[flat.locate(np.arange(c), v / t).reshape(z.shape)]
+    pooled = wanted[flat.locate(layout.pooled_after, v / t).reshape(z.shape)]
+    if seed % 2 == 0:
+        pooled |= wanted[flat.locate(layout.pooled_before, v).reshape(z.shape)]
+    assert hit.sum() > 50 and pooled.sum() > 10
+    inside = window.inside(z)
+    assert not ((hit | pooled) & ~inside).any()
+    assert window.views[0][4].mean() <= sigmoid_passes.FOLD_SHARE   # few labels' cells open
+    # scattered pooled cells: three views, as without the counts
+    wanted[int(tree.offset[c]):int(tree.offset[c + 1]):7] = True
+    spec = dataclasses.replace(spec, roots_wanted=wanted, wanted=wanted)
+    many = sigmoid_passes._window(spec, layout, t, np.dtype(np.float32), root_n)
+    if seed % 2 == 0:
+        assert many is not None and len(many.views) == 3
+    else:
+        assert many is None      # the far pooled range needs its own view, and refuses it
+
+
 def test_tabulate_gives_each_cells_distinct_values_and_consumes_the_list():
     pieces = [(np.array([5, 2, 5], np.int32), np.array([0.5, 1.0, 0.7]),
                np.array([True, False, False]), np.array([0.1, 0.2, 0.3])),
