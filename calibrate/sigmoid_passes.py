@@ -282,9 +282,9 @@ def _window(spec: refinement.TreeSpec, layout: Layout, t: np.ndarray,
         views.append((scale.astype(dtype), shift.astype(dtype), base, top.astype(dtype), table))
         return True
 
-    marks = _pooled_marks(spec, layout, t) if layout.per_label and root_n is not None \
-        else None
-    if marks is not None:
+    marks = None
+    if layout.per_label and root_n is not None:
+        marks = _pooled_marks(spec, layout, t)
         first, last = spec.cells_of(np.arange(c))
         w = spec.roots_wanted[first:last]
         table = marks | w
