@@ -144,10 +144,14 @@ class PassPart:
 
 
 def accumulate(spec: TreeSpec, part: PassPart, g: np.ndarray, v: np.ndarray,
-               correct: np.ndarray, expected: Any) -> None:
+               correct: np.ndarray, expected: Any, e_into: np.ndarray | None = None) -> None:
     """Count values ``v`` of groups ``g`` (float64), whether each is ``correct``
     and its ``expected`` probability of being correct (an array, or a function
-    of the values computed only for those counted), into ``part``."""
+    of the values computed only for those counted), into ``part``.
+
+    ``e_into`` (a first pass: the groups' cells): the expected sums are added
+    there, value by value in order, instead of into ``part``: a block's values
+    given a piece at a time into zeros sum exactly as the block given at once."""
     leaf = spec.locate(g, v)
     v, correct = v.ravel(), correct.ravel()
     if spec.flat:                       # every value counted in its first-level cell
@@ -159,8 +163,11 @@ def accumulate(spec: TreeSpec, part: PassPart, g: np.ndarray, v: np.ndarray,
         if a:
             leaf = leaf - a
         _count_nk(part, leaf, correct, b - a, a)
-        part.e[a:b] += np.bincount(leaf, weights=expected(v) if callable(expected)
-                                   else expected.ravel(), minlength=b - a)
+        w = expected(v) if callable(expected) else expected.ravel()
+        if e_into is not None:
+            np.add.at(e_into, leaf, w)      # (in order, as the count below)
+        else:
+            part.e[a:b] += np.bincount(leaf, weights=w, minlength=b - a)
         return
     ok = np.flatnonzero(leaf >= 0)
     ok = ok[spec.wanted[leaf[ok]]]

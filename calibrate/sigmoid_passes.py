@@ -186,21 +186,33 @@ def _pair_values(zc: np.ndarray, yc: np.ndarray, temperature: np.ndarray,
     return z, z / t, o
 
 
-def _count(spec: refinement.TreeSpec, part: refinement.PassPart, layout: Layout,
-           z: np.ndarray, s: np.ndarray, o: np.ndarray, pa: np.ndarray | None,
-           pb: np.ndarray | None, cols: np.ndarray | None = None) -> None:
-    """Count a block's pairs into the tree's wanted cells (probabilities computed
-    here when not given: only for the pairs those cells hold).  The pairs are
-    (r, C) arrays, or with ``cols`` flat arrays of the pairs' columns."""
+def _views(layout: Layout, z: np.ndarray, s: np.ndarray, pa: np.ndarray | None,
+           pb: np.ndarray | None, cols: np.ndarray | None) -> list[tuple[Any, Any, Any]]:
+    """(group or groups, values, probabilities) of each view of the pairs: the
+    labels' (column j in group j; ``cols``: the flat pairs' columns), all pairs
+    calibrated, all pairs as given."""
     c = layout.n_classes
     views: list[tuple[Any, np.ndarray, np.ndarray | None]] = []
-    if layout.per_label:                           # column j in group j
+    if layout.per_label:
         views.append((np.arange(c) if cols is None else cols, s, pa))
     if layout.pooled_group:
         views.append((layout.pooled_after, s, pa))
     views.append((layout.pooled_before, z, pb))
+    return views
+
+
+def _count(spec: refinement.TreeSpec, part: refinement.PassPart, layout: Layout,
+           z: np.ndarray, s: np.ndarray, o: np.ndarray, pa: np.ndarray | None,
+           pb: np.ndarray | None, cols: np.ndarray | None = None,
+           labels_only: bool = False) -> None:
+    """Count a block's pairs into the tree's wanted cells (probabilities computed
+    here when not given: only for the pairs those cells hold).  The pairs are
+    (r, C) arrays, or with ``cols`` flat arrays of the pairs' columns;
+    ``labels_only``: the labels' view alone."""
     wanted = spec.groups_wanted
-    for g, v, p in views:
+    for g, v, p in _views(layout, z, s, pa, pb, cols):
+        if labels_only and np.ndim(g) == 0:
+            continue
         if not wanted[g].any():
             continue                     # nothing of these groups is counted this pass
         if spec.flat and np.ndim(g) == 1 and v.ndim == 2 and p is not None and \
@@ -347,16 +359,26 @@ def _pooled_marks(spec: refinement.TreeSpec, layout: Layout, t: np.ndarray) -> n
 def _first_pass(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarray,
                 spec: refinement.TreeSpec, layout: Layout, binary: bool, n_bins: int,
                 n_pairs: int, log_loss: bool) -> None:
-    """The summary's sums a slice of the block at a time (their temporaries stay
-    in cache), the tree's counts for the whole block at once (each count costs
-    a pass over its groups' cells)."""
+    """The summary's sums and the pooled groups' counts a slice of the block at a
+    time (their temporaries stay in cache; the expected sums go into the
+    block's own zeros, value by value, and are added once: the sums of
+    counting the block at once), the labels' counts a block of labels at a
+    time (:func:`_count`)."""
     assert acc.before is not None and acc.after is not None   # made by the first pass's init
     z, s, o = _pair_values(zc, yc, temperature)
     pb, pa = np.empty_like(z), np.empty_like(s)
+    pooled = [(g, v, p) for g, v, p in _views(layout, z, s, pa, pb, None)
+              if np.ndim(g) == 0 and spec.groups_wanted[g]]
+    cells = [spec.cells_of(g) for g, _, _ in pooled]
+    sums = [np.zeros(b - a) for a, b in cells]
     for r in kernels.row_slices_of(*z.shape):
         acc.before.add(special.expit(z[r], out=pb[r]), o[r], binary, n_bins, n_pairs, log_loss)
         acc.after.add(special.expit(s[r], out=pa[r]), o[r], binary, n_bins, n_pairs, log_loss)
-    _count(spec, acc.tree, layout, z, s, o, pa, pb)
+        for (g, v, p), e_into in zip(pooled, sums, strict=True):
+            refinement.accumulate(spec, acc.tree, g, v[r], o[r], p[r], e_into)
+    for (a, b), e in zip(cells, sums, strict=True):
+        acc.tree.e[a:b] += e
+    _count(spec, acc.tree, layout, z, s, o, pa, pb, labels_only=True)
 
 
 def _next_pass(acc: Pass, zc: np.ndarray, yc: np.ndarray, temperature: np.ndarray,
