@@ -214,7 +214,7 @@ def tabulate(gathered: list) -> Tables | None:
     gathered.clear()
     lf, v, c, e = cols
     del cols
-    order = np.lexsort((-v, lf))
+    order = _cell_order(lf, v)
     lf = lf[order]
     v = v[order]
     c = c[order]
@@ -227,6 +227,19 @@ def tabulate(gathered: list) -> Tables | None:
     node = lf[starts]
     cuts = np.r_[np.flatnonzero(np.r_[True, node[1:] != node[:-1]]), node.size]
     return Tables(node[cuts[:-1]], cuts, v[starts], n_v, k_v, e_v)
+
+
+def _cell_order(lf: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """The order of the values by cell, then decreasing value, ties in their
+    order: ``np.lexsort((-v, lf))``.  Made as two stable sorts, by value then
+    by cell; the cells renumbered 0, 1, ... so that the second is a radix sort
+    of 16-bit keys when there are at most 65536 of them (twice as fast)."""
+    order = np.argsort(-v, kind="stable")
+    seen = np.bincount(lf)
+    if np.count_nonzero(seen) > 1 << 16:
+        return order[np.argsort(lf[order], kind="stable")]
+    ids = (np.cumsum(seen > 0) - 1).astype(np.uint16)
+    return order[np.argsort(ids[lf[order]], kind="stable")]
 
 
 @dataclass(frozen=True)

@@ -497,3 +497,14 @@ def test_bin_width_with_offsets_is_the_bin_plus_the_offset(dtype):
     # float32's 0.2 is 0.2000000030: times 15 it rounds to 3 in float32, not in float64
     v = np.array([0.2], np.float32).astype(dtype)
     assert metrics.bin_width(v, 15)[0] == (2 if dtype == np.float32 else 3)
+
+
+@pytest.mark.parametrize("n, cells", [(2000, 7), (200_000, 70_000), (50_000, 3000)])
+def test_cell_order_is_the_lexicographic_order(n, cells):
+    """Gathered values ordered by cell, then decreasing value, ties (and 0.0 beside
+    -0.0) in their order: as np.lexsort, with 16-bit cell keys and without."""
+    rng = np.random.default_rng(n)
+    lf = (rng.integers(0, cells, n) * 3).astype(np.int32)
+    v = np.round(rng.standard_normal(n), 2)
+    v[:5] = [np.inf, -np.inf, 0.0, -0.0, 0.0]
+    np.testing.assert_array_equal(refinement._cell_order(lf, v), np.lexsort((-v, lf)))
