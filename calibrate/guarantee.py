@@ -37,6 +37,7 @@ labels are looked at:
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -99,7 +100,7 @@ def p_exceeds(n_correct: npt.ArrayLike, n: npt.ArrayLike, target: float,
     k = np.asarray(n_correct, dtype=np.float64)
     n = np.asarray(n, dtype=np.float64)
     out = np.ones(k.shape, bool)
-    if k.size < 256 or not (np.all(k == np.floor(k)) and np.all(n == np.floor(n))
+    if k.size < 64 or not (np.all(k == np.floor(k)) and np.all(n == np.floor(n))
                             and np.all(n >= 1)):
         return p_values(k, n, target) > alpha   # (few, or not counts: no bounds)
     with np.errstate(all="ignore"):
@@ -147,11 +148,26 @@ def start_index(n_predicted: npt.ArrayLike, expected_correct: npt.ArrayLike | No
     if len(idx) > START_GRID:
         # On a large rule (the global one over every row) look at a grid of
         # prediction counts, dense in both linear and log scale.
-        grid = np.concatenate([np.geomspace(1, n_predicted[-1], START_GRID // 2),
-                               np.linspace(1, n_predicted[-1], START_GRID // 2)])
+        grid = start_grid(n_predicted[-1])
         idx = np.unique(np.minimum(np.searchsorted(n_predicted, grid), len(idx) - 1))
     first, _ = best_expected(e[idx], n_predicted[idx])
     return int(idx[first[0]])
+
+
+@functools.lru_cache(maxsize=4096)
+def _start_grid(n_total: float) -> np.ndarray:
+    grid = np.concatenate([np.geomspace(1, n_total, START_GRID // 2),
+                           np.linspace(1, n_total, START_GRID // 2)])
+    grid.setflags(write=False)
+    return grid
+
+
+def start_grid(n_total: Any) -> np.ndarray:
+    """The prediction counts at which a rule of ``n_total`` predictions looks
+    for its start (:func:`start_index`), dense in both linear and log scale
+    (read-only; made once per total: a multilabel search asks for each label's
+    on every pass)."""
+    return _start_grid(float(n_total))
 
 
 def expected_lower_bound(expected_correct: npt.ArrayLike,

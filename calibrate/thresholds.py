@@ -22,6 +22,7 @@ a thousand classes cost about what one search over all rows does.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -425,8 +426,7 @@ def _start_item(it: Any, N: np.ndarray, E: np.ndarray, expit_expected: bool,
         at = np.arange(it.n.size)
         n_lo = np.where(blob, n_before + 1, N).astype(np.float64)
     else:                                      # the candidates at a grid of counts
-        grid = np.concatenate([np.geomspace(1, N[-1], guarantee.START_GRID // 2),
-                               np.linspace(1, N[-1], guarantee.START_GRID // 2)])
+        grid = guarantee.start_grid(N[-1])
         at = np.minimum(np.searchsorted(N, grid, side="left"), it.n.size - 1)
         n_lo = np.where(blob[at], np.maximum(np.ceil(grid), n_before[at] + 1), N[at])
     b = blob[at]
@@ -482,6 +482,14 @@ def _live_blobs(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.
     return live
 
 
+@functools.lru_cache(maxsize=16)
+def _fractions(pieces: int) -> np.ndarray:
+    """0, 1 / pieces, ..., 1 (read-only, made once)."""
+    f = np.linspace(0, 1, pieces + 1)
+    f.setflags(write=False)
+    return f
+
+
 def _pieces(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.ndarray,
             emax: np.ndarray | None, pieces: int) -> tuple:
     """The range of counts of the candidate at each of ``at`` (a blob), [n_lo,
@@ -491,7 +499,7 @@ def _pieces(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.ndar
     the blob's start (n, e)."""
     n_before, e_before = (N - it.n)[at], (E - it.e)[at]
     n_hi = N[at].astype(np.float64)
-    cuts = n_lo[:, None] + (n_hi - n_lo)[:, None] * np.linspace(0, 1, pieces + 1)
+    cuts = n_lo[:, None] + (n_hi - n_lo)[:, None] * _fractions(pieces)
     a = np.maximum(np.floor(cuts[:, :-1]), n_lo[:, None])
     b = np.minimum(np.ceil(cuts[:, 1:]), n_hi[:, None])
     e_top = None if emax is None else \
