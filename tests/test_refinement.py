@@ -6,6 +6,7 @@ that small data needs several refinement passes, ties straddle cells and
 gathered cells hold many values; the answers must not change.
 """
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -329,20 +330,46 @@ def test_may_reach_keeps_every_blob_any_piece_of_any_candidate_keeps(seed):
         np.testing.assert_array_equal(np.unique(at[keep]), np.unique(at[every]))
 
 
+def _window_case(seed, c):
+    """A window test's random state, layout of c labels, temperatures and cells."""
+    rng = np.random.default_rng(seed)
+    return rng, sigmoid_passes.Layout(c, True), rng.uniform(0.3, 3.0, c), \
+        np.array([1024] * c + [8192, 8192])
+
+
+def _edge_logits(lo, width, bins, t):
+    """Per column j (a label's group j of c, then the calibrated and the given
+    pooled groups): float32 logits at every cell edge of each group that sees the
+    column, in its units, and one float32 step beside them either way."""
+    c = len(t)
+    cols = []
+    for j in range(c):
+        edges = [lo[g] + width[g] * np.arange(bins[g] + 1) / bins[g] for g in (j, c, c + 1)]
+        zs = np.concatenate([edges[0] * t[j], edges[1] * t[j], edges[2]]).astype(np.float32)
+        cols.append(np.concatenate([zs, np.nextafter(zs, np.float32(np.inf)),
+                                    np.nextafter(zs, np.float32(-np.inf))]))
+    n = min(len(x) for x in cols)
+    return np.stack([x[:n] for x in cols], axis=1)
+
+
+def _wanted_hits(spec, layout, z, t):
+    """Whether each logit's exact first-level cell is wanted, per view: the
+    labels', the calibrated pooled group's, the given pooled group's."""
+    flat = dataclasses.replace(spec, flat=True)
+    v = z.astype(np.float64)
+    return tuple(spec.roots_wanted[flat.locate(g, x).reshape(z.shape)]
+                 for g, x in ((np.arange(z.shape[1]), v / t), (layout.pooled_after, v / t),
+                              (layout.pooled_before, v)))
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_window_finds_every_logit_of_a_wanted_cell_at_its_precision_limit(seed):
     # logits on and beside the first-level cell edges, of groups whose range
     # sits as far from zero as the window's float32 estimate allows (shift up
     # to ~9e5 cells) or that it refuses: every logit whose exact cell is wanted
     # (any view) is inside; a range too far gives no window
-    import dataclasses
-
-    rng = np.random.default_rng(seed)
-    c = 3
-    layout = sigmoid_passes.Layout(c, True)
-    t = rng.uniform(0.3, 3.0, c)
+    rng, layout, t, bins = _window_case(seed, 3)
     width = 10.0 ** rng.uniform(-3, 1, layout.n_groups)
-    bins = np.array([1024] * c + [8192, 8192])
     limit = 0.5 / (4 * np.finfo(np.float32).eps) - bins - 3       # |shift| the guard allows
     shift = limit * rng.uniform(0.5, 1.0, layout.n_groups) if seed % 3 else \
         limit * np.r_[np.full(layout.n_groups - 1, 0.5), 1.1]     # one group too far
@@ -356,25 +383,9 @@ def test_window_finds_every_logit_of_a_wanted_cell_at_its_precision_limit(seed):
         assert window is None
         return
     assert window is not None
-    # per column: logits at every cell edge of each view that sees it, and one
-    # and two float32 steps beside them
-    cols = []
-    for j in range(c):
-        edges = [lo[j] + width[j] * np.arange(bins[j] + 1) / bins[j]]   # label j, s units
-        for g in (c, c + 1):
-            e = lo[g] + width[g] * np.arange(bins[g] + 1) / bins[g]
-            edges.append(e)
-        zs = np.concatenate([edges[0] * t[j], edges[1] * t[j], edges[2]]).astype(np.float32)
-        zs = np.concatenate([zs, np.nextafter(zs, np.float32(np.inf)),
-                             np.nextafter(zs, np.float32(-np.inf))])
-        cols.append(zs)
-    n = min(len(x) for x in cols)
-    z = np.stack([x[:n] for x in cols], axis=1)
-    flat = dataclasses.replace(spec, flat=True)
-    v = z.astype(np.float64)
-    hit = wanted[flat.locate(np.arange(c), v / t).reshape(z.shape)]
-    hit |= wanted[flat.locate(layout.pooled_after, v / t).reshape(z.shape)]
-    hit |= wanted[flat.locate(layout.pooled_before, v).reshape(z.shape)]
+    z = _edge_logits(lo, width, bins, t)
+    labels, after, before = _wanted_hits(spec, layout, z, t)
+    hit = labels | after | before
     assert hit.sum() > 100
     inside = window.inside(z)
     assert not (hit & ~inside).any()
@@ -388,13 +399,8 @@ def test_folded_window_finds_every_logit_of_a_wanted_pooled_cell(seed):
     # alone (one view), even where a pooled group's range sits too far from zero
     # for a float32 position of its own; many scattered pooled cells, which
     # would open up most labels' cells, keep the three views
-    import dataclasses
-
-    rng = np.random.default_rng(seed)
-    c = 4
-    layout = sigmoid_passes.Layout(c, True)
-    t = rng.uniform(0.3, 3.0, c)
-    bins = np.array([1024] * c + [8192, 8192])
+    rng, layout, t, bins = _window_case(seed, 4)
+    c = layout.n_classes
     lo_s = rng.normal(0, 1, c) - 3
     lo = np.r_[lo_s, lo_s.min() - 1, (lo_s * t).min() - 1]
     width = np.r_[np.full(c, 6.0), 8.0, 8.0 * t.max()]
@@ -412,25 +418,10 @@ def test_folded_window_finds_every_logit_of_a_wanted_pooled_cell(seed):
     root_n = np.ones(int(tree.offset[-1]), np.int64)
     window = sigmoid_passes._window(spec, layout, t, np.dtype(np.float32), root_n)
     assert window is not None and len(window.views) == 1
-    # logits at every edge of every group's cells, in each column's units, and
-    # a float32 step beside them
-    cols = []
-    for j in range(c):
-        zs = [lo[j] + width[j] * np.arange(bins[j] + 1) / bins[j]]
-        zs.append(lo[c] + width[c] * np.arange(bins[c] + 1) / bins[c])
-        zs = np.concatenate([np.concatenate(zs) * t[j],
-                             lo[c + 1] + width[c + 1] * np.arange(bins[c + 1] + 1) / bins[c + 1]])
-        zs = zs.astype(np.float32)
-        cols.append(np.concatenate([zs, np.nextafter(zs, np.float32(np.inf)),
-                                    np.nextafter(zs, np.float32(-np.inf))]))
-    n = min(len(x) for x in cols)
-    z = np.stack([x[:n] for x in cols], axis=1)
-    flat = dataclasses.replace(spec, flat=True)
-    v = z.astype(np.float64)
-    hit = wanted[flat.locate(np.arange(c), v / t).reshape(z.shape)]
-    pooled = wanted[flat.locate(layout.pooled_after, v / t).reshape(z.shape)]
+    z = _edge_logits(lo, width, bins, t)
+    hit, pooled, before = _wanted_hits(spec, layout, z, t)
     if seed % 2 == 0:
-        pooled |= wanted[flat.locate(layout.pooled_before, v).reshape(z.shape)]
+        pooled |= before
     assert hit.sum() > 50 and pooled.sum() > 10
     inside = window.inside(z)
     assert not ((hit | pooled) & ~inside).any()
