@@ -273,17 +273,13 @@ def _window(spec: refinement.TreeSpec, layout: Layout, t: np.ndarray,
     eps = float(np.finfo(dtype).eps)
     views = []
 
-    def view(g: Any, per_column: np.ndarray, marks: np.ndarray | None = None) -> bool:
+    def view(g: Any, per_column: np.ndarray, table: np.ndarray | None = None) -> bool:
         g = np.asarray(g)
         first, last = spec.cells_of(g)
-        w = spec.roots_wanted[first:last]
-        if not w.any() and (marks is None or not marks.any()):
+        if table is None:
+            table = _widened(spec.roots_wanted[first:last])
+        if not table.any():
             return True
-        table = w.copy()
-        table[1:] |= w[:-1]
-        table[:-1] |= w[1:]
-        if marks is not None:
-            table |= marks
         scale = spec.root_scale[g] * per_column      # per column
         shift = np.broadcast_to(-spec.root_lo[g] * spec.root_scale[g], (c,))
         top = np.broadcast_to(spec.bins[g] - 1, (c,))
@@ -294,25 +290,30 @@ def _window(spec: refinement.TreeSpec, layout: Layout, t: np.ndarray,
         views.append((scale.astype(dtype), shift.astype(dtype), base, top.astype(dtype), table))
         return True
 
-    marks = None
+    folded = None
     if layout.per_label and root_n is not None:
-        marks = _pooled_marks(spec, layout, t)
         first, last = spec.cells_of(np.arange(c))
-        w = spec.roots_wanted[first:last]
-        table = marks | w
-        table[1:] |= w[:-1]
-        table[:-1] |= w[1:]
+        folded = _widened(spec.roots_wanted[first:last]) | _pooled_marks(spec, layout, t)
         n = root_n[first:last]
-        if n[table].sum() > FOLD_SHARE * n.sum():
-            marks = None        # the pooled cells would open up too many labels' cells
+        if n[folded].sum() > FOLD_SHARE * n.sum():
+            folded = None       # the pooled cells would open up too many labels' cells
     ok = True
     if layout.per_label:
-        ok &= view(np.arange(c), 1.0 / t, marks)
-    if marks is None:
+        ok &= view(np.arange(c), 1.0 / t, folded)
+    if folded is None:
         if layout.pooled_group:
             ok &= view(layout.pooled_after, 1.0 / t)
         ok &= view(layout.pooled_before, np.ones(c))
     return Window(tuple(views), dtype) if ok else None
+
+
+def _widened(w: np.ndarray) -> np.ndarray:
+    """The wanted cells ``w`` and their neighbours: a window's table, one cell wider
+    each way than its float estimate of a position can err."""
+    table = w.copy()
+    table[1:] |= w[:-1]
+    table[:-1] |= w[1:]
+    return table
 
 
 def _pooled_marks(spec: refinement.TreeSpec, layout: Layout, t: np.ndarray) -> np.ndarray:
@@ -332,12 +333,9 @@ def _pooled_marks(spec: refinement.TreeSpec, layout: Layout, t: np.ndarray) -> n
         ([(layout.pooled_after, False)] if layout.pooled_group else [])
     for g, as_given in pooled:
         a, b = spec.cells_of(g)
-        w = spec.roots_wanted[a:b]
-        if not w.any():
+        ww = _widened(spec.roots_wanted[a:b])
+        if not ww.any():
             continue
-        ww = w.copy()
-        ww[1:] |= w[:-1]
-        ww[:-1] |= w[1:]
         edge = np.diff(np.concatenate(([0], ww.astype(np.int8), [0])))
         ra, rb = np.flatnonzero(edge == 1), np.flatnonzero(edge == -1)   # runs [ra, rb)
         v_lo = spec.root_lo[g] + ra / spec.root_scale[g]
