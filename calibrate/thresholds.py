@@ -511,9 +511,8 @@ def _may_reach(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.n
                emax: np.ndarray, pieces: int, best: float) -> np.ndarray:
     """Which of the candidates at ``at`` (in blobs; ``emax`` their values' largest
     expected probability) may have an expected lower bound of at least
-    ``best``, cutting each one's range of counts in ``pieces``: a mask that
-    holds every blob where one may, through at least one of its candidates
-    (once a blob is shown live, its other candidates need no test).  One
+    ``best``, cutting each one's range of counts in ``pieces`` (one place per
+    blob, :func:`_live_blobs`; a candidate is live once one piece may).  One
     incomplete beta value per piece instead of a root: the Clopper-Pearson
     bound at real k, n is below p exactly when I_p(k, n - k + 1) > level
     (:func:`guarantee.may_reach`: p is ``best`` less a margin far above the
@@ -523,16 +522,12 @@ def _may_reach(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.n
     # live candidate is most often shown live by its first piece tested
     rank = np.argsort(-(k / a), axis=1, kind="stable")
     keep = np.zeros(at.size, bool)
-    shown = np.zeros(it.n.size, bool)        # the blobs (items) shown live so far
     todo = np.arange(at.size)
     for col in range(pieces):
         piece = rank[todo, col]
         below = ~guarantee.may_reach(k[todo, piece], a[todo, piece], best)
         keep[todo[~below]] = True
-        shown[at[todo[~below]]] = True
         todo = todo[below]
-        if col + 1 < pieces and todo.size:   # a blob shown live needs no more witnesses
-            todo = todo[~shown[at[todo]]]
     return keep
 
 
