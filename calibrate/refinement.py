@@ -28,6 +28,7 @@ A pass is :func:`accumulate` on blocks of values, run by a backend
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,9 +84,10 @@ class TreeSpec:
         g = np.asarray(g)
         return int(self.offset[g.min()]), int(self.offset[g.max() + 1])
 
-    @property
+    @functools.cached_property
     def groups_wanted(self) -> np.ndarray:
-        """Per group, whether any of its cells is counted in this pass."""
+        """Per group, whether any of its cells is counted in this pass (made once
+        per pass, not once per block: a reduction over every first-level cell)."""
         return np.logical_or.reduceat(self.roots_wanted, self.offset[:-1])
 
     def locate(self, g: Any, v: np.ndarray) -> np.ndarray:
