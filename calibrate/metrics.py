@@ -72,7 +72,7 @@ def ece(probabilities: npt.ArrayLike, outcomes: npt.ArrayLike, n_bins: int = 15)
     _check_pairs(p, o, n_bins)
     if p.size == 0:
         return float("nan")
-    b = np.clip(np.ceil(p * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+    b = bin_width(p, n_bins)
     gap = np.bincount(b, weights=o - p, minlength=n_bins)
     return float(np.abs(gap).sum() / p.size)
 
@@ -349,7 +349,7 @@ def classwise_ece(probabilities: npt.ArrayLike, labels: npt.ArrayLike, task: str
     else:
         onehot = y
     n, c = p.shape
-    b = bin_width(p, n_bins) + n_bins * np.arange(c)
+    b = bin_width(p, n_bins, offsets=n_bins * np.arange(c))
     gap = np.bincount(b.ravel(), weights=(onehot - p).ravel(), minlength=c * n_bins)
     return float(np.abs(gap).sum() / (n * c))
 
@@ -373,7 +373,7 @@ def top_label_ece(probabilities: npt.ArrayLike, labels: npt.ArrayLike, task: str
         p = np.stack([1.0 - p, p], axis=1)
     k = p.argmax(axis=1)
     conf = p[np.arange(len(k)), k]
-    b = bin_width(conf, n_bins) + n_bins * k
+    b = bin_width(conf, n_bins, offsets=n_bins * k)
     gap = np.bincount(b, weights=(k == y) - conf, minlength=p.shape[1] * n_bins)
     return float(np.abs(gap).sum() / len(y))
 
