@@ -99,7 +99,6 @@ def p_exceeds(n_correct: npt.ArrayLike, n: npt.ArrayLike, target: float,
     """
     k = np.asarray(n_correct, dtype=np.float64)
     n = np.asarray(n, dtype=np.float64)
-    out = np.ones(k.shape, bool)
     if k.size < 64 or not (np.all(k == np.floor(k)) and np.all(n == np.floor(n))
                             and np.all(n >= 1)):
         return p_values(k, n, target) > alpha   # (few, or not counts: no bounds)
@@ -108,7 +107,7 @@ def p_exceeds(n_correct: npt.ArrayLike, n: npt.ArrayLike, target: float,
         kl = special.rel_entr(q, target) + special.rel_entr(1.0 - q, 1.0 - target)
     fail = (k <= n * target * (1.0 - 1e-12)) if alpha < 0.49 else np.zeros(k.shape, bool)
     reject = ~fail & (q > target) & (n * kl > -math.log(alpha) + 1e-6)
-    out[reject] = False
+    out = ~reject
     open_ = ~(fail | reject)
     out[open_] = p_values(k[open_], n[open_], target) > alpha
     return out

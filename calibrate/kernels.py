@@ -388,7 +388,7 @@ def _sigmoid_stats(zc: npt.ArrayLike, yc: npt.ArrayLike, beta: npt.ArrayLike,
             ((sig - y) * zc).sum(axis=0, dtype=np.float64),
             curv.sum(axis=0, dtype=np.float64),
             ((0.5 - y) * zc).sum(axis=0, dtype=np.float64) if with_g0
-            else np.zeros(zc.shape[1])]
+            else np.zeros(zc.shape[1:])]
     if nll_at_one:
         rows.append(_softplus_and_sigmoid(z0.astype(zc.dtype, copy=False), sign)[0]
                     .sum(axis=0, dtype=np.float64))
