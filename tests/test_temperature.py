@@ -279,6 +279,42 @@ def test_rare_multilabel_class_gets_shared_temperature():
     assert res.temperature[3] == pytest.approx(want3, rel=1e-5)
 
 
+def test_pooled_start_is_the_optimum_of_the_columns_quadratic_models():
+    from calibrate.temperature import POOLED_START_SPREAD, _pooled_start
+    # f_j(x) = h_j (x - m_j)^2 / 2, seen at beta_j: the pooled sum_j f_j(b r_j)
+    # has its optimum at sum_j r_j h_j m_j / sum_j r_j^2 h_j, exactly.
+    rng = np.random.default_rng(5)
+    h, r = rng.uniform(1, 3, 6), 2.0 ** rng.integers(-2, 3, 6)
+    m = (1.0 + 0.01 * rng.standard_normal(6)) * r       # the columns' optima, close
+    beta = m * rng.uniform(0.9, 1.1, 6)
+    g = h * (beta - m)
+    want = np.sum(r * h * m) / np.sum(r * r * h)
+    assert _pooled_start(beta, g, h, r) == pytest.approx(want, rel=1e-12)
+    # Optima spread widely: the quadratic models say little about the pooled one.
+    m_far = m * np.exp(np.linspace(-1, 1, 6))
+    assert _pooled_start(beta, h * (beta - m_far), h, r) is None
+    assert POOLED_START_SPREAD < 0.1
+    assert _pooled_start(beta, g, np.zeros(6), r) is None        # no curvature
+
+
+@pytest.mark.parametrize("spread", [0.0, 1.0])
+def test_shared_temperature_from_the_columns_fits_is_the_optimum(monkeypatch, spread):
+    # Large enough for a row sample (8 x 4096 rows): the pooled fit starts from the
+    # columns' own fits when they agree (one pass fewer), else from the sample.
+    from calibrate import temperature as temp
+    rng = np.random.default_rng(43)
+    z, y = sigmoid_data(rng, (40_000, 6), 2.0 * np.exp(np.linspace(-spread, spread, 6)))
+    z = z.astype(np.float32)
+    res = fit_sigmoid_temperature(z, y)
+    monkeypatch.setattr(temp, "_pooled_start", lambda *a: None)
+    from_sample = fit_sigmoid_temperature(z, y)
+    want = ref_temperature(lambda t: ref_sigmoid_nll(z, y, t).sum())
+    assert res.shared_temperature == pytest.approx(want, rel=1e-5)
+    assert res.shared_temperature == pytest.approx(from_sample.shared_temperature, rel=1e-7)
+    np.testing.assert_array_equal(res.temperature, from_sample.temperature)
+    assert res.n_passes == from_sample.n_passes - (1 if spread == 0.0 else 0)
+
+
 def test_few_negatives_also_share():
     rng = np.random.default_rng(41)
     z, y = sigmoid_data(rng, (1000, 2), 1.0)
@@ -383,7 +419,11 @@ def test_warm_started_multilabel_fit_takes_two_passes_per_label():
     z = (2 * g).astype(np.float32)
     from calibrate.temperature import fit_sigmoid_temperature
     res = fit_sigmoid_temperature(z, y)
-    assert res.converged and res.n_passes == 4          # per label 2, shared T 2
+    # per label 2; the shared T 1, from the labels' own fits (they agree)
+    assert res.converged and res.n_passes == 3
+    b = optimize.brentq(lambda b: np.mean(z * (special.expit(b * z.astype(np.float64)) - y)),
+                        0.05, 5, xtol=1e-14)
+    assert res.shared_temperature == pytest.approx(1 / b, rel=2e-6)
     for j in range(5):
         zz, yy = z[:, j].astype(np.float64), y[:, j]
         b = optimize.brentq(lambda b, zz=zz, yy=yy: np.mean(zz * (special.expit(b * zz) - yy)),
