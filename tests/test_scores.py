@@ -131,3 +131,25 @@ def test_float32_probabilities_a_little_above_one_are_probabilities():
     p[0] = [1.00001, 1e-5]
     _, _, _, kind = prep(p, y)
     assert kind == "probabilities"
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_row_stats_flags_every_non_finite_value_from_min_and_max(dtype):
+    # min and max carry NaN and infinities: each kind is found wherever it sits,
+    # alone or with the others, and finite blocks report their range
+    from calibrate.kernels import row_stats
+    rng = np.random.default_rng(2)
+    base = rng.uniform(0.1, 0.9, (50, 4)).astype(dtype)
+    for bad in ([np.nan], [np.inf], [-np.inf], [np.inf, -np.inf], [np.nan, np.inf]):
+        b = base.copy()
+        cells = rng.choice(b.size, len(bad), replace=False)
+        b.ravel()[cells] = bad
+        st = row_stats(b)
+        assert (st.nan, st.posinf, st.neginf) == (any(np.isnan(bad)), np.inf in bad,
+                                                   -np.inf in bad)
+        if not st.nan:
+            assert (st.min, st.max) == (float(b.min()), float(b.max()))
+    st = row_stats(base)
+    assert not (st.nan or st.posinf or st.neginf)
+    assert (st.min, st.max) == (float(base.min()), float(base.max()))
+    assert st.sum_err == float(np.max(np.abs(base.sum(axis=1, dtype=np.float64) - 1.0)))
