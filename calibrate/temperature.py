@@ -388,7 +388,11 @@ def _softmax_warm_start(z: Backend, y: np.ndarray, sample_z: np.ndarray, unit: f
     large data the optimum on an evenly spread sample of rows, which costs a
     fraction of a pass and leaves the full-data Newton two or three passes
     from the exact optimum (a quarter of the sample first: most of the way
-    for a quarter of the cost)."""
+    for a quarter of the cost).  The sample's Newton takes its last small step
+    without evaluating it (``final_step``): the sample's optimum is itself 1-2%
+    from the full data's, and the full data's first step, of third order,
+    absorbs either start: two sample evaluations fewer, and the same T to
+    the fit's accuracy (bit for bit on every data set tried)."""
     beta0 = 1.0
     if z.n_rows >= 8 * SAMPLE_ROWS:
         ys = as_backend(y).sample(SAMPLE_ROWS)
@@ -397,7 +401,8 @@ def _softmax_warm_start(z: Backend, y: np.ndarray, sample_z: np.ndarray, unit: f
             try:
                 beta0 = float(newton(lambda b, zs=zs, yy=yy: _softmax_values(zs, yy, b[0], True,
                                                                             False, unit),
-                                     1, beta0, cap, creep=False, max_passes=12).beta[0])
+                                     1, beta0, cap, creep=False, max_passes=12,
+                                     final_step=True).beta[0])
             except CalibrateError:
                 break  # let the full data decide, and word the refusal
     return beta0

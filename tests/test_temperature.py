@@ -384,6 +384,29 @@ def test_a_warm_started_fit_takes_two_full_passes_and_is_exact():
     assert res.n_passes == 2
 
 
+def test_the_warm_start_spends_no_sample_evaluation_on_a_converged_step(monkeypatch):
+    # the sample's Newton takes its last small step unevaluated: within each sample
+    # stage, consecutive points are never within 5e-4 of each other
+    from calibrate import temperature as temp
+    seen = []
+    real = temp._softmax_values
+
+    def spy(z, y, beta, *args):
+        seen.append((z.n_rows, beta))
+        return real(z, y, beta, *args)
+    monkeypatch.setattr(temp, "_softmax_values", spy)
+    rng = np.random.default_rng(8)
+    z, y = softmax_data(rng, 40_000, 20, 2.3)
+    res = fit_softmax_temperature(z.astype(np.float32), y)
+    stages = {n: [b for m, b in seen if m == n] for n, _ in seen}
+    assert sorted(stages) == [temp.SAMPLE_ROWS // 4, temp.SAMPLE_ROWS]
+    for betas in stages.values():
+        steps = np.abs(np.diff(betas)) / np.asarray(betas[1:])
+        assert np.all(steps > temp._RTOL_FINAL)
+    want = ref_temperature(lambda t: ref_softmax_nll(z.astype(np.float32), y, t))
+    assert res.temperature == pytest.approx(want, rel=1e-7) and res.n_passes == 2
+
+
 def test_sigmoid_statistics_summed_over_slices_of_a_block_equal_the_whole(monkeypatch):
     from calibrate import kernels
     rng = np.random.default_rng(3)
