@@ -604,8 +604,8 @@ def _pooled_start(beta: np.ndarray, g: np.ndarray, h: np.ndarray, r: np.ndarray
         return None
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         b = float(np.sum(r * (h * beta - g))) / den
-        own = beta - g / h                     # each column's own optimum, by its model
-        d = (b * r - own) / own
+        m = beta - g / h                       # each column's own optimum, by its model
+        d = (b * r - m) / m
         spread = float(np.sqrt(np.sum(w * d * d) / den))
     ok = np.isfinite(b) and b > 0 and spread <= POOLED_START_SPREAD
     return b if ok else None
