@@ -45,6 +45,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special
 
+from . import setops
 from .errors import check_unit_interval, invalid
 
 #: Predictions at the first threshold tested without calibrated probabilities.
@@ -148,7 +149,7 @@ def start_index(n_predicted: npt.ArrayLike, expected_correct: npt.ArrayLike | No
         # On a large rule (the global one over every row) look at a grid of
         # prediction counts, dense in both linear and log scale.
         grid = start_grid(n_predicted[-1])
-        idx = np.unique(np.minimum(np.searchsorted(n_predicted, grid), len(idx) - 1))
+        idx = setops.unique(np.minimum(np.searchsorted(n_predicted, grid), len(idx) - 1))
     first, _ = best_expected(e[idx], n_predicted[idx])
     return int(idx[first[0]])
 

@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from . import setops
+
 #: Cells per group on the first pass (a group of many values: more than twice
 #: the candidates at which the confidence sequence's start switches to a grid,
 #: so that it shows more than that many non-empty cells at once).
@@ -257,12 +259,6 @@ class Tables:
     k: np.ndarray
     e: np.ndarray
 
-    def items(self) -> dict:
-        """The tables by cell: {node: (value, n, k, e)} (views)."""
-        c = self.cuts
-        return {int(node): (self.value[a:b], self.n[a:b], self.k[a:b], self.e[a:b])
-                for node, a, b in zip(self.nodes, c[:-1], c[1:], strict=True)}
-
 
 class Tree:
     """Nested histograms over the values of ``n_groups`` groups.
@@ -303,7 +299,11 @@ class Tree:
         self.n = np.zeros(size, np.int64)
         self.k = np.zeros(size, np.int64)
         self.e = np.zeros(size)
-        self.exact: dict = {}
+        # a gathered cell's table: rows [table_at, table_at + table_len) of tables[table_of]
+        self.tables: list[Tables] = []
+        self.table_of = np.full(size, -1, np.int64)
+        self.table_at = np.zeros(size, np.int64)
+        self.table_len = np.zeros(size, np.int64)
         self.pending = np.arange(size)
 
     @property
@@ -344,7 +344,10 @@ class Tree:
         self.e[w] += part.e
         t = tabulate(part.gathered)
         if t is not None:
-            self.exact.update(t.items())
+            self.table_of[t.nodes] = len(self.tables)
+            self.table_at[t.nodes] = t.cuts[:-1]
+            self.table_len[t.nodes] = np.diff(t.cuts)
+            self.tables.append(t)
             starts = t.cuts[:-1]
             self.n[t.nodes] = np.add.reduceat(t.n, starts)
             self.k[t.nodes] = np.add.reduceat(t.k, starts)
@@ -354,7 +357,7 @@ class Tree:
     # -- refinement -------------------------------------------------------------------
     def refine(self, nodes: np.ndarray) -> None:
         """Split or gather the leaf cells ``nodes`` on the next pass."""
-        nodes = np.unique(np.asarray(nodes, dtype=np.int64))
+        nodes = setops.unique(np.asarray(nodes, dtype=np.int64))
         nodes = nodes[~self.gathered[nodes] & (self.child[nodes] < 0)]
         lo, hi = self.lo[nodes], self.hi[nodes]
         split = ((self.n[nodes] > GATHER) & np.isfinite(lo) & np.isfinite(hi)
@@ -397,6 +400,9 @@ class Tree:
         self.n = grow(self.n, np.zeros(m, np.int64))
         self.k = grow(self.k, np.zeros(m, np.int64))
         self.e = grow(self.e, np.zeros(m))
+        self.table_of = grow(self.table_of, np.full(m, -1, np.int64))
+        self.table_at = grow(self.table_at, np.zeros(m, np.int64))
+        self.table_len = grow(self.table_len, np.zeros(m, np.int64))
         return first + np.arange(m)
 
     # -- reading ----------------------------------------------------------------------
@@ -440,10 +446,27 @@ class Items:
 def items(tree: Tree, leaves: np.ndarray) -> Items:
     """The :class:`Items` of a group's leaves (in decreasing order): each gathered
     leaf's table in place of the leaf."""
+    return _items(tree, leaves)[0]
+
+
+def items_of_groups(tree: Tree, leaves: list) -> tuple[Items, np.ndarray]:
+    """Several groups' :class:`Items` concatenated (``leaves``: each group's, as
+    :meth:`Tree.leaves` gives them), with where each group's begin (one more at
+    the end): group i's items are [starts[i], starts[i + 1]), each exactly the
+    :func:`items` of its leaves."""
+    per_leaf, sizes = _items(tree, np.concatenate(leaves) if leaves
+                             else np.empty(0, np.int64))
+    leaf_starts = np.cumsum([0] + [lv.size for lv in leaves])
+    item_ends = np.concatenate([[0], np.cumsum(sizes)])
+    return per_leaf, item_ends[leaf_starts]
+
+
+def _items(tree: Tree, leaves: np.ndarray) -> tuple[Items, np.ndarray]:
+    """:func:`items`, with the number of items of each leaf."""
     gat = tree.gathered[leaves]
     sizes = np.ones(leaves.size, np.int64)
-    tables = [tree.exact[int(node)] for node in leaves[gat]]
-    sizes[gat] = [tb[0].size for tb in tables]
+    gl = leaves[gat]
+    sizes[gat] = tree.table_len[gl]
     at = np.repeat(np.arange(leaves.size), sizes)          # the leaf of each item
     blob = ~gat[at]
     total = int(sizes.sum())
@@ -451,11 +474,18 @@ def items(tree: Tree, leaves: np.ndarray) -> Items:
     n, k, e = np.empty(total, np.int64), np.empty(total, np.int64), np.empty(total)
     nodes = leaves[at[blob]]
     n[blob], k[blob], e[blob] = tree.n[nodes], tree.k[nodes], tree.e[nodes]
-    if tables:
-        value[~blob] = np.concatenate([tb[0] for tb in tables])
-        n[~blob] = np.concatenate([tb[1] for tb in tables])
-        k[~blob] = np.concatenate([tb[2] for tb in tables])
-        e[~blob] = np.concatenate([tb[3] for tb in tables])
+    if gl.size:
+        # the tables' rows, leaf after leaf, gathered from each pass's tables at once
+        lens = tree.table_len[gl]
+        rows = np.repeat(tree.table_at[gl] - (np.cumsum(lens) - lens), lens) \
+            + np.arange(int(lens.sum()))
+        src = np.repeat(tree.table_of[gl], lens)
+        dest = np.flatnonzero(~blob)
+        for t in setops.unique(src):
+            tb = tree.tables[int(t)]
+            m = src == t
+            r, d = rows[m], dest[m]
+            value[d], n[d], k[d], e[d] = tb.value[r], tb.n[r], tb.k[r], tb.e[r]
     lo = np.where(blob, tree.lo[leaves[at]], value)
     hi = np.where(blob, tree.hi[leaves[at]], value)
-    return Items(value, ~blob, np.where(blob, leaves[at], -1), n, k, e, lo, hi)
+    return Items(value, ~blob, np.where(blob, leaves[at], -1), n, k, e, lo, hi), sizes

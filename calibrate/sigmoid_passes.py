@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from . import kernels, metrics, refinement, smooth_ece
+from . import group_search, kernels, metrics, refinement, setops, smooth_ece
 from . import thresholds as _thr
 from .backends import Backend
 
@@ -451,7 +451,7 @@ def run(z: Backend, y: Any, temperature: Any, task: str, search: dict | None = N
             budget -= int(tree.n[ahead].sum())
             if budget < 0:
                 break
-            pending = np.union1d(pending, ahead)
+            pending = setops.union(pending, ahead)
         tree.refine(pending)
         spec = tree.spec()
         window = _window(spec, layout, t, kernels.float_dtype(zc.dtype),
@@ -508,13 +508,15 @@ def _decide(tree: refinement.Tree, layout: Layout, search: dict | None, found: d
     if search is not None:
         todo += [(g, search["alpha"]) for g in range(layout.n_classes)]
         todo.append(("global", search["alpha_global"]))
-    for key, alpha in todo:
-        if key in found:
-            continue
+    todo = [(key, alpha) for key, alpha in todo if key not in found]
+    results: list = []
+    if todo:
         assert search is not None   # rules are searched only with a search
-        g = layout.pooled_after if key == "global" else key
-        r = _thr.search_items(refinement.items(tree, leaves[g]), search["precision"],
-                              search["confidence"], alpha)
+        # every group's search at once (the same answers as one by one)
+        groups = [layout.pooled_after if key == "global" else key for key, _ in todo]
+        results = group_search.search_tree(tree, [leaves[g] for g in groups], search["precision"],
+                                           search["confidence"], [alpha for _, alpha in todo])
+    for (key, _), r in zip(todo, results, strict=True):
         if isinstance(r, _thr.Pending):
             need.append(r.nodes)
             for tier, t in zip(ahead, r.ahead, strict=False):   # (a plain choice: none)
@@ -531,7 +533,7 @@ def _decide(tree: refinement.Tree, layout: Layout, search: dict | None, found: d
             found[key] = r
 
     def cat(a: list) -> np.ndarray:
-        return np.unique(np.concatenate(a)) if a else np.empty(0, np.int64)
+        return setops.unique(np.concatenate(a)) if a else np.empty(0, np.int64)
     return cat(need), [cat(t) for t in ahead]
 
 

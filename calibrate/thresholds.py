@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from . import guarantee
+from . import guarantee, setops
 from .errors import check_unit_interval, invalid
 
 #: Threshold that accepts every score: the lowest finite float64.
@@ -374,8 +374,8 @@ def search_items(it: Any, precision: float, confidence: float | None = None,
                  start.ahead[0] if isinstance(start, Pending) and start.ahead else empty]
         taken, ahead = need, []
         for t in tiers:
-            ahead.append(np.setdiff1d(t, taken))
-            taken = np.union1d(taken, t)
+            ahead.append(setops.setdiff(t, taken))
+            taken = setops.union(taken, t)
         return Pending(need, None, tuple(ahead))
     assert isinstance(start, int)
     j = _sequence(it, N, K, precision, alpha, start)
@@ -430,7 +430,7 @@ def _start_item(it: Any, N: np.ndarray, E: np.ndarray, expit_expected: bool,
         at = np.minimum(np.searchsorted(N, grid, side="left"), it.n.size - 1)
         n_lo = np.where(blob[at], np.maximum(np.ceil(grid), n_before[at] + 1), N[at])
     b = blob[at]
-    exact_at = np.unique(at[~b])                   # candidate order: the first max wins
+    exact_at = setops.unique(at[~b])                   # candidate order: the first max wins
     best_at, best = None, -np.inf
     if exact_at.size:
         first, top = guarantee.best_expected(E[exact_at], N[exact_at])
@@ -442,15 +442,15 @@ def _start_item(it: Any, N: np.ndarray, E: np.ndarray, expit_expected: bool,
     if best_at is not None:
         guess = best_at
     else:   # no exact candidate yet: about the best end of a cell (exact counts)
-        ends = np.unique(at)
+        ends = setops.unique(at)
         with np.errstate(all="ignore"):
             w = guarantee.wilson_lower_bound(E[ends], N[ends].astype(np.float64),
                                              guarantee.START_LEVEL)
         guess = int(ends[np.argmax(np.nan_to_num(w, nan=-1.0))])
-    live_nodes = np.unique(it.node[at[live]])
+    live_nodes = setops.unique(it.node[at[live]])
     if open_up is None:
         return Pending(live_nodes, guess)
-    return Pending(np.unique(open_up), guess, (np.setdiff1d(live_nodes, open_up),))
+    return Pending(setops.unique(open_up), guess, (setops.setdiff(live_nodes, open_up),))
 
 
 def _live_blobs(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.ndarray,
@@ -508,7 +508,7 @@ def _pieces(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.ndar
 
 
 def _may_reach(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.ndarray,
-               emax: np.ndarray, pieces: int, best: float) -> np.ndarray:
+               emax: np.ndarray, pieces: int, best: Any) -> np.ndarray:
     """Which of the candidates at ``at`` (in blobs; ``emax`` their values' largest
     expected probability) may have an expected lower bound of at least
     ``best``, cutting each one's range of counts in ``pieces`` (one place per
@@ -516,8 +516,10 @@ def _may_reach(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.n
     incomplete beta value per piece instead of a root: the Clopper-Pearson
     bound at real k, n is below p exactly when I_p(k, n - k + 1) > level
     (:func:`guarantee.may_reach`: p is ``best`` less a margin far above the
-    computed root's error)."""
+    computed root's error).  ``best``: one bar, or one per candidate (the
+    candidates of several groups at once, :mod:`calibrate.group_search`)."""
     a, _, k, _, _ = _pieces(it, N, E, at, n_lo, emax, pieces)
+    bar = np.broadcast_to(np.asarray(best, dtype=np.float64), at.shape)
     # the pieces in order of their free bound k / a, most promising first: a
     # live candidate is most often shown live by its first piece tested
     rank = np.argsort(-(k / a), axis=1, kind="stable")
@@ -525,7 +527,7 @@ def _may_reach(it: Any, N: np.ndarray, E: np.ndarray, at: np.ndarray, n_lo: np.n
     todo = np.arange(at.size)
     for col in range(pieces):
         piece = rank[todo, col]
-        below = ~guarantee.may_reach(k[todo, piece], a[todo, piece], best)
+        below = ~guarantee.may_reach(k[todo, piece], a[todo, piece], bar[todo])
         keep[todo[~below]] = True
         todo = todo[below]
     return keep
@@ -561,6 +563,10 @@ def _p_upper_exceeds(it: Any, N: np.ndarray, K: np.ndarray, p: float, alpha: flo
     return guarantee.p_exceeds(k_worst, n_worst, p, alpha)
 
 
+#: The first block of p-values a sequence's scan computes (each next one doubles).
+SEQUENCE_BLOCK = 64
+
+
 def _sequence(it: Any, N: np.ndarray, K: np.ndarray, p: float, alpha: float,
               start: int) -> int | Pending | None:
     """Fixed-sequence testing from the start item: the last candidate before the
@@ -570,7 +576,7 @@ def _sequence(it: Any, N: np.ndarray, K: np.ndarray, p: float, alpha: float,
         return None
     blob = ~it.exact
     unsure: list = []
-    j, block = start + 1, 64
+    j, block = start + 1, SEQUENCE_BLOCK
     while j < it.n.size:
         idx = np.arange(j, min(it.n.size, j + block))
         fails = idx[guarantee.p_exceeds(K[idx], N[idx], p, alpha)]   # item ends: exact
