@@ -23,6 +23,7 @@ import numpy as np
 
 from . import guarantee, refinement, setops
 from . import thresholds as _thr
+from .backends import local
 from .thresholds import Pending, Threshold
 
 
@@ -76,14 +77,19 @@ def search_tree(tree: refinement.Tree, leaves: list, precision: float,
     batches of consecutive groups of about :data:`BATCH_ITEMS` items."""
     sizes = np.array([int(np.where(tree.gathered[lv], tree.table_len[lv], 1).sum())
                       for lv in leaves], dtype=np.int64)
-    out: list[Threshold | Pending] = []
+    batches = []
     a = 0
     while a < len(leaves):
         b = a + max(1, int(np.searchsorted(np.cumsum(sizes[a:]), BATCH_ITEMS, side="right")))
-        gr = Groups.of(*refinement.items_of_groups(tree, leaves[a:b]))
-        out += search_groups(gr, precision, confidence, alphas[a:b])
+        batches.append((a, b))
         a = b
-    return out
+
+    def batch(ab: tuple[int, int]) -> list:
+        a, b = ab
+        gr = Groups.of(*refinement.items_of_groups(tree, leaves[a:b]))
+        return search_groups(gr, precision, confidence, alphas[a:b])
+    # (batches on the cores: each is independent, and its numpy calls are large)
+    return [r for part in local.map_tasks(batch, batches) for r in part]
 
 
 def _within(total: np.ndarray, starts: np.ndarray) -> np.ndarray:

@@ -93,6 +93,14 @@ def run_chunks(kernel: Callable, arrays: tuple, slices: list[slice],
     return list(_pool().map(run, slices))
 
 
+def map_tasks(fn: Callable, tasks: list) -> list:
+    """``[fn(t) for t in tasks]`` on the pool (the results in order): for work
+    whose numpy calls are large enough to release the GIL."""
+    if len(tasks) <= 1 or n_workers() <= 1 or getattr(_local, "in_pool", False):
+        return [fn(t) for t in tasks]
+    return list(_pool().map(fn, tasks))
+
+
 def fold_chunks(kernel: Callable, arrays: tuple, slices: list[slice], init: Callable,
                 args: tuple = (), progress: Progress | None = None,
                 label: str | None = None) -> Any:
