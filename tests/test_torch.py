@@ -128,11 +128,16 @@ def test_torch_kernels_match_the_numpy_passes(dtype):
                                    rtol=1e-6, atol=1e-9)
     zm, ym = make_multilabel(seed=9, n=3000, dtype=dtype)
     beta = np.array([0.3, 0.5, 1.0])
-    a = backends.as_backend(zm).sigmoid_stats(ym.astype(dtype), beta)
-    b = TorchBackend(_t(zm)).sigmoid_stats(ym, beta)
-    for x, w in zip(list(b.__dict__.values())[:4], list(a.__dict__.values())[:4],
-                    strict=True):
-        np.testing.assert_allclose(x, w, rtol=1e-6, atol=1e-9)
+    for with_g0 in (True, False):
+        a = backends.as_backend(zm).sigmoid_stats(ym.astype(dtype), beta, nll_at_one=True,
+                                                  with_g0=with_g0)
+        b = TorchBackend(_t(zm)).sigmoid_stats(ym, beta, nll_at_one=True, with_g0=with_g0)
+        for x, w in zip(list(b.__dict__.values())[:5], list(a.__dict__.values())[:5],
+                        strict=True):
+            np.testing.assert_allclose(x, w, rtol=1e-6, atol=1e-9)
+        # NLL'(0) only when asked for (a fit's first pass), zeros otherwise
+        assert np.all(b.gradient_at_zero != 0) == with_g0
+        assert np.all(b.gradient_at_zero == 0) != with_g0
     k, lp = rules.top_scores(z, 2.5)
     kt, lpt = TorchBackend(_t(z)).top_scores(2.5)
     assert np.array_equal(k, kt)

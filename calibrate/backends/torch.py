@@ -157,16 +157,16 @@ class TorchBackend(Backend):
                       nll_at_one: bool = False, third: bool = False,
                       with_g0: bool = True) -> SigmoidStats:
         # (``third`` asks for more than needed: without those rows Newton takes
-        # plain steps; NLL'(0) always comes, a sum among four on the device)
+        # plain steps)
         z = self.tensor
         yt = self._labels(y, z.dtype).reshape(z.shape)
         bt = torch.as_tensor(np.asarray(beta, dtype=np.float64), device=self.device).to(z.dtype)
         acc = torch.zeros((4, z.shape[1]), dtype=_F64, device=self.device)
         one = torch.zeros(z.shape[1], dtype=_F64, device=self.device)
         for s in self._slices():
-            acc += tk.sigmoid_stats(self._in_units(z[s], unit), yt[s], bt)
+            acc += tk.sigmoid_stats(self._in_units(z[s], unit), yt[s], bt, with_g0)
             if nll_at_one:   # the NLL of the logits as given: beta = 1 on them
-                one += tk.sigmoid_stats(z[s], yt[s], torch.ones_like(bt))[0]
+                one += tk.sigmoid_nll(z[s], yt[s], torch.ones_like(bt))
         f, g, h, g0 = acc.cpu().numpy() / self.n_rows
         return SigmoidStats(f, g, h, g0, one.cpu().numpy() / self.n_rows if nll_at_one else None)
 

@@ -97,17 +97,24 @@ def softmax_stats(z: Tensor, y: Tensor, beta: float, nll_at_one: bool,
     return [nll.sum(), (m1 - uy).sum(), torch.clamp_min(m2 - m1 * m1, 0.0).sum(), g0, nll1]
 
 
-def sigmoid_stats(z: Tensor, y: Tensor, beta: Tensor) -> Tensor:
-    """Column sums (4, C) of NLL, NLL', NLL'', NLL'(0) of sigmoid(beta z), as
-    :func:`calibrate.kernels.sigmoid_stats`; ``y`` in ``z``'s dtype."""
+def sigmoid_nll(z: Tensor, y: Tensor, beta: Tensor) -> Tensor:
+    """Column sums (C,) of the NLL softplus(beta z) - y beta z; ``y`` in ``z``'s dtype."""
     a = z * beta
-    sig = torch.sigmoid(a)
     nll = torch.logaddexp(torch.zeros((), dtype=z.dtype, device=z.device),
                           torch.where(y == 1, -a, a))
-    return torch.stack([nll.sum(dim=0, dtype=torch.float64),
+    return nll.sum(dim=0, dtype=torch.float64)
+
+
+def sigmoid_stats(z: Tensor, y: Tensor, beta: Tensor, with_g0: bool = True) -> Tensor:
+    """Column sums (4, C) of NLL, NLL', NLL'', NLL'(0) of sigmoid(beta z), as
+    :func:`calibrate.kernels.sigmoid_stats` (the NLL'(0) row zeros without
+    ``with_g0``: only a fit's first pass needs it); ``y`` in ``z``'s dtype."""
+    sig = torch.sigmoid(z * beta)
+    g0 = ((0.5 - y) * z).sum(dim=0, dtype=torch.float64) if with_g0 \
+        else torch.zeros(z.shape[1:], dtype=torch.float64, device=z.device)
+    return torch.stack([sigmoid_nll(z, y, beta),
                         ((sig - y) * z).sum(dim=0, dtype=torch.float64),
-                        (sig * (1 - sig) * z * z).sum(dim=0, dtype=torch.float64),
-                        ((0.5 - y) * z).sum(dim=0, dtype=torch.float64)])
+                        (sig * (1 - sig) * z * z).sum(dim=0, dtype=torch.float64), g0])
 
 
 def decide_multiclass(k: Tensor, logp: Tensor, tau: Tensor) -> Tensor:
