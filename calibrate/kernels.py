@@ -393,7 +393,7 @@ def _sigmoid_stats(zc: npt.ArrayLike, yc: npt.ArrayLike, beta: npt.ArrayLike,
             ((0.5 - y) * zc).sum(axis=0, dtype=np.float64) if with_g0
             else np.zeros(zc.shape[1:])]
     if nll_at_one:
-        rows.append(_softplus_and_sigmoid(z0.astype(zc.dtype, copy=False), sign)[0]
+        rows.append(_softplus(z0.astype(zc.dtype, copy=False), sign)
                     .sum(axis=0, dtype=np.float64))
     if third:
         w3 = curv * zc        # s (1 - s) z^3, the same products in the same order
@@ -409,9 +409,16 @@ def _softplus_and_sigmoid(a: np.ndarray, sign: np.ndarray) -> tuple[np.ndarray, 
     the same bits (a times +-1 is a or -a; t = exp(-|a|) <= 1, so
     max(t, a >= 0) is 1 where a >= 0 and t elsewhere)."""
     t = np.exp(-np.abs(a))
-    nll = np.log1p(t) + np.maximum(a * sign, 0)
+    nll = _softplus(a, sign, t)
     inv = 1 / (1 + t)
     return nll, np.maximum(t, a >= 0) * inv
+
+
+def _softplus(a: np.ndarray, sign: np.ndarray, t: np.ndarray | None = None) -> np.ndarray:
+    """softplus(sign a) as :func:`_softplus_and_sigmoid` computes it, from
+    ``t`` = exp(-|a|) when given (the NLL alone: no sigmoid to compute)."""
+    t = np.exp(-np.abs(a)) if t is None else t
+    return np.log1p(t) + np.maximum(a * sign, 0)
 
 
 # -- decision scores and probabilities ---------------------------------------------
