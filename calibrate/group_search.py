@@ -162,20 +162,10 @@ def search_groups(gr: Groups, precision: float, confidence: float | None,
                       for s in starts], dtype=np.int64)
     seqs = _sequences(gr, todo_a, from_, precision, alpha)
     final: list[tuple[int, int]] = []
-    empty = np.empty(0, np.int64)
     for g, start, seq in zip(todo, starts, seqs, strict=True):
         chosen_pending = chosen_nodes[g].size > 0
         if chosen_pending or isinstance(start, Pending):
-            start_nodes = start.nodes if isinstance(start, Pending) else empty
-            need, by_start = (chosen_nodes[g], start_nodes) if chosen_pending \
-                else (start_nodes, empty)
-            tiers = [seq.nodes if isinstance(seq, Pending) else empty, by_start,
-                     start.ahead[0] if isinstance(start, Pending) and start.ahead else empty]
-            taken, ahead = need, []
-            for t in tiers:
-                ahead.append(setops.setdiff(t, taken))
-                taken = setops.union(taken, t)
-            out[g] = Pending(need, None, tuple(ahead))
+            out[g] = _thr.waiting(chosen_nodes[g] if chosen_pending else None, start, seq)
         elif seq is None:
             out[g] = Threshold(None, 0, 0, None, None, "uncertified")
         elif isinstance(seq, Pending):

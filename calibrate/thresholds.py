@@ -362,26 +362,32 @@ def search_items(it: Any, precision: float, confidence: float | None = None,
     # Only the answer's cells decide; asking ahead saves passes.
     start = _start_item(it, N, E, expit_expected, start_predictions)
     if isinstance(chosen, Pending) or isinstance(start, Pending):
-        empty = np.empty(0, np.int64)
         at = start.guess if isinstance(start, Pending) else start
         seq = _sequence(it, N, K, precision, alpha, at) if at is not None else None
-        if isinstance(chosen, Pending):
-            need, by_start = chosen.nodes, start.nodes if isinstance(start, Pending) else empty
-        else:
-            assert isinstance(start, Pending)
-            need, by_start = start.nodes, empty
-        tiers = [seq.nodes if isinstance(seq, Pending) else empty, by_start,
-                 start.ahead[0] if isinstance(start, Pending) and start.ahead else empty]
-        taken, ahead = need, []
-        for t in tiers:
-            ahead.append(setops.setdiff(t, taken))
-            taken = setops.union(taken, t)
-        return Pending(need, None, tuple(ahead))
+        return waiting(chosen.nodes if isinstance(chosen, Pending) else None, start, seq)
     assert isinstance(start, int)
     j = _sequence(it, N, K, precision, alpha, start)
     if j is None or isinstance(j, Pending):
         return j if j is not None else Threshold(None, 0, 0, None, None, "uncertified")
     return _at_item(it, N, K, j, alpha)
+
+
+def waiting(chosen: np.ndarray | None, start: int | Pending, seq: Any) -> Pending:
+    """What a search waits on when its plain choice (the cells ``chosen``, None
+    when decided) or its start (:class:`Pending`) is not decided yet: those
+    cells first, the start's after the plain choice's, and ahead, tier by
+    tier, the sequence's from the guess (``seq``), the start's, and the
+    start's grid's, none repeating an earlier one."""
+    empty = np.empty(0, np.int64)
+    start_nodes = start.nodes if isinstance(start, Pending) else empty
+    need, by_start = (chosen, start_nodes) if chosen is not None else (start_nodes, empty)
+    tiers = [seq.nodes if isinstance(seq, Pending) else empty, by_start,
+             start.ahead[0] if isinstance(start, Pending) and start.ahead else empty]
+    taken, ahead = need, []
+    for t in tiers:
+        ahead.append(setops.setdiff(t, taken))
+        taken = setops.union(taken, t)
+    return Pending(need, None, tuple(ahead))
 
 
 def _plain_choice(it: Any, N: np.ndarray, K: np.ndarray, p: float) -> int | Pending | None:

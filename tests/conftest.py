@@ -38,3 +38,14 @@ def binary():
 @pytest.fixture
 def multilabel():
     return make_multilabel()
+
+
+@pytest.fixture
+def tiny_cells(monkeypatch):
+    """Refinement cells of 4 sub-cells, values gathered below 6 per cell: a few
+    thousand values then take several refinement rounds."""
+    from calibrate import refinement
+    monkeypatch.setattr(refinement, "SUB_BINS", 4)
+    monkeypatch.setattr(refinement, "GATHER", 6)
+    monkeypatch.setattr(refinement, "GATHER_ALL", 6)
+    monkeypatch.setattr(refinement, "_BITS", 2)

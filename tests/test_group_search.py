@@ -10,13 +10,13 @@ from calibrate import group_search, refinement, setops
 from calibrate import thresholds as TH
 
 
-@pytest.fixture
-def tiny(monkeypatch):
-    """Small cells, so that a few thousand values take several rounds."""
-    monkeypatch.setattr(refinement, "SUB_BINS", 4)
-    monkeypatch.setattr(refinement, "GATHER", 6)
-    monkeypatch.setattr(refinement, "GATHER_ALL", 6)
-    monkeypatch.setattr(refinement, "_BITS", 2)
+def _counted(tree, g, v, c):
+    """One pass over the values into the tree; the groups' leaves after it."""
+    spec = tree.spec()
+    part = refinement.PassPart.of(spec)
+    refinement.accumulate(spec, part, g, v, c, special.expit(v))
+    tree.add(part)
+    return tree.leaves()
 
 
 def _same(a, b):
@@ -44,7 +44,7 @@ def _groups(rng):
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_search_groups_answers_each_group_as_the_one_group_search(tiny, seed):
+def test_search_groups_answers_each_group_as_the_one_group_search(tiny_cells, seed):
     rng = np.random.default_rng(seed)
     groups = _groups(rng)
     bins = int(rng.choice([8, 64, 4096]))
@@ -60,11 +60,7 @@ def test_search_groups_answers_each_group_as_the_one_group_search(tiny, seed):
               for _ in groups]
     undecided = list(range(len(groups)))
     for _ in range(40):
-        spec = tree.spec()
-        part = refinement.PassPart.of(spec)
-        refinement.accumulate(spec, part, g, v, c, special.expit(v))
-        tree.add(part)
-        leaves = tree.leaves()
+        leaves = _counted(tree, g, v, c)
         if not undecided:
             break
         one_by_one = [TH.search_items(refinement.items(tree, leaves[i]), precision, confidence,
@@ -84,7 +80,7 @@ def test_search_groups_answers_each_group_as_the_one_group_search(tiny, seed):
     assert not undecided
 
 
-def test_batches_of_groups_give_what_all_groups_at_once_give(tiny, monkeypatch):
+def test_batches_of_groups_give_what_all_groups_at_once_give(tiny_cells, monkeypatch):
     monkeypatch.setattr(group_search, "BATCH_ITEMS", 50)   # a group or two a batch
     rng = np.random.default_rng(7)
     groups = [(rng.normal(0, 2, n), rng.random(n) < 0.7) for n in (300, 5, 3000, 40, 900)]
@@ -93,11 +89,7 @@ def test_batches_of_groups_give_what_all_groups_at_once_give(tiny, monkeypatch):
     v = np.concatenate([v for v, _ in groups])
     c = np.concatenate([c for _, c in groups])
     for _ in range(3):
-        spec = tree.spec()
-        part = refinement.PassPart.of(spec)
-        refinement.accumulate(spec, part, g, v, c, special.expit(v))
-        tree.add(part)
-        leaves = tree.leaves()
+        leaves = _counted(tree, g, v, c)
         whole = group_search.search_groups(
             group_search.Groups.of(*refinement.items_of_groups(tree, leaves)), 0.8, 0.9,
             [None] * 5)
@@ -110,18 +102,14 @@ def test_batches_of_groups_give_what_all_groups_at_once_give(tiny, monkeypatch):
         tree.refine(np.concatenate(need))
 
 
-def test_items_of_groups_are_each_groups_items_end_to_end(tiny):
+def test_items_of_groups_are_each_groups_items_end_to_end(tiny_cells):
     rng = np.random.default_rng(3)
     v = np.round(rng.normal(0, 2, 4000), 1)
     g = rng.integers(0, 4, v.size)
     c = rng.random(v.size) < 0.6
     tree = refinement.Tree(np.full(4, -5.0), np.full(4, 5.0), 16)
     for _ in range(3):                   # tables from several passes side by side
-        spec = tree.spec()
-        part = refinement.PassPart.of(spec)
-        refinement.accumulate(spec, part, g, v, c, special.expit(v))
-        tree.add(part)
-        leaves = tree.leaves()
+        leaves = _counted(tree, g, v, c)
         it, starts = refinement.items_of_groups(tree, leaves)
         assert starts[0] == 0 and starts[-1] == it.n.size
         for i, lv in enumerate(leaves):

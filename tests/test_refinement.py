@@ -25,12 +25,8 @@ SEARCH = dict(precision=0.9, confidence=0.9, alpha=0.05, alpha_global=0.1)
 
 
 @pytest.fixture
-def tiny(monkeypatch):
+def tiny(tiny_cells, monkeypatch):
     """Cells of 8 (first level) x 4 (below), values gathered below 6 per cell."""
-    monkeypatch.setattr(refinement, "SUB_BINS", 4)
-    monkeypatch.setattr(refinement, "GATHER", 6)
-    monkeypatch.setattr(refinement, "GATHER_ALL", 6)
-    monkeypatch.setattr(refinement, "_BITS", 2)
     monkeypatch.setattr(sigmoid_passes, "LABEL_BINS", 8)
     monkeypatch.setattr(sigmoid_passes, "POOLED_BINS", 8)
     monkeypatch.setattr(sigmoid_passes, "SAMPLE_ROWS", 16)
