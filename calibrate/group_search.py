@@ -119,7 +119,7 @@ def _exceeds(fn: Any, alpha: np.ndarray, *args: np.ndarray) -> np.ndarray:
     """``fn(*args, alpha)`` elementwise with one alpha per element (one call per
     distinct alpha: the functions take a scalar level)."""
     out = np.zeros(alpha.size, bool)
-    for a in np.unique(alpha):
+    for a in setops.unique(alpha):
         m = alpha == a
         out[m] = fn(*(x[m] for x in args), float(a))
     return out
@@ -417,7 +417,7 @@ def _at_items(gr: Groups, final: list[tuple[int, int]], alpha: np.ndarray,
     j = np.array([f[1] for f in final], dtype=np.int64)
     at = gr.starts[:-1][g] + j
     lb = np.empty(g.size)
-    for a in np.unique(alpha[g]):
+    for a in setops.unique(alpha[g]):
         m = alpha[g] == a
         lb[m] = guarantee.lower_bound(K[at[m]], N[at[m]], 1.0 - float(a))
     for i, (gg, jj) in enumerate(final):
