@@ -1,17 +1,14 @@
-"""Many groups' threshold searches at once, over the cells of a refinement tree.
+"""Threshold searches over the cells of a refinement tree, many groups at once.
 
 A multilabel fit searches a threshold per label, and another over all pairs,
-on every refinement round.  :func:`calibrate.thresholds.search_items` answers
-one group in a few hundred small numpy calls; over a thousand labels those
-calls, not the arithmetic, were the cost.  :func:`search_groups` gives every
-group exactly what :func:`~calibrate.thresholds.search_items` gives it (the
-same :class:`~calibrate.thresholds.Threshold`, or the same
-:class:`~calibrate.thresholds.Pending` cells), running each step of the
-search over all groups' candidates together: the groups' items concatenated,
-with segment reductions where a step works within a group, and the
-sequences of fixed-sequence testing advanced in lockstep.  Every value is
-computed by the same elementwise functions as the one-group search, on the
-same inputs, so the answers are the same bit for bit.
+on every refinement round.  Searched one label at a time, a round of a
+thousand labels was a few hundred thousand small numpy calls, and those calls,
+not the arithmetic, were the cost.  :func:`search_groups` runs each step of
+the search over all groups' candidates together: the groups' items
+concatenated, with segment reductions where a step works within a group, and
+the sequences of fixed-sequence testing advanced in lockstep.  Each group's
+answer depends on its own items alone (the tests compare it with the
+one-label search it replaced, round by round, cell for cell).
 """
 
 from __future__ import annotations
@@ -55,13 +52,6 @@ class Groups:
     def n_groups(self) -> int:
         return self.starts.size - 1
 
-    def group(self, g: int) -> refinement.Items:
-        """Group g's own :class:`~calibrate.refinement.Items`."""
-        s = slice(int(self.starts[g]), int(self.starts[g + 1]))
-        f = self.it
-        return refinement.Items(f.value[s], f.exact[s], f.node[s], f.n[s], f.k[s], f.e[s],
-                                f.lo[s], f.hi[s])
-
 
 #: Items a batch of groups holds at most (one group may hold more): the
 #: batch's arrays then stay in the cores' caches and in memory already
@@ -75,8 +65,8 @@ def search_tree(tree: refinement.Tree, leaves: list, precision: float,
     """:func:`search_groups` of the groups whose leaves are ``leaves`` (each
     group's, as :meth:`calibrate.refinement.Tree.leaves` gives them), in
     batches of consecutive groups of about :data:`BATCH_ITEMS` items."""
-    sizes = np.array([int(np.where(tree.gathered[lv], tree.table_len[lv], 1).sum())
-                      for lv in leaves], dtype=np.int64)
+    sizes = np.array([int(refinement.item_counts(tree, lv).sum()) for lv in leaves],
+                     dtype=np.int64)
     batches = []
     a = 0
     while a < len(leaves):
@@ -115,10 +105,10 @@ def _split(idx: np.ndarray, seg: np.ndarray, n_groups: int) -> list[np.ndarray]:
     return [idx[bounds[g]:bounds[g + 1]] for g in range(n_groups)]
 
 
-def _exceeds(fn: Any, alpha: np.ndarray, *args: np.ndarray) -> np.ndarray:
+def _by_level(fn: Any, alpha: np.ndarray, *args: np.ndarray, dtype: Any = bool) -> np.ndarray:
     """``fn(*args, alpha)`` elementwise with one alpha per element (one call per
     distinct alpha: the functions take a scalar level)."""
-    out = np.zeros(alpha.size, bool)
+    out = np.zeros(alpha.size, dtype)
     for a in setops.unique(alpha):
         m = alpha == a
         out[m] = fn(*(x[m] for x in args), float(a))
@@ -130,20 +120,41 @@ def _p_exceeds_at(p: float) -> Any:
     return lambda k, n, alpha: guarantee.p_exceeds(k, n, p, alpha)
 
 
+def search_items(it: refinement.Items, precision: float, confidence: float | None = None,
+                 alpha: float | None = None, expit_expected: bool = True
+                 ) -> Threshold | Pending:
+    """One group's search (:func:`search_groups` of that group alone)."""
+    return search_groups(Groups.of(it, np.array([0, it.n.size])), precision, confidence,
+                         [alpha], expit_expected)[0]
+
+
 def search_groups(gr: Groups, precision: float, confidence: float | None,
                   alphas: list, expit_expected: bool = True) -> list[Threshold | Pending]:
-    """``[search_items(gr.group(g), precision, confidence, alphas[g]) for g ...]``
-    (:func:`calibrate.thresholds.search_items`), each step over all groups at once."""
+    """:func:`calibrate.thresholds.search` on each group's items: the same
+    :class:`~calibrate.thresholds.Threshold`, or a
+    :class:`~calibrate.thresholds.Pending` with the cells it must see first
+    (and, ``ahead``, those the later steps will likely need: the plain choice,
+    the start of the fixed sequence and the sequence wait on each other, and
+    asking for a later step's cells in the same pass saves passes).
+    ``alphas``: each group's level (None: 1 - ``confidence``).
+
+    Cells whose values are unknown ("blobs") are decided by bounds that hold
+    for every arrangement of their values: a blob's last candidate accepts all
+    of it (exact counts); a candidate inside it has between ``n`` and the
+    blob's count, its correct ones between (count - blob's wrong ones) and
+    (count capped by the blob's correct ones), its expected sum within the
+    blob's range of expected probabilities.
+    """
     G = gr.n_groups
-    if confidence is None:   # the plain rule: one cheap step per group
-        return [_thr.search_items(gr.group(g), precision, None, alphas[g], expit_expected)
-                for g in range(G)]
     N = gr.N
     a0, size = gr.starts[:-1], np.diff(gr.starts)
     out: list[Any] = [None] * G
     for g in np.flatnonzero(size == 0):
         out[g] = Threshold(None, 0, 0, None, None, "no-predictions")
     chosen_nodes, last = _plain_choices(gr, precision)
+    if confidence is None:   # the plain rule: the plain choice is the answer
+        _plain_answers(gr, chosen_nodes, last, out)
+        return out
     alpha = np.array([1.0 - confidence if a is None else a for a in alphas], dtype=np.float64)
     todo = []
     for g in np.flatnonzero(size > 0):
@@ -176,10 +187,26 @@ def search_groups(gr: Groups, precision: float, confidence: float | None,
     return out
 
 
+def _plain_answers(gr: Groups, chosen_nodes: list[np.ndarray], last: np.ndarray,
+                   out: list) -> None:
+    """Each non-empty group's plain-rule answer, into ``out``: the cells its plain
+    choice must see first, "unreachable", or the threshold at its choice."""
+    plain = []
+    for g in np.flatnonzero(np.diff(gr.starts) > 0):
+        if chosen_nodes[g].size:
+            out[g] = Pending(chosen_nodes[g])
+        elif last[g] < 0:
+            out[g] = Threshold(None, 0, 0, None, None, "unreachable")
+        else:
+            plain.append((int(g), int(last[g])))
+    _at_items(gr, plain, None, out)
+
+
 def _plain_choices(gr: Groups, p: float) -> tuple[list[np.ndarray], np.ndarray]:
-    """Per group, :func:`calibrate.thresholds._plain_choice`: the cells it must
-    see first (empty when none), and the last item known to reach ``p``
-    (within the group; -1 when none)."""
+    """Per group, the plain choice: the last item holding a candidate with
+    held-out precision >= ``p`` (an item whose last candidate, or value, does;
+    within the group, -1 when none), and the cells it must see first (the
+    blobs after it that may reach ``p``; empty when none)."""
     it, seg, N, K = gr.it, gr.seg, gr.N, gr.K
     G = gr.n_groups
     loc = np.arange(seg.size) - np.repeat(gr.starts[:-1], np.diff(gr.starts))
@@ -191,12 +218,13 @@ def _plain_choices(gr: Groups, p: float) -> tuple[list[np.ndarray], np.ndarray]:
     return [it.node[a] for a in _split(after, seg[after], G)], last
 
 
-# long: _start_item for every group, step by step, each over all groups' candidates
+# long: the starts of every group, step by step, each over all groups' candidates
 def _starts(gr: Groups, groups: np.ndarray, expit_expected: bool) -> list[int | Pending]:
-    """:func:`calibrate.thresholds._start_item` of each of ``groups``: the start
-    item (within the group), or :class:`Pending` with the cells to see first,
-    the guess so far and (when the largest cells are opened up) the grid's
-    undecided cells ahead."""
+    """Where each of ``groups``' fixed sequence starts (see
+    :func:`calibrate.guarantee.start_index`): the start item (within the
+    group), or :class:`Pending` with the cells that must be seen first, the
+    best candidate so far as its guess and, when it first opens up the largest
+    cells to count the candidates, the grid's undecided cells ahead."""
     it, N, E = gr.it, gr.N, gr.E
     G = groups.size
     if G == 0:
@@ -277,9 +305,9 @@ def _starts(gr: Groups, groups: np.ndarray, expit_expected: bool) -> list[int | 
 
 def _open_up(gr: Groups, groups: np.ndarray, gi: np.ndarray, inside: np.ndarray,
              d_lo: np.ndarray, d_hi: np.ndarray) -> list | None:
-    """Per group (None for all when none does): the largest cells to open up when
-    how many candidates it has is not yet known (as
-    :func:`calibrate.thresholds._start_item`), else None."""
+    """Per group (None for all when none does): when how many candidates it has
+    is not yet known, its largest cells, enough to show the missing distinct
+    values if their values are distinct; else None."""
     it = gr.it
     opening = (d_lo <= guarantee.START_GRID) & (guarantee.START_GRID < d_hi)
     if not opening.any():
@@ -309,9 +337,13 @@ def _split_unique(values: np.ndarray, own: np.ndarray, n_groups: int) -> list[np
 
 def _live_blobs(gr: Groups, at: np.ndarray, n_lo: np.ndarray, b: np.ndarray,
                 own: np.ndarray, best: np.ndarray, expit_expected: bool) -> np.ndarray:
-    """:func:`calibrate.thresholds._live_blobs` of every group at once: the places
-    among ``at`` (items, ``own`` their groups) whose candidate may beat its
-    group's ``best``."""
+    """The places among ``at`` (items, ``own`` their groups; ``b``: inside a
+    blob) whose candidate may beat its group's ``best``, the best exact
+    expected lower bound: first the free bound lb <= e / n (e at most at the
+    blob's end, n at least ``n_lo``), then bounds in one piece, then in pieces.
+    Only a blob's place of least ``n_lo`` is tested: every candidate of the
+    blob's other places lies in its range of counts, so its bounds hold for
+    them too."""
     it, N, E = gr.it, gr.N, gr.E
     n_before, e_before = N - it.n, E - it.e
     emin, emax = _thr._expected_bounds(it, expit_expected, at)
@@ -342,10 +374,11 @@ def _live_blobs(gr: Groups, at: np.ndarray, n_lo: np.ndarray, b: np.ndarray,
 # long: the fixed-sequence scans of all groups, advanced block by block in lockstep
 def _sequences(gr: Groups, groups: np.ndarray, start: np.ndarray, p: float,
                alpha: np.ndarray) -> list[int | Pending | None]:
-    """:func:`calibrate.thresholds._sequence` of each of ``groups`` from its
-    ``start`` (within the group): the last item before the first failure
-    (within the group), None when the start fails, or :class:`Pending` with
-    the blobs whose outcome is not yet certain."""
+    """Fixed-sequence testing of each of ``groups`` from its ``start`` item
+    (within the group), p-values block by block and only until the first
+    failure: the last item before it (within the group), None when the start
+    fails, or :class:`Pending` with the blobs whose outcome is not yet
+    certain (a blob whose end fails is unsure)."""
     it, N, K = gr.it, gr.N, gr.K
     G = groups.size
     a0 = gr.starts[:-1][groups]
@@ -355,7 +388,7 @@ def _sequences(gr: Groups, groups: np.ndarray, start: np.ndarray, p: float,
     result: list[Any] = [None] * G
     if G == 0:
         return result
-    ok = ~_exceeds(_p_exceeds_at(p), lvl, K[s], N[s])
+    ok = ~_by_level(_p_exceeds_at(p), lvl, K[s], N[s])
     stop = np.full(G, -1, np.int64)
     j = s + 1
     block = np.full(G, _thr.SEQUENCE_BLOCK, np.int64)
@@ -372,13 +405,13 @@ def _sequences(gr: Groups, groups: np.ndarray, start: np.ndarray, p: float,
         lens = np.minimum(end[active] - j[active], block[active])
         own = np.repeat(active, lens)
         idx = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens) + j[own]
-        fails = _exceeds(_p_exceeds_at(p), lvl[own], K[idx], N[idx])
+        fails = _by_level(_p_exceeds_at(p), lvl[own], K[idx], N[idx])
         first = np.full(G, np.iinfo(np.int64).max)
         np.minimum.at(first, own[fails], idx[fails])
         scan = idx <= first[own]
         bl = scan & blob[idx]
         if bl.any():
-            up = _exceeds(_upper_exceeds_at(gr, p), lvl[own[bl]], idx[bl])
+            up = _by_level(_upper_exceeds_at(gr, p), lvl[own[bl]], idx[bl])
             unsure_at.append(idx[bl][up])
             unsure_own.append(own[bl][up])
         failed = active[first[active] < np.iinfo(np.int64).max]
@@ -406,20 +439,24 @@ def _upper_exceeds_at(gr: Groups, p: float) -> Any:
     return lambda idx, alpha: _thr._p_upper_exceeds(gr.it, gr.N, gr.K, p, alpha, idx)
 
 
-def _at_items(gr: Groups, final: list[tuple[int, int]], alpha: np.ndarray,
+def _at_items(gr: Groups, final: list[tuple[int, int]], alpha: np.ndarray | None,
               out: list) -> None:
-    """:func:`calibrate.thresholds._at_item` of each (group, item within it) in
-    ``final``, into ``out``: the lower bounds computed together."""
+    """The threshold at the last candidate of each (group, item within it) in
+    ``final``, into ``out``: midway between its value and the next item's first
+    (both must be known, else :class:`Pending` with the unknown cells), or
+    accepting all after the last item; with its Clopper-Pearson bound at the
+    group's level (none without ``alpha``), the bounds computed together."""
     if not final:
         return
     it, N, K = gr.it, gr.N, gr.K
     g = np.array([f[0] for f in final], dtype=np.int64)
     j = np.array([f[1] for f in final], dtype=np.int64)
     at = gr.starts[:-1][g] + j
-    lb = np.empty(g.size)
-    for a in setops.unique(alpha[g]):
-        m = alpha[g] == a
-        lb[m] = guarantee.lower_bound(K[at[m]], N[at[m]], 1.0 - float(a))
+    lb: list[float | None] = [None] * g.size
+    if alpha is not None:
+        bounds = _by_level(lambda k, n, a: guarantee.lower_bound(k, n, 1.0 - a), alpha[g],
+                          K[at], N[at], dtype=np.float64)
+        lb = [float(b) for b in bounds]
     for i, (gg, jj) in enumerate(final):
         a, m = int(gr.starts[gg]), int(gr.starts[gg + 1] - gr.starts[gg])
         if jj == m - 1:
@@ -431,4 +468,4 @@ def _at_items(gr: Groups, final: list[tuple[int, int]], alpha: np.ndarray,
                 continue
             value = _thr._midpoint(it.value[a + jj], it.value[a + jj + 1])
         n, k = int(N[a + jj]), int(K[a + jj])
-        out[gg] = Threshold(value, n, k, float(k / n), float(lb[i]), "ok")
+        out[gg] = Threshold(value, n, k, float(k / n), lb[i], "ok")

@@ -461,12 +461,17 @@ def items_of_groups(tree: Tree, leaves: list) -> tuple[Items, np.ndarray]:
     return per_leaf, item_ends[leaf_starts]
 
 
+def item_counts(tree: Tree, leaves: np.ndarray) -> np.ndarray:
+    """How many items each leaf makes: a gathered leaf its table's distinct
+    values, any other one."""
+    return np.where(tree.gathered[leaves], tree.table_len[leaves], 1)
+
+
 def _items(tree: Tree, leaves: np.ndarray) -> tuple[Items, np.ndarray]:
     """:func:`items`, with the number of items of each leaf."""
     gat = tree.gathered[leaves]
-    sizes = np.ones(leaves.size, np.int64)
+    sizes = item_counts(tree, leaves)
     gl = leaves[gat]
-    sizes[gat] = tree.table_len[gl]
     at = np.repeat(np.arange(leaves.size), sizes)          # the leaf of each item
     blob = ~gat[at]
     total = int(sizes.sum())

@@ -9,7 +9,7 @@ counts every pair into the first-level cells of a :class:`refinement.Tree`:
 one group per label (its calibrated logits, for the per-class rule), one for
 all pairs pooled (calibrated: the global rule and the equal-mass ECE after)
 and one for the logits as given (the equal-mass ECE before).  Then the
-threshold searches (:func:`thresholds.search_items`) and the equal-mass bins
+threshold searches (:func:`group_search.search_groups`) and the equal-mass bins
 (:func:`equal_mass_ece`) ask for the cells they cannot decide yet, and passes
 that count only those cells follow until nothing is pending.  Memory holds the
 histograms and the gathered cells, never the pairs.

@@ -1,6 +1,6 @@
 """Many groups' threshold searches at once give, group by group, exactly what
-the one-group search gives, on every refinement round; and the sorted set
-operations give what numpy's do."""
+the one-label search they replaced gives (tests/one_label_search.py), on every
+refinement round; and the sorted set operations give what numpy's do."""
 
 import numpy as np
 import pytest
@@ -8,6 +8,7 @@ from scipy import special
 
 from calibrate import group_search, refinement, setops
 from calibrate import thresholds as TH
+from one_label_search import search_items as one_label_search
 
 
 def _counted(tree, g, v, c):
@@ -63,8 +64,8 @@ def test_search_groups_answers_each_group_as_the_one_group_search(tiny_cells, se
         leaves = _counted(tree, g, v, c)
         if not undecided:
             break
-        one_by_one = [TH.search_items(refinement.items(tree, leaves[i]), precision, confidence,
-                                      alphas[i]) for i in undecided]
+        one_by_one = [one_label_search(refinement.items(tree, leaves[i]), precision,
+                                       confidence, alphas[i]) for i in undecided]
         at_once = group_search.search_tree(tree, [leaves[i] for i in undecided], precision,
                                            confidence, [alphas[i] for i in undecided])
         need = []

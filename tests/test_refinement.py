@@ -14,7 +14,7 @@ import pytest
 from scipy import special
 
 import calibrate
-from calibrate import metrics, refinement, sigmoid_passes
+from calibrate import group_search, metrics, refinement, sigmoid_passes
 from calibrate import thresholds as TH
 from calibrate.backends import as_backend, local
 from calibrate.rows import NpyRows, ShardedRows
@@ -56,8 +56,8 @@ def _streamed(groups, precision, confidence, bins=8):
         need = []
         for i, r in enumerate(out):
             if r is None:
-                r = TH.search_items(refinement.items(tree, leaves[i]), precision, confidence,
-                                    None)
+                r = group_search.search_items(refinement.items(tree, leaves[i]), precision,
+                                              confidence, None)
                 if isinstance(r, TH.Pending):
                     need.append(r.nodes)
                 else:

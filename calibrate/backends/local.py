@@ -88,14 +88,13 @@ def run_chunks(kernel: Callable, arrays: tuple, slices: list[slice],
             advance(1)
         return out
 
-    if len(slices) <= 1 or n_workers() <= 1 or getattr(_local, "in_pool", False):
-        return [run(s) for s in slices]
-    return list(_pool().map(run, slices))
+    return map_tasks(run, slices)
 
 
 def map_tasks(fn: Callable, tasks: list) -> list:
     """``[fn(t) for t in tasks]`` on the pool (the results in order): for work
-    whose numpy calls are large enough to release the GIL."""
+    whose numpy calls are large enough to release the GIL.  In the calling
+    thread when there is one task or one core, or when called from the pool."""
     if len(tasks) <= 1 or n_workers() <= 1 or getattr(_local, "in_pool", False):
         return [fn(t) for t in tasks]
     return list(_pool().map(fn, tasks))

@@ -99,8 +99,12 @@ def softmax_stats(z: Tensor, y: Tensor, beta: float, nll_at_one: bool,
 
 def sigmoid_nll(z: Tensor, y: Tensor, beta: Tensor) -> Tensor:
     """Column sums (C,) of the NLL softplus(beta z) - y beta z; ``y`` in ``z``'s dtype."""
-    a = z * beta
-    nll = torch.logaddexp(torch.zeros((), dtype=z.dtype, device=z.device),
+    return _nll_sums(z * beta, y)
+
+
+def _nll_sums(a: Tensor, y: Tensor) -> Tensor:
+    """Column sums of softplus(a) - y a, the NLL of logits ``a``."""
+    nll = torch.logaddexp(torch.zeros((), dtype=a.dtype, device=a.device),
                           torch.where(y == 1, -a, a))
     return nll.sum(dim=0, dtype=torch.float64)
 
@@ -109,10 +113,11 @@ def sigmoid_stats(z: Tensor, y: Tensor, beta: Tensor, with_g0: bool = True) -> T
     """Column sums (4, C) of NLL, NLL', NLL'', NLL'(0) of sigmoid(beta z), as
     :func:`calibrate.kernels.sigmoid_stats` (the NLL'(0) row zeros without
     ``with_g0``: only a fit's first pass needs it); ``y`` in ``z``'s dtype."""
-    sig = torch.sigmoid(z * beta)
+    a = z * beta
+    sig = torch.sigmoid(a)
     g0 = ((0.5 - y) * z).sum(dim=0, dtype=torch.float64) if with_g0 \
         else torch.zeros(z.shape[1:], dtype=torch.float64, device=z.device)
-    return torch.stack([sigmoid_nll(z, y, beta),
+    return torch.stack([_nll_sums(a, y),
                         ((sig - y) * z).sum(dim=0, dtype=torch.float64),
                         (sig * (1 - sig) * z * z).sum(dim=0, dtype=torch.float64), g0])
 
