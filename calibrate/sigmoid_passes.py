@@ -241,15 +241,18 @@ class Window:
     def inside(self, z: np.ndarray) -> np.ndarray:
         """Whether each logit of the (r, C) block may fall in a wanted cell."""
         out = np.zeros(z.shape, bool)
+        hit = np.empty(z.shape, bool)
         with np.errstate(over="ignore", invalid="ignore"):
             for scale, shift, base, top, table in self.views:
                 u = z * scale
                 u += shift
                 np.clip(u, 0, top, out=u)
-                cell = u.astype(np.int32)
+                # (intp cells: np.take with them is half the cost of indexing
+                # with int32 ones, which numpy converts first)
+                cell = u.astype(np.intp)
                 if base is not None:
                     cell += base
-                out |= table[cell]
+                out |= np.take(table, cell, out=hit)
         return out
 
 
@@ -286,8 +289,11 @@ def _window(spec: refinement.TreeSpec, layout: Layout, t: np.ndarray,
         if not np.all(np.isfinite(scale)) or not np.all(np.isfinite(shift)) or \
                 (float(top.max()) + 3 + float(np.max(np.abs(shift)))) * 4 * eps > 0.5:
             return False
-        base = (spec.offset[g] - first).astype(np.int32) if g.ndim else None
-        views.append((scale.astype(dtype), shift.astype(dtype), base, top.astype(dtype), table))
+        base = (spec.offset[g] - first).astype(np.intp) if g.ndim else None
+        # (one top for all columns when they have as many cells: a scalar clip)
+        top_of = top[0] if np.all(top == top[0]) else top
+        views.append((scale.astype(dtype), shift.astype(dtype), base, top_of.astype(dtype),
+                      table))
         return True
 
     folded = None

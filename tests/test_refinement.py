@@ -486,12 +486,47 @@ def test_bin_width_with_offsets_is_the_bin_plus_the_offset(dtype):
     assert metrics.bin_width(v, 15)[0] == (2 if dtype == np.float32 else 3)
 
 
-@pytest.mark.parametrize("n, cells", [(2000, 7), (200_000, 70_000), (50_000, 3000)])
-def test_cell_order_is_the_lexicographic_order(n, cells):
-    """Gathered values ordered by cell, then decreasing value, ties (and 0.0 beside
-    -0.0) in their order: as np.lexsort, with 16-bit cell keys and without."""
+def _ties(n, cells):
+    """Gathered cells' values with many ties, 0.0 beside -0.0 and infinities;
+    expected probabilities a function of the value, as every pass gives them."""
     rng = np.random.default_rng(n)
     lf = (rng.integers(0, cells, n) * 3).astype(np.int32)
     v = np.round(rng.standard_normal(n), 2)
-    v[:5] = [np.inf, -np.inf, 0.0, -0.0, 0.0]
-    np.testing.assert_array_equal(refinement._cell_order(lf, v), np.lexsort((-v, lf)))
+    v[:6] = [np.inf, -np.inf, 0.0, -0.0, 0.0, -0.0]
+    a, b = lf[2], (lf[2] + 3) % (3 * cells)
+    lf[2:6] = [a, b, b, a]          # a cell whose first zero is 0.0, one whose is -0.0
+    return lf, v
+
+
+@pytest.mark.parametrize("n, cells", [(2000, 7), (200_000, 70_000), (50_000, 3000)])
+def test_cell_order_is_the_lexicographic_order_up_to_ties(n, cells):
+    """Gathered values ordered by cell, then decreasing value (ties in any order):
+    a permutation that lists the pairs (cell, -value) as np.lexsort does, with
+    16-bit cell keys and without."""
+    lf, v = _ties(n, cells)
+    order = refinement._cell_order(lf, v)
+    ref = np.lexsort((-v, lf))
+    np.testing.assert_array_equal(np.sort(order), np.arange(n))
+    np.testing.assert_array_equal(lf[order], lf[ref])
+    np.testing.assert_array_equal(v[order], v[ref])
+
+
+@pytest.mark.parametrize("n, cells", [(2000, 7), (200_000, 70_000), (50_000, 3000)])
+def test_tabulate_equals_the_stable_lexicographic_tables_bit_for_bit(n, cells):
+    """Tables from any order of ties equal those of the stable lexicographic
+    order: the same values (a cell's first zero names its sign), counts and
+    expected sums, bit for bit."""
+    lf, v = _ties(n, cells)
+    c = np.random.default_rng(n + 1).random(n) < 0.3
+    e = special.expit(v)
+    t = refinement.tabulate([(lf[:n // 3], v[:n // 3], c[:n // 3], e[:n // 3]),
+                             (lf[n // 3:], v[n // 3:], c[n // 3:], e[n // 3:])])
+    o = np.lexsort((-v, lf))
+    sl, sv, sc, se = lf[o], v[o], c[o], e[o]
+    starts = np.flatnonzero(np.r_[True, (sl[1:] != sl[:-1]) | (sv[1:] != sv[:-1])])
+    ends = np.r_[starts[1:], n]
+    assert t.value.tobytes() == sv[starts].tobytes()
+    np.testing.assert_array_equal(t.n, ends - starts)
+    np.testing.assert_array_equal(t.k, np.add.reduceat(sc.astype(np.int64), starts))
+    assert t.e.tobytes() == np.add.reduceat(se, starts).tobytes()
+    assert np.signbit(t.value[t.value == 0]).tolist().count(True) >= 1   # -0.0 kept
