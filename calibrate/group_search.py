@@ -58,6 +58,9 @@ class Groups:
 #: mapped, where a search over every group at once spends as long on fresh
 #: pages as on the search.
 BATCH_ITEMS = 1 << 18
+#: Items of a batch at least when smaller batches would share a search among
+#: the cores (below it, a task's fixed cost outweighs the sharing).
+MIN_SHARE = 1 << 12
 
 
 def search_tree(tree: refinement.Tree, leaves: list, precision: float,
@@ -67,10 +70,12 @@ def search_tree(tree: refinement.Tree, leaves: list, precision: float,
     batches of consecutive groups of about :data:`BATCH_ITEMS` items."""
     sizes = np.array([int(refinement.item_counts(tree, lv).sum()) for lv in leaves],
                      dtype=np.int64)
+    # a share for each core (two, for balance) where that leaves batches worth a task
+    per = min(BATCH_ITEMS, max(MIN_SHARE, -(-int(sizes.sum()) // (2 * local.n_workers()))))
     batches = []
     a = 0
     while a < len(leaves):
-        b = a + max(1, int(np.searchsorted(np.cumsum(sizes[a:]), BATCH_ITEMS, side="right")))
+        b = a + max(1, int(np.searchsorted(np.cumsum(sizes[a:]), per, side="right")))
         batches.append((a, b))
         a = b
 
