@@ -1,6 +1,9 @@
 """Flat-memory passes: .npy row sources, shards, dask arrays and clusters, progress."""
 
 import itertools
+import platform
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -244,3 +247,43 @@ def test_evaluate_reads_shards(tmp_path, data, monkeypatch):
     assert one.exit_code == many.exit_code == 0, many.output
     a, b = json.loads(one.stdout), json.loads(many.stdout)
     assert a["per_class"] == b["per_class"] and a["metrics"] == b["metrics"]
+
+
+def test_the_allocator_is_settled_once_before_the_first_pass(monkeypatch):
+    """Every pass starts by settling the allocator, which frees one block of
+    SETTLE_BYTES once per process."""
+    sizes = []
+    real = np.empty
+
+    def recording(shape, *a, **k):
+        sizes.append(shape)
+        return real(shape, *a, **k)
+    monkeypatch.setattr(local, "_SETTLED", False)
+    monkeypatch.setattr(local.np, "empty", recording)
+    z = np.arange(12.0).reshape(6, 2)
+    for _ in range(2):
+        total = local.fold_chunks(lambda acc, b: acc.__iadd__(b.sum(axis=0)), (z,),
+                                  local.row_slices(6, 2), init=lambda: np.zeros(2))
+        np.testing.assert_array_equal(total, z.sum(axis=0))
+        assert local.map_tasks(lambda t: t * 2, [1, 2, 3]) == [2, 4, 6]
+    assert sizes.count(local.SETTLE_BYTES) == 1 and local._SETTLED
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc thresholds")
+def test_a_settled_allocator_reuses_pages_for_repeated_temporaries():
+    """In a new process, 8 MB temporaries made and freed over and over are fresh
+    pages every time (a page fault per 4 KB) until the allocator is settled,
+    then the same pages serve them."""
+    code = (
+        "import resource, numpy as np\n"
+        "from calibrate.backends import local\n"
+        "def churn():\n"
+        "    a = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "    for _ in range(20):\n"
+        "        x = np.empty(1 << 20); x[:] = 1.0; y = x * 2.0; del x, y\n"
+        "    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - a\n"
+        "before = churn(); local.settle_allocator(); churn(); print(before, churn())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    before, after = int(out[0]), int(out[1])
+    assert before > 5000 and after < before // 20, (before, after)
