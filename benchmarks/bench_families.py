@@ -214,7 +214,9 @@ def print_quality(rows):
 def speed(n=50_000, c=1000):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_fit import make_easy as make
+    from machine import speed_line
     from sklearn.calibration import _TemperatureScaling
+    print(speed_line("before"))
     z, y = make(n, c)
     t0 = time.perf_counter()
     _TemperatureScaling().fit(z, y)
@@ -246,6 +248,7 @@ def speed(n=50_000, c=1000):
         print(f"      {r['method']:<12}{what}")
     print(f"  default temperature fit / scikit-learn: {times['temperature'] / t_sk:.3f} "
           "(goal <= 1/20 = 0.05)")
+    print(speed_line("after"))
 
 
 def main(what="all"):

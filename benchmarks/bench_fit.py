@@ -28,6 +28,7 @@ import sys
 import time
 
 import numpy as np
+from machine import speed_line
 
 import calibrate
 from calibrate import fitting, scores, summary
@@ -140,6 +141,7 @@ def run_sigmoid(name, z, y):
 
 
 def main(n=50_000, c=1000, tasks="multiclass,binary,multilabel"):
+    print(speed_line("before"))
     if "multiclass" in tasks:
         for name, make in (("easy", make_easy), ("hard", make_hard)):
             z, y = make(n, c)
@@ -149,6 +151,7 @@ def main(n=50_000, c=1000, tasks="multiclass,binary,multilabel"):
     if "multilabel" in tasks:
         run_sigmoid("multilabel: 100,000 x 100 float32 logits, int8 labels",
                     *make_multilabel(100_000, 100))
+    print(speed_line("after"))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import sys
 import tempfile
 
 import numpy as np
+from machine import speed_line
 
 CHILD = r"""
 import json, resource, sys, time
@@ -150,6 +151,7 @@ def main():
     folder = a.dir or tempfile.mkdtemp(prefix="calibrate-bench-")
     os.makedirs(folder, exist_ok=True)
     rows = [int(r) for r in a.rows.split(",")]
+    print(speed_line("before"))
     print(f"{'task':<11}{'rows x classes':<19}{'file GB':>8}{'step':>6}{'wall s':>9}"
           f"{'peak RSS MB':>13}{'passes':>8}{'s/Mrow':>8}{'T':>10}")
     cases = []
@@ -190,6 +192,7 @@ def main():
                 except SystemExit:
                     print("scikit-learn not installed: no comparison")
             sys.stdout.flush()
+        print(speed_line("after"))
     finally:
         if not a.keep and a.dir is None:
             shutil.rmtree(folder, ignore_errors=True)
