@@ -64,21 +64,25 @@ SETTLE_BYTES = 30 << 20
 
 
 def settle_allocator() -> None:
-    """Once per process, before the first pass: allocate and free one 16 MB block.
+    """Once per process, before the first pass: allocate and free one block of
+    :data:`SETTLE_BYTES`.
 
     glibc's malloc gives the freed memory at the top of its heap back to the
     system beyond a threshold that starts at 128 KB, and raises it (to twice
     the block) only when a block it mapped on its own, between 128 KB and 32 MB,
     is freed.  Until then a pass's megabyte-sized temporaries are fresh pages
     on every slice, a page fault per 4 KB: a first multilabel fit of 100k x 100
-    in a process took 390k faults and 1.7 s, a later one 65k and 1.3 s.  Freeing
-    one such block raises the threshold as the first large temporary of any
-    numpy program does, once for all threads; other allocators ignore it."""
+    in a process took 390k faults and 1.5-1.9 s, a later one 65k and 1.3 s
+    (settled: 31k faults and 1.3-1.4 s).  Freeing one such block raises the
+    threshold as the first large temporary of any numpy program does, once
+    for all threads; other allocators ignore it."""
     global _SETTLED
     if not _SETTLED:
         _SETTLED = True
         block = np.empty(SETTLE_BYTES, np.uint8)
         del block
+
+
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
