@@ -99,13 +99,11 @@ class TreeSpec:
         2-D ``v`` (column j in group g + j), or a group per value."""
         g = np.asarray(g)
         # (one group or one per column broadcast: no gathers over the values;
-        # in place, and a scalar top where the groups' cells are as many: a
-        # broadcast clip costs four times a scalar one)
+        # in place)
         b = np.subtract(v, self.root_lo[g])
         b *= self.root_scale[g]
         np.floor(b, out=b)
-        top = self.bins[g] - 1
-        np.clip(b, 0, top.flat[0] if top.size and np.all(top == top.flat[0]) else top, out=b)
+        np.clip(b, 0, one_if_same(self.bins[g] - 1), out=b)
         node = b.astype(np.int64)
         node += self.offset[g]
         node = node.ravel()
@@ -125,6 +123,13 @@ class TreeSpec:
             node[deeper] = c[deeper] + np.clip(j, 0, SUB_BINS - 1).astype(np.int64)
         out[idx] = node
         return out
+
+
+def one_if_same(a: np.ndarray) -> Any:
+    """``a``'s one value where all its entries are equal, else ``a``: numpy
+    clips with a scalar bound at a quarter of the cost of a broadcast one."""
+    a = np.asarray(a)
+    return a.flat[0] if a.size and np.all(a == a.flat[0]) else a
 
 
 @dataclass

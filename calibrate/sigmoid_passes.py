@@ -290,10 +290,8 @@ def _window(spec: refinement.TreeSpec, layout: Layout, t: np.ndarray,
                 (float(top.max()) + 3 + float(np.max(np.abs(shift)))) * 4 * eps > 0.5:
             return False
         base = (spec.offset[g] - first).astype(np.intp) if g.ndim else None
-        # (one top for all columns when they have as many cells: a scalar clip)
-        top_of = top[0] if np.all(top == top[0]) else top
-        views.append((scale.astype(dtype), shift.astype(dtype), base, top_of.astype(dtype),
-                      table))
+        views.append((scale.astype(dtype), shift.astype(dtype), base,
+                      refinement.one_if_same(top).astype(dtype), table))
         return True
 
     folded = None

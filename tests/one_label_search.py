@@ -27,19 +27,9 @@ from calibrate.thresholds import (
 def search_items(it: Any, precision: float, confidence: float | None = None,
                  alpha: float | None = None, expit_expected: bool = True,
                  start_predictions: int = guarantee.START_PREDICTIONS) -> Threshold | Pending:
-    """:func:`search` on a group's :class:`calibrate.refinement.Items`: the same
-    :class:`Threshold`, or :class:`Pending` with the cells it must see first
-    (and, ``ahead``, those the later steps will likely need: the plain choice,
-    the start of the fixed sequence and the sequence wait on each other, and
-    asking for a later step's cells in the same pass saves passes).
-
-    Cells whose values are unknown ("blobs") are decided by bounds that hold
-    for every arrangement of their values: a blob's last candidate accepts all
-    of it (exact counts); a candidate inside it has between ``n`` and the
-    blob's count, its correct ones between (count - blob's wrong ones) and
-    (count capped by the blob's correct ones), its expected sum within the
-    blob's range of expected probabilities.
-    """
+    """One group's search, one step after another: what
+    :func:`calibrate.group_search.search_groups` answers for each group (its
+    docstring states the answers and the bounds on cells of unknown values)."""
     if it.n.size == 0:
         return Threshold(None, 0, 0, None, None, "no-predictions")
     N, K, E = it.N, it.K, it.E
